@@ -1,0 +1,221 @@
+//! What progenitor ignores: the spec's `security`, read into who may call what and how to log in.
+
+use std::collections::BTreeSet;
+
+use openapiv3::{OpenAPI, ReferenceOr, SecurityRequirement, SecurityScheme};
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use crate::CodegenError;
+
+/// Whether an operation is sent with the access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// `security: []`, or no requirement at all: callable before login; never carries a token.
+    Public,
+    /// A requirement list that includes `{}`: callable before login; carries the token after.
+    Optional,
+    /// Needs a token: callable only on `Authenticated`.
+    Required,
+}
+
+/// One operation's effective security.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationAuth {
+    /// `GET /v1/me`, for messages.
+    pub label: String,
+    pub access: Access,
+    /// The OAuth scopes the operation's requirements name (union, sorted).
+    pub scopes: Vec<String>,
+}
+
+/// One OAuth flow the spec declares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flow {
+    pub token_url: String,
+    pub refresh_url: Option<String>,
+    /// Every scope the flow declares.
+    pub scopes: Vec<String>,
+}
+
+impl Flow {
+    fn new<'a>(token_url: &str, refresh_url: &Option<String>, scopes: impl Iterator<Item = &'a String>) -> Self {
+        Self { token_url: token_url.to_owned(), refresh_url: refresh_url.clone(), scopes: scopes.cloned().collect() }
+    }
+}
+
+/// The spec's security, as the SDK uses it.
+#[derive(Debug, Clone, Default)]
+pub struct AuthModel {
+    /// In the order progenitor generates methods (paths in order, then `PathItem::iter`).
+    pub operations: Vec<OperationAuth>,
+    pub password: Option<Flow>,
+    pub client_credentials: Option<Flow>,
+    pub warnings: Vec<String>,
+}
+
+/// Read the effective security of every operation and the OAuth flows.
+pub fn analyse(name: &str, spec: &OpenAPI) -> Result<AuthModel, CodegenError> {
+    let mut model = AuthModel::default();
+    let schemes = spec.components.as_ref().map(|c| &c.security_schemes);
+    let oauth = schemes.into_iter().flatten().filter_map(|(scheme_name, scheme)| match scheme {
+        ReferenceOr::Item(SecurityScheme::OAuth2 { flows, .. }) => Some((scheme_name, flows)),
+        _ => None,
+    });
+    let oauth: Vec<_> = oauth.collect();
+    if oauth.len() > 1 {
+        model.warnings.push(format!(
+            "{name}: {} OAuth 2 security schemes are declared; the SDK logs in with the first, `{}`",
+            oauth.len(),
+            oauth[0].0
+        ));
+    }
+    if let Some((_, flows)) = oauth.first() {
+        model.password = flows.password.as_ref().map(|f| Flow::new(&f.token_url, &f.refresh_url, f.scopes.keys()));
+        model.client_credentials = flows
+            .client_credentials
+            .as_ref()
+            .map(|f| Flow::new(&f.token_url, &f.refresh_url, f.scopes.keys()));
+    }
+    let oauth_names: BTreeSet<&str> = oauth.iter().map(|(n, _)| n.as_str()).collect();
+    let known: BTreeSet<&str> = schemes.into_iter().flatten().map(|(n, _)| n.as_str()).collect();
+
+    for (path, item) in spec.paths.iter() {
+        let Some(item) = item.as_item() else { continue };
+        for (method, operation) in item.iter() {
+            let label = format!("{} {path}", method.to_uppercase());
+            let requirements = operation.security.as_ref().or(spec.security.as_ref());
+            let access = access_of(requirements);
+            let mut scopes = BTreeSet::new();
+            for requirement in requirements.into_iter().flatten() {
+                for (scheme, wanted) in requirement {
+                    if !known.contains(scheme.as_str()) {
+                        return Err(CodegenError::new(
+                            name,
+                            format!(
+                                "`{label}` requires security scheme `{scheme}`, which \
+                                 `components.securitySchemes` does not declare"
+                            ),
+                        ));
+                    }
+                    if oauth_names.contains(scheme.as_str()) {
+                        scopes.extend(wanted.iter().cloned());
+                    }
+                }
+            }
+            model.operations.push(OperationAuth { label, access, scopes: scopes.into_iter().collect() });
+        }
+    }
+    Ok(model)
+}
+
+fn access_of(requirements: Option<&Vec<SecurityRequirement>>) -> Access {
+    match requirements {
+        None => Access::Public,
+        Some(list) if list.is_empty() => Access::Public,
+        Some(list) if list.iter().any(|r| r.is_empty()) => Access::Optional,
+        Some(_) => Access::Required,
+    }
+}
+
+/// The flows as constants the SDK's configuration reads for its defaults.
+pub fn emit(model: &AuthModel) -> TokenStream {
+    fn flow(flow: &Option<Flow>) -> TokenStream {
+        match flow {
+            None => quote!(None),
+            Some(Flow { token_url, refresh_url, scopes }) => {
+                let refresh_url = match refresh_url {
+                    Some(url) => quote!(Some(#url)),
+                    None => quote!(None),
+                };
+                quote!(Some(crate::config::SpecFlow {
+                    token_url: #token_url,
+                    refresh_url: #refresh_url,
+                    scopes: &[#(#scopes),*],
+                }))
+            }
+        }
+    }
+    let password = flow(&model.password);
+    let client_credentials = flow(&model.client_credentials);
+    quote! {
+        /// The OAuth flows `components.securitySchemes` declares.
+        pub(crate) const SPEC_FLOWS: crate::config::SpecFlows = crate::config::SpecFlows {
+            password: #password,
+            client_credentials: #client_credentials,
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(fixture: &str) -> AuthModel {
+        let path = format!("{}/fixtures/{fixture}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let spec = crate::spec::parse(fixture, &text).unwrap();
+        analyse(fixture, &spec).unwrap()
+    }
+
+    fn access(model: &AuthModel) -> Vec<(&str, Access)> {
+        model.operations.iter().map(|o| (o.label.as_str(), o.access)).collect()
+    }
+
+    #[test]
+    fn taskboard_health_is_public_and_the_rest_protected() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi/taskboard.json");
+        let spec = crate::spec::parse("taskboard.json", &std::fs::read_to_string(path).unwrap()).unwrap();
+        let model = analyse("taskboard.json", &spec).unwrap();
+        let public: Vec<_> =
+            model.operations.iter().filter(|o| o.access != Access::Required).map(|o| o.label.as_str()).collect();
+        assert_eq!(public, ["GET /v1/health"]);
+        let me = model.operations.iter().find(|o| o.label == "GET /v1/me").unwrap();
+        assert_eq!(me.scopes, ["tasks.read"]);
+        let password = model.password.unwrap();
+        assert_eq!(password.token_url, "/oauth/token");
+        assert_eq!(password.refresh_url.as_deref(), Some("/oauth/token"));
+        assert_eq!(password.scopes, ["tasks.read", "tasks.write"]);
+        assert!(model.client_credentials.is_some());
+    }
+
+    #[test]
+    fn mixed_fixture_reads_global_operation_and_optional_security() {
+        let model = model("mixed.json");
+        assert_eq!(
+            access(&model),
+            [
+                ("GET /status", Access::Public),
+                ("GET /feed", Access::Optional),
+                ("GET /account", Access::Required),
+                ("POST /account", Access::Required),
+            ]
+        );
+        assert_eq!(model.operations[3].scopes, ["account.read", "account.write"]);
+    }
+
+    #[test]
+    fn no_security_at_all_means_everything_is_public() {
+        let model = model("no-security.json");
+        assert!(model.operations.iter().all(|o| o.access == Access::Public));
+        assert!(model.password.is_none() && model.client_credentials.is_none());
+    }
+
+    #[test]
+    fn one_flow_fixtures_declare_one_flow() {
+        let password = model("password-only.json");
+        assert!(password.password.is_some() && password.client_credentials.is_none());
+        let cc = model("client-credentials-only.json");
+        assert!(cc.password.is_none());
+        assert_eq!(cc.client_credentials.unwrap().token_url, "https://auth.example.com/token");
+    }
+
+    #[test]
+    fn an_undeclared_scheme_is_an_error_naming_the_operation() {
+        let text = r#"{"openapi":"3.0.3","info":{"title":"t","version":"1"},"security":[{"nope":[]}],
+            "paths":{"/a":{"get":{"operationId":"a","responses":{"200":{"description":"ok"}}}}}}"#;
+        let spec = crate::spec::parse("x.json", text).unwrap();
+        let err = analyse("x.json", &spec).unwrap_err();
+        assert!(err.problem.contains("`GET /a` requires security scheme `nope`"), "{err}");
+    }
+}
