@@ -25,7 +25,8 @@ fn main() {
         println!("cargo:warning={warning}");
     }
 
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("api.rs");
+    let out =
+        PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("api.rs");
     if let Err(error) = std::fs::write(&out, generated.code) {
         eprintln!("error: cannot write {}: {error}", out.display());
         std::process::exit(1);

@@ -27,19 +27,32 @@ pub struct Method {
 ///
 /// progenitor emits one method per operation, in the order `security::analyse` walks them, and names
 /// each method after the operation id it writes into `OperationInfo`; both are checked here.
-pub fn collect(name: &str, client: &TokenStream, auth: &AuthModel) -> Result<Vec<Method>, CodegenError> {
-    let internal = |what: String| CodegenError::new(name, format!("internal error reading progenitor's output: {what}"));
+pub fn collect(
+    name: &str,
+    client: &TokenStream,
+    auth: &AuthModel,
+) -> Result<Vec<Method>, CodegenError> {
+    let internal = |what: String| {
+        CodegenError::new(
+            name,
+            format!("internal error reading progenitor's output: {what}"),
+        )
+    };
     let file: syn::File = syn::parse2(client.clone()).map_err(|e| internal(e.to_string()))?;
 
     let mut operations = Vec::new();
     for item in &file.items {
-        let syn::Item::Impl(block) = item else { continue };
+        let syn::Item::Impl(block) = item else {
+            continue;
+        };
         let is_client = matches!(&*block.self_ty, syn::Type::Path(p) if p.path.is_ident("Client"));
         if !is_client || block.trait_.is_some() {
             continue;
         }
         for member in &block.items {
-            let syn::ImplItem::Fn(function) = member else { continue };
+            let syn::ImplItem::Fn(function) = member else {
+                continue;
+            };
             let mut finder = OperationIdFinder::default();
             finder.visit_block(&function.block);
             // Methods without an `OperationInfo` are progenitor's helpers (constructors, `*_stream`
@@ -51,7 +64,12 @@ pub fn collect(name: &str, client: &TokenStream, auth: &AuthModel) -> Result<Vec
                         function.sig.ident
                     )));
                 }
-                let docs = function.attrs.iter().filter(|a| a.path().is_ident("doc")).cloned().collect();
+                let docs = function
+                    .attrs
+                    .iter()
+                    .filter(|a| a.path().is_ident("doc"))
+                    .cloned()
+                    .collect();
                 operations.push((function.sig.clone(), docs));
             }
         }
@@ -68,9 +86,16 @@ pub fn collect(name: &str, client: &TokenStream, auth: &AuthModel) -> Result<Vec
         .zip(&auth.operations)
         .map(|((sig, docs), auth)| {
             if sig.asyncness.is_none() {
-                return Err(internal(format!("operation method `{}` is not async", sig.ident)));
+                return Err(internal(format!(
+                    "operation method `{}` is not async",
+                    sig.ident
+                )));
             }
-            Ok(Method { sig: with_sdk_error(sig), docs, auth: auth.clone() })
+            Ok(Method {
+                sig: with_sdk_error(sig),
+                docs,
+                auth: auth.clone(),
+            })
         })
         .collect()
 }
@@ -83,7 +108,14 @@ impl<'ast> Visit<'ast> for OperationIdFinder {
         if expr.path.is_ident("OperationInfo") {
             for field in &expr.fields {
                 let is_id = matches!(&field.member, syn::Member::Named(m) if m == "operation_id");
-                if let (true, syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. })) = (is_id, &field.expr) {
+                if let (
+                    true,
+                    syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Str(s),
+                        ..
+                    }),
+                ) = (is_id, &field.expr)
+                {
                     self.0 = Some(s.value());
                 }
             }
@@ -97,7 +129,10 @@ fn with_sdk_error(mut sig: syn::Signature) -> syn::Signature {
     struct SdkError;
     impl VisitMut for SdkError {
         fn visit_type_path_mut(&mut self, ty: &mut syn::TypePath) {
-            if ty.qself.is_none() && ty.path.segments.len() == 1 && ty.path.segments[0].ident == "Error" {
+            if ty.qself.is_none()
+                && ty.path.segments.len() == 1
+                && ty.path.segments[0].ident == "Error"
+            {
                 let args = ty.path.segments[0].arguments.clone();
                 *ty = syn::parse_quote!(crate::Error #args);
             }
@@ -111,7 +146,10 @@ fn with_sdk_error(mut sig: syn::Signature) -> syn::Signature {
 /// The forwarders and the operation-to-access table the executor consults.
 pub fn emit(methods: &[Method]) -> TokenStream {
     let authenticated = methods.iter().map(forwarder);
-    let public = methods.iter().filter(|m| m.auth.access != Access::Required).map(forwarder);
+    let public = methods
+        .iter()
+        .filter(|m| m.auth.access != Access::Required)
+        .map(forwarder);
     let access_arms = methods.iter().map(|m| {
         let id = m.sig.ident.to_string();
         let access = match m.auth.access {
@@ -152,12 +190,18 @@ fn forwarder(method: &Method) -> TokenStream {
     });
     let access_doc = match auth.access {
         Access::Public => "Public: needs no login and never sends a token.".to_owned(),
-        Access::Optional => "Login optional: sends the access token when there is a session.".to_owned(),
+        Access::Optional => {
+            "Login optional: sends the access token when there is a session.".to_owned()
+        }
         Access::Required if auth.scopes.is_empty() => "Needs a login.".to_owned(),
         Access::Required => format!(
             "Needs a login with scope{} {}.",
             if auth.scopes.len() == 1 { "" } else { "s" },
-            auth.scopes.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+            auth.scopes
+                .iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     };
     let label = format!("`{}`. {access_doc}", auth.label);
@@ -175,17 +219,25 @@ fn forwarder(method: &Method) -> TokenStream {
 mod tests {
     fn generate(fixture: &str) -> String {
         let path = format!("{}/fixtures/{fixture}", env!("CARGO_MANIFEST_DIR"));
-        crate::generate(std::path::Path::new(&path)).unwrap_or_else(|e| panic!("{e}")).code
+        crate::generate(std::path::Path::new(&path))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .code
     }
 
     #[test]
     fn public_operations_are_forwarded_on_both_states_protected_only_on_authenticated() {
         let code = generate("mixed.json");
         let client = code.split("impl crate::Client {").nth(1).unwrap();
-        let authenticated = code.split("impl<S: crate::TokenStore> crate::Authenticated<S> {").nth(1).unwrap();
+        let authenticated = code
+            .split("impl<S: crate::TokenStore> crate::Authenticated<S> {")
+            .nth(1)
+            .unwrap();
         let authenticated = authenticated.split("impl crate::Client {").next().unwrap();
         for op in ["get_status", "get_feed", "get_account", "update_account"] {
-            assert!(authenticated.contains(&format!("pub async fn {op}")), "{op} missing on Authenticated");
+            assert!(
+                authenticated.contains(&format!("pub async fn {op}")),
+                "{op} missing on Authenticated"
+            );
         }
         assert!(client.contains("pub async fn get_status"));
         assert!(client.contains("pub async fn get_feed"));
@@ -207,22 +259,34 @@ mod tests {
     fn the_spec_flows_become_constants() {
         let code = generate("client-credentials-only.json");
         assert!(code.contains("password: None"));
-        assert!(code.contains(r#"token_url: "https://auth.example.com/token""#), "{code}");
+        assert!(
+            code.contains(r#"token_url: "https://auth.example.com/token""#),
+            "{code}"
+        );
     }
 
     #[test]
     fn a_spec_without_security_generates_only_public_operations() {
         let code = generate("no-security.json");
-        let arms: Vec<_> = code.lines().filter(|l| l.contains("=> crate::executor::Access::")).collect();
+        let arms: Vec<_> = code
+            .lines()
+            .filter(|l| l.contains("=> crate::executor::Access::"))
+            .collect();
         assert_eq!(arms.len(), 3, "{arms:?}");
         assert!(arms[0].contains(r#""ping" => crate::executor::Access::Public"#));
         assert!(arms[1].contains(r#""echo" => crate::executor::Access::Public"#));
-        assert!(arms[2].contains("_ => crate::executor::Access::Required"), "only the fallback arm");
+        assert!(
+            arms[2].contains("_ => crate::executor::Access::Required"),
+            "only the fallback arm"
+        );
     }
 
     #[test]
     fn two_success_types_fail_with_a_message_not_a_panic() {
-        let path = format!("{}/fixtures/two-success-types.json", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/fixtures/two-success-types.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let err = crate::generate(std::path::Path::new(&path)).unwrap_err();
         assert!(err.file.ends_with("two-success-types.json"));
         assert!(err.problem.contains("one success response"), "{err}");

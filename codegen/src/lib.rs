@@ -33,7 +33,10 @@ pub struct CodegenError {
 
 impl CodegenError {
     pub(crate) fn new(file: &str, problem: impl Into<String>) -> Self {
-        Self { file: file.to_owned(), problem: problem.into() }
+        Self {
+            file: file.to_owned(),
+            problem: problem.into(),
+        }
     }
 }
 
@@ -77,9 +80,15 @@ pub fn generate_from_str(name: &str, text: &str) -> Result<Generated, CodegenErr
         #forwarders
     };
     let syntax = syn::parse2::<syn::File>(file).map_err(|e| {
-        CodegenError::new(name, format!("internal error: generated code does not parse: {e}"))
+        CodegenError::new(
+            name,
+            format!("internal error: generated code does not parse: {e}"),
+        )
     })?;
-    Ok(Generated { code: prettyplease::unparse(&syntax), warnings: auth.warnings })
+    Ok(Generated {
+        code: prettyplease::unparse(&syntax),
+        warnings: auth.warnings,
+    })
 }
 
 /// Run progenitor, turning both its errors and its panics (it asserts on constructs it does not

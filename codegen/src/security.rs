@@ -39,8 +39,16 @@ pub struct Flow {
 }
 
 impl Flow {
-    fn new<'a>(token_url: &str, refresh_url: &Option<String>, scopes: impl Iterator<Item = &'a String>) -> Self {
-        Self { token_url: token_url.to_owned(), refresh_url: refresh_url.clone(), scopes: scopes.cloned().collect() }
+    fn new<'a>(
+        token_url: &str,
+        refresh_url: &Option<String>,
+        scopes: impl Iterator<Item = &'a String>,
+    ) -> Self {
+        Self {
+            token_url: token_url.to_owned(),
+            refresh_url: refresh_url.clone(),
+            scopes: scopes.cloned().collect(),
+        }
     }
 }
 
@@ -58,10 +66,13 @@ pub struct AuthModel {
 pub fn analyse(name: &str, spec: &OpenAPI) -> Result<AuthModel, CodegenError> {
     let mut model = AuthModel::default();
     let schemes = spec.components.as_ref().map(|c| &c.security_schemes);
-    let oauth = schemes.into_iter().flatten().filter_map(|(scheme_name, scheme)| match scheme {
-        ReferenceOr::Item(SecurityScheme::OAuth2 { flows, .. }) => Some((scheme_name, flows)),
-        _ => None,
-    });
+    let oauth = schemes
+        .into_iter()
+        .flatten()
+        .filter_map(|(scheme_name, scheme)| match scheme {
+            ReferenceOr::Item(SecurityScheme::OAuth2 { flows, .. }) => Some((scheme_name, flows)),
+            _ => None,
+        });
     let oauth: Vec<_> = oauth.collect();
     if oauth.len() > 1 {
         model.warnings.push(format!(
@@ -71,14 +82,21 @@ pub fn analyse(name: &str, spec: &OpenAPI) -> Result<AuthModel, CodegenError> {
         ));
     }
     if let Some((_, flows)) = oauth.first() {
-        model.password = flows.password.as_ref().map(|f| Flow::new(&f.token_url, &f.refresh_url, f.scopes.keys()));
+        model.password = flows
+            .password
+            .as_ref()
+            .map(|f| Flow::new(&f.token_url, &f.refresh_url, f.scopes.keys()));
         model.client_credentials = flows
             .client_credentials
             .as_ref()
             .map(|f| Flow::new(&f.token_url, &f.refresh_url, f.scopes.keys()));
     }
     let oauth_names: BTreeSet<&str> = oauth.iter().map(|(n, _)| n.as_str()).collect();
-    let known: BTreeSet<&str> = schemes.into_iter().flatten().map(|(n, _)| n.as_str()).collect();
+    let known: BTreeSet<&str> = schemes
+        .into_iter()
+        .flatten()
+        .map(|(n, _)| n.as_str())
+        .collect();
 
     for (path, item) in spec.paths.iter() {
         let Some(item) = item.as_item() else { continue };
@@ -103,7 +121,11 @@ pub fn analyse(name: &str, spec: &OpenAPI) -> Result<AuthModel, CodegenError> {
                     }
                 }
             }
-            model.operations.push(OperationAuth { label, access, scopes: scopes.into_iter().collect() });
+            model.operations.push(OperationAuth {
+                label,
+                access,
+                scopes: scopes.into_iter().collect(),
+            });
         }
     }
     Ok(model)
@@ -123,7 +145,11 @@ pub fn emit(model: &AuthModel) -> TokenStream {
     fn flow(flow: &Option<Flow>) -> TokenStream {
         match flow {
             None => quote!(None),
-            Some(Flow { token_url, refresh_url, scopes }) => {
+            Some(Flow {
+                token_url,
+                refresh_url,
+                scopes,
+            }) => {
                 let refresh_url = match refresh_url {
                     Some(url) => quote!(Some(#url)),
                     None => quote!(None),
@@ -159,18 +185,31 @@ mod tests {
     }
 
     fn access(model: &AuthModel) -> Vec<(&str, Access)> {
-        model.operations.iter().map(|o| (o.label.as_str(), o.access)).collect()
+        model
+            .operations
+            .iter()
+            .map(|o| (o.label.as_str(), o.access))
+            .collect()
     }
 
     #[test]
     fn taskboard_health_is_public_and_the_rest_protected() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi/taskboard.json");
-        let spec = crate::spec::parse("taskboard.json", &std::fs::read_to_string(path).unwrap()).unwrap();
+        let spec =
+            crate::spec::parse("taskboard.json", &std::fs::read_to_string(path).unwrap()).unwrap();
         let model = analyse("taskboard.json", &spec).unwrap();
-        let public: Vec<_> =
-            model.operations.iter().filter(|o| o.access != Access::Required).map(|o| o.label.as_str()).collect();
+        let public: Vec<_> = model
+            .operations
+            .iter()
+            .filter(|o| o.access != Access::Required)
+            .map(|o| o.label.as_str())
+            .collect();
         assert_eq!(public, ["GET /v1/health"]);
-        let me = model.operations.iter().find(|o| o.label == "GET /v1/me").unwrap();
+        let me = model
+            .operations
+            .iter()
+            .find(|o| o.label == "GET /v1/me")
+            .unwrap();
         assert_eq!(me.scopes, ["tasks.read"]);
         let password = model.password.unwrap();
         assert_eq!(password.token_url, "/oauth/token");
@@ -191,7 +230,10 @@ mod tests {
                 ("POST /account", Access::Required),
             ]
         );
-        assert_eq!(model.operations[3].scopes, ["account.read", "account.write"]);
+        assert_eq!(
+            model.operations[3].scopes,
+            ["account.read", "account.write"]
+        );
     }
 
     #[test]
@@ -207,7 +249,10 @@ mod tests {
         assert!(password.password.is_some() && password.client_credentials.is_none());
         let cc = model("client-credentials-only.json");
         assert!(cc.password.is_none());
-        assert_eq!(cc.client_credentials.unwrap().token_url, "https://auth.example.com/token");
+        assert_eq!(
+            cc.client_credentials.unwrap().token_url,
+            "https://auth.example.com/token"
+        );
     }
 
     #[test]
@@ -216,6 +261,10 @@ mod tests {
             "paths":{"/a":{"get":{"operationId":"a","responses":{"200":{"description":"ok"}}}}}}"#;
         let spec = crate::spec::parse("x.json", text).unwrap();
         let err = analyse("x.json", &spec).unwrap_err();
-        assert!(err.problem.contains("`GET /a` requires security scheme `nope`"), "{err}");
+        assert!(
+            err.problem
+                .contains("`GET /a` requires security scheme `nope`"),
+            "{err}"
+        );
     }
 }

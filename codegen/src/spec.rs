@@ -7,16 +7,26 @@ use crate::CodegenError;
 /// Parse and check a spec, so that what reaches progenitor is something it can take.
 pub fn parse(name: &str, text: &str) -> Result<OpenAPI, CodegenError> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-        CodegenError::new(name, format!("not valid JSON (line {}, column {}): {e}", e.line(), e.column()))
-    })?;
-
-    let version = value.get("openapi").and_then(|v| v.as_str()).ok_or_else(|| {
         CodegenError::new(
             name,
-            "no `openapi` version field: this does not look like an OpenAPI 3.0 document \
-             (Swagger 2.0 documents must be converted to OpenAPI 3.0 first)",
+            format!(
+                "not valid JSON (line {}, column {}): {e}",
+                e.line(),
+                e.column()
+            ),
         )
     })?;
+
+    let version = value
+        .get("openapi")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| {
+            CodegenError::new(
+                name,
+                "no `openapi` version field: this does not look like an OpenAPI 3.0 document \
+             (Swagger 2.0 documents must be converted to OpenAPI 3.0 first)",
+            )
+        })?;
     if !version.trim().starts_with("3.0.") {
         return Err(CodegenError::new(
             name,
@@ -29,14 +39,23 @@ pub fn parse(name: &str, text: &str) -> Result<OpenAPI, CodegenError> {
     }
 
     let spec: OpenAPI = serde_path_to_error::deserialize(value).map_err(|e| {
-        CodegenError::new(name, format!("not a valid OpenAPI 3.0 document at `{}`: {}", e.path(), e.inner()))
+        CodegenError::new(
+            name,
+            format!(
+                "not a valid OpenAPI 3.0 document at `{}`: {}",
+                e.path(),
+                e.inner()
+            ),
+        )
     })?;
 
     for (path, item) in spec.paths.iter() {
         let Some(item) = item.as_item() else {
             return Err(CodegenError::new(
                 name,
-                format!("path `{path}` is a `$ref`; inline the path item (progenitor does not follow path references)"),
+                format!(
+                    "path `{path}` is a `$ref`; inline the path item (progenitor does not follow path references)"
+                ),
             ));
         };
         for (method, operation) in item.iter() {
@@ -60,7 +79,11 @@ mod tests {
 
     #[test]
     fn openapi_3_1_is_refused_with_what_to_change() {
-        let err = parse("fixtures/openapi-3.1.json", include_str!("../fixtures/openapi-3.1.json")).unwrap_err();
+        let err = parse(
+            "fixtures/openapi-3.1.json",
+            include_str!("../fixtures/openapi-3.1.json"),
+        )
+        .unwrap_err();
         assert_eq!(err.file, "fixtures/openapi-3.1.json");
         assert!(err.problem.contains("OpenAPI 3.1.0"), "{err}");
         assert!(err.problem.contains("only OpenAPI 3.0.x"), "{err}");
@@ -69,7 +92,11 @@ mod tests {
     #[test]
     fn broken_json_names_the_position() {
         let err = parse("x.json", "{\n  \"openapi\": \"3.0.3\",\n  oops\n}").unwrap_err();
-        assert!(err.to_string().starts_with("x.json: not valid JSON (line 3"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("x.json: not valid JSON (line 3"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -77,7 +104,10 @@ mod tests {
         let text = r#"{"openapi":"3.0.3","info":{"title":"t","version":"1"},
             "paths":{"/a":{"get":{"responses":{"200":{"description":"ok"}}}}}}"#;
         let err = parse("x.json", text).unwrap_err();
-        assert!(err.problem.contains("`GET /a` has no `operationId`"), "{err}");
+        assert!(
+            err.problem.contains("`GET /a` has no `operationId`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,0 +1,222 @@
+//! The typestate: a logged-out [`Client`] becomes an [`Authenticated`] one only by logging in or by
+//! resuming a stored session, and only `Authenticated` has the protected operations.
+
+use std::fmt;
+use std::sync::Arc;
+
+use secrecy::SecretString;
+
+use crate::api;
+use crate::config::{ClientBuilder, Config};
+use crate::error::{Error, SessionEnd};
+use crate::executor::Executor;
+use crate::protocol::{GrantRequest, TokenFailure};
+use crate::session::Session;
+use crate::store::{DynStore, Expect, Swap, TokenStore, Versioned};
+use crate::token::Grant;
+
+/// A client that is not logged in: it can call the operations the spec makes public, and log in.
+///
+/// Cheap to clone (everything is behind an `Arc`): log in from a clone to keep the client for a
+/// retry after a failed login.
+#[derive(Clone)]
+pub struct Client {
+    api: api::Client,
+    config: Arc<Config>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.config.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Logging in and resuming.
+impl Client {
+    /// Start configuring a client for the API at `base_url`, as OAuth client `client_id`.
+    pub fn builder(base_url: impl Into<String>, client_id: impl Into<String>) -> ClientBuilder {
+        ClientBuilder::new(base_url.into(), client_id.into())
+    }
+
+    pub(crate) fn new(api: api::Client, config: Arc<Config>) -> Self {
+        Self { api, config }
+    }
+
+    pub(crate) fn api(&self) -> &api::Client {
+        &self.api
+    }
+
+    /// Log in with a user's name and password (the password grant), asking for the scopes set with
+    /// [`ClientBuilder::scopes`] (default: all the spec's password flow declares). The session is
+    /// written to `store`, replacing any session there.
+    pub async fn login_password<S: TokenStore>(
+        self,
+        store: S,
+        username: &str,
+        password: SecretString,
+    ) -> Result<Authenticated<S>, Error> {
+        let flow = self.config.flow(Grant::Password)?;
+        let grant = GrantRequest::Password {
+            username,
+            password: &password,
+            scopes: &flow.scopes,
+        };
+        let tokens = self
+            .config
+            .tokens
+            .token(&flow.token, grant)
+            .await
+            .map_err(login_error)?;
+        self.start(store, tokens).await
+    }
+
+    /// Log in as the client itself (the client-credentials grant), asking for `scopes` (empty: all
+    /// the spec's client-credentials flow declares). Such a session has no refresh token; it is
+    /// renewed by asking again with the client's credentials.
+    pub async fn login_client_credentials<S: TokenStore>(
+        self,
+        store: S,
+        scopes: &[&str],
+    ) -> Result<Authenticated<S>, Error> {
+        let flow = self.config.flow(Grant::ClientCredentials)?;
+        let scopes: Vec<String> = match scopes {
+            [] => flow.scopes.clone(),
+            some => some.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        let grant = GrantRequest::ClientCredentials { scopes: &scopes };
+        let tokens = self
+            .config
+            .tokens
+            .token(&flow.token, grant)
+            .await
+            .map_err(login_error)?;
+        self.start(store, tokens).await
+    }
+
+    /// Continue the session already in `store` (a restarted process needs no new login). A session
+    /// whose token has expired is renewed on the first request.
+    pub async fn resume<S: TokenStore>(self, store: S) -> Result<Authenticated<S>, Error> {
+        let stored = TokenStore::load(&store).await?.ok_or(Error::NoSession)?;
+        self.authenticated(Arc::new(store), stored)
+    }
+
+    async fn start<S: TokenStore>(
+        self,
+        store: S,
+        tokens: crate::TokenSet,
+    ) -> Result<Authenticated<S>, Error> {
+        let version = match TokenStore::store(&store, Expect::Any, &tokens).await? {
+            Swap::Stored(version) => version,
+            Swap::Conflict(_) => {
+                let store = std::any::type_name::<S>();
+                return Err(Error::Store(crate::StoreError::new(
+                    store,
+                    "refused an unconditional write",
+                )));
+            }
+        };
+        self.authenticated(Arc::new(store), Versioned { version, tokens })
+    }
+
+    fn authenticated<S: TokenStore>(
+        self,
+        store: Arc<S>,
+        stored: Versioned,
+    ) -> Result<Authenticated<S>, Error> {
+        let dyn_store: Arc<dyn DynStore> = store.clone();
+        let session = Session::new(self.config.clone(), dyn_store, stored)?;
+        let api = api::Client::new_with_client(
+            &self.config.base_url,
+            self.api.client.clone(),
+            Executor::logged_in(session.clone()),
+        );
+        Ok(Authenticated {
+            api,
+            session,
+            store,
+        })
+    }
+}
+
+fn login_error(failure: TokenFailure) -> Error {
+    match failure {
+        TokenFailure::Refused(oauth) => Error::LoginRejected(oauth),
+        TokenFailure::Transient(e) => Error::Transient(e),
+        TokenFailure::Invalid(e) => Error::InvalidTokenResponse(e),
+    }
+}
+
+/// A logged-in client: every operation of the API, each sent with a valid access token.
+///
+/// There is no way to build one but [`Client::login_password`], [`Client::login_client_credentials`]
+/// and [`Client::resume`]. Cheap to clone; clones share the session, so concurrent requests from all of
+/// them renew the token once. `S` is the [`TokenStore`] the session lives in.
+pub struct Authenticated<S: TokenStore> {
+    api: api::Client,
+    session: Arc<Session>,
+    store: Arc<S>,
+}
+
+impl<S: TokenStore> Clone for Authenticated<S> {
+    fn clone(&self) -> Self {
+        Self {
+            api: self.api.clone(),
+            session: self.session.clone(),
+            store: self.store.clone(),
+        }
+    }
+}
+
+impl<S: TokenStore> fmt::Debug for Authenticated<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticated")
+            .field("base_url", &self.session.config().base_url)
+            .field("store", &std::any::type_name::<S>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The session.
+impl<S: TokenStore> Authenticated<S> {
+    pub(crate) fn api(&self) -> &api::Client {
+        &self.api
+    }
+
+    /// The store the session lives in.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// End the session: revoke the refresh token (or, without one, the access token) at the
+    /// revocation URL if one is configured (RFC 7009), and clear the store. Clones of this client fail
+    /// with [`SessionEnd::LoggedOut`] from then on.
+    ///
+    /// The local session ends whatever happens; an error says the server or the store could not be
+    /// told.
+    pub async fn logout(self) -> Result<(), Error> {
+        let tokens = self.session.tokens();
+        self.session.end(SessionEnd::LoggedOut);
+        let config = self.session.config();
+        let revoked = match &config.revocation {
+            None => Ok(()),
+            Some(url) => {
+                let (token, hint) = match tokens.refresh_token() {
+                    Some(refresh) => (refresh, "refresh_token"),
+                    None => (tokens.access_token(), "access_token"),
+                };
+                config
+                    .tokens
+                    .revoke(url, token, hint)
+                    .await
+                    .map_err(|failure| match failure {
+                        TokenFailure::Refused(oauth) => Error::RevocationRefused(oauth),
+                        other => login_error(other),
+                    })
+            }
+        };
+        let cleared = TokenStore::clear(&*self.store).await.map_err(Error::Store);
+        revoked.and(cleared)
+    }
+}

@@ -1,0 +1,338 @@
+//! Configuration: the builder and what it resolves to.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use secrecy::SecretString;
+use url::Url;
+
+use crate::Client;
+use crate::api;
+use crate::clock::{Clock, SystemClock};
+use crate::error::Error;
+use crate::executor::Executor;
+use crate::protocol::{Retry, TokenClient};
+use crate::token::Grant;
+
+/// How long before expiry a token is renewed, by default.
+///
+/// The margin must cover the time between taking a token and the API checking it (a slow request, a
+/// retry) plus clock drift between client and server. golang.org/x/oauth2 and the AWS SDKs use 10 s,
+/// Azure and MSAL 5 minutes for hour-long tokens; 30 s covers a request at the end of a typical 30 s
+/// timeout. It is never more than half a token's lifetime, so short-lived tokens are not renewed on
+/// every request.
+pub const DEFAULT_REFRESH_SKEW: Duration = Duration::from_secs(30);
+
+/// The statuses that mean "this access token is no longer good", by default: 401 (RFC 6750) and 403
+/// (what many APIs answer).
+pub const DEFAULT_TRIGGER_STATUSES: [StatusCode; 2] =
+    [StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN];
+
+/// How long one token-endpoint request may take, by default.
+pub const DEFAULT_REFRESH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many times a token-endpoint request is tried when it fails transiently, by default.
+pub const DEFAULT_REFRESH_ATTEMPTS: u32 = 3;
+
+/// The wait before the first retry of a token-endpoint request, doubled for each further one, by
+/// default.
+pub const DEFAULT_REFRESH_BACKOFF: Duration = Duration::from_millis(200);
+
+/// How the client authenticates to the token endpoint (RFC 6749 section 2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientAuth {
+    /// HTTP Basic with the form-encoded id and secret: what the RFC requires servers to support.
+    #[default]
+    Basic,
+    /// `client_id` and `client_secret` in the form body.
+    RequestBody,
+}
+
+/// An OAuth flow as the spec declares it (generated from `components.securitySchemes`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SpecFlow {
+    pub token_url: &'static str,
+    pub refresh_url: Option<&'static str>,
+    pub scopes: &'static [&'static str],
+}
+
+/// The flows the spec declares.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SpecFlows {
+    pub password: Option<SpecFlow>,
+    pub client_credentials: Option<SpecFlow>,
+}
+
+/// Where one grant's tokens come from and are renewed.
+#[derive(Debug, Clone)]
+pub(crate) struct FlowEndpoints {
+    pub token: Url,
+    pub refresh: Url,
+    pub scopes: Vec<String>,
+}
+
+/// What a [`ClientBuilder`] resolves to; shared by a client and its sessions.
+#[derive(Debug)]
+pub(crate) struct Config {
+    pub base_url: String,
+    pub tokens: TokenClient,
+    pub password: Option<FlowEndpoints>,
+    pub client_credentials: Option<FlowEndpoints>,
+    pub revocation: Option<Url>,
+    pub skew: Duration,
+    pub triggers: Vec<StatusCode>,
+}
+
+impl Config {
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.tokens.clock
+    }
+
+    pub fn flow(&self, grant: Grant) -> Result<&FlowEndpoints, Error> {
+        let (flow, name) = match grant {
+            Grant::Password => (&self.password, "password"),
+            Grant::ClientCredentials => (&self.client_credentials, "client credentials"),
+        };
+        flow.as_ref().ok_or_else(|| {
+            Error::Config(format!(
+                "the spec declares no OAuth {name} flow; set `ClientBuilder::token_url` to use one anyway"
+            ))
+        })
+    }
+}
+
+/// Builds a [`Client`]. Every setting but the base URL and client id has a default; errors are
+/// reported by [`build`](ClientBuilder::build).
+///
+/// ```no_run
+/// # async fn example() -> Result<(), oauth_sdk::Error> {
+/// use oauth_sdk::{Client, MemoryStore};
+///
+/// let client = Client::builder("https://taskboard.example.com", "my-app")
+///     .client_secret("s3cret".into())
+///     .build()?;
+/// let api = client.login_password(MemoryStore::new(), "ada", "correct horse".into()).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct ClientBuilder {
+    base_url: String,
+    client_id: String,
+    client_secret: Option<SecretString>,
+    client_auth: ClientAuth,
+    token_url: Option<String>,
+    refresh_url: Option<String>,
+    revocation_url: Option<String>,
+    scopes: Option<Vec<String>>,
+    http: Option<reqwest::Client>,
+    skew: Duration,
+    triggers: Vec<StatusCode>,
+    clock: Arc<dyn Clock>,
+    refresh_timeout: Duration,
+    retry: Retry,
+}
+
+impl ClientBuilder {
+    pub(crate) fn new(base_url: String, client_id: String) -> Self {
+        Self {
+            base_url,
+            client_id,
+            client_secret: None,
+            client_auth: ClientAuth::default(),
+            token_url: None,
+            refresh_url: None,
+            revocation_url: None,
+            scopes: None,
+            http: None,
+            skew: DEFAULT_REFRESH_SKEW,
+            triggers: DEFAULT_TRIGGER_STATUSES.to_vec(),
+            clock: Arc::new(SystemClock),
+            refresh_timeout: DEFAULT_REFRESH_TIMEOUT,
+            retry: Retry {
+                attempts: DEFAULT_REFRESH_ATTEMPTS,
+                backoff: DEFAULT_REFRESH_BACKOFF,
+            },
+        }
+    }
+
+    /// The client secret. Default: none (a public client, which sends only its id).
+    pub fn client_secret(mut self, secret: SecretString) -> Self {
+        self.client_secret = Some(secret);
+        self
+    }
+
+    /// How the client authenticates to the token endpoint. Default: [`ClientAuth::Basic`].
+    pub fn client_auth(mut self, auth: ClientAuth) -> Self {
+        self.client_auth = auth;
+        self
+    }
+
+    /// The token endpoint, for every grant. Default: the spec's `tokenUrl` for the flow, resolved
+    /// against the base URL.
+    pub fn token_url(mut self, url: impl Into<String>) -> Self {
+        self.token_url = Some(url.into());
+        self
+    }
+
+    /// Where refresh tokens are redeemed. Default: the spec's `refreshUrl`, else the token URL.
+    pub fn refresh_url(mut self, url: impl Into<String>) -> Self {
+        self.refresh_url = Some(url.into());
+        self
+    }
+
+    /// The RFC 7009 revocation endpoint that `logout` calls. Default: none (OpenAPI has no field
+    /// for it), and `logout` only clears the store.
+    pub fn revocation_url(mut self, url: impl Into<String>) -> Self {
+        self.revocation_url = Some(url.into());
+        self
+    }
+
+    /// The scopes a password login asks for. Default: every scope the spec's flow declares.
+    pub fn scopes<I: IntoIterator<Item = T>, T: Into<String>>(mut self, scopes: I) -> Self {
+        self.scopes = Some(scopes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The `reqwest::Client` to send everything with (share one across your application). Default: a
+    /// new client with a 10 s connect timeout.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// How long before expiry a token is renewed. Default: [`DEFAULT_REFRESH_SKEW`], never more than
+    /// half a token's lifetime.
+    pub fn refresh_skew(mut self, skew: Duration) -> Self {
+        self.skew = skew;
+        self
+    }
+
+    /// The API statuses that mean the access token was rejected, and make the SDK renew it and send
+    /// the request once more. Default: [`DEFAULT_TRIGGER_STATUSES`] (401 and 403). A 401 or 403 whose
+    /// `WWW-Authenticate` says `insufficient_scope` never does (RFC 6750: it is about permissions).
+    pub fn trigger_statuses(mut self, statuses: impl IntoIterator<Item = StatusCode>) -> Self {
+        self.triggers = statuses.into_iter().collect();
+        self
+    }
+
+    /// The clock expiry is measured with. Default: [`SystemClock`].
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// How long one token-endpoint request may take. Default: [`DEFAULT_REFRESH_TIMEOUT`].
+    pub fn refresh_timeout(mut self, timeout: Duration) -> Self {
+        self.refresh_timeout = timeout;
+        self
+    }
+
+    /// How many times a token-endpoint request is tried when it fails transiently (connection error,
+    /// timeout, 408, 429, 5xx), and the wait before the first retry, doubled for each further one.
+    /// Default: [`DEFAULT_REFRESH_ATTEMPTS`] and [`DEFAULT_REFRESH_BACKOFF`].
+    pub fn refresh_retries(mut self, attempts: u32, backoff: Duration) -> Self {
+        self.retry = Retry {
+            attempts: attempts.max(1),
+            backoff,
+        };
+        self
+    }
+
+    /// Check the configuration and build the client.
+    pub fn build(self) -> Result<Client, Error> {
+        let base = parse_url("base URL", &self.base_url, None)?;
+        let resolve = |what, url: &str| parse_url(what, url, Some(&base));
+        let token_override = self
+            .token_url
+            .as_deref()
+            .map(|u| resolve("token URL", u))
+            .transpose()?;
+        let refresh_override = self
+            .refresh_url
+            .as_deref()
+            .map(|u| resolve("refresh URL", u))
+            .transpose()?;
+        let revocation = self
+            .revocation_url
+            .as_deref()
+            .map(|u| resolve("revocation URL", u))
+            .transpose()?;
+        if let Some(bad) = self.triggers.iter().find(|s| !s.is_client_error()) {
+            return Err(Error::Config(format!(
+                "trigger status {bad} is not a 4xx status"
+            )));
+        }
+
+        let flows = api::SPEC_FLOWS;
+        let flow = |spec: Option<crate::config::SpecFlow>| -> Result<Option<FlowEndpoints>, Error> {
+            let token = match (&token_override, spec) {
+                (Some(url), _) => url.clone(),
+                (None, Some(spec)) => resolve("the spec's tokenUrl", spec.token_url)?,
+                (None, None) => return Ok(None),
+            };
+            let refresh = match (&refresh_override, spec.and_then(|s| s.refresh_url)) {
+                (Some(url), _) => url.clone(),
+                (None, Some(url)) => resolve("the spec's refreshUrl", url)?,
+                (None, None) => token.clone(),
+            };
+            let scopes = match &self.scopes {
+                Some(scopes) => scopes.clone(),
+                None => spec
+                    .map(|s| s.scopes.iter().map(|&s| s.to_owned()).collect())
+                    .unwrap_or_default(),
+            };
+            Ok(Some(FlowEndpoints {
+                token,
+                refresh,
+                scopes,
+            }))
+        };
+        let password = flow(flows.password)?;
+        let client_credentials = flow(flows.client_credentials)?;
+
+        let http = match self.http {
+            Some(http) => http,
+            None => reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .build()
+                .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?,
+        };
+        let base_url = base.as_str().trim_end_matches('/').to_owned();
+        let config = Arc::new(Config {
+            base_url,
+            tokens: TokenClient {
+                http: http.clone(),
+                client_id: self.client_id,
+                client_secret: self.client_secret,
+                client_auth: self.client_auth,
+                timeout: self.refresh_timeout,
+                retry: self.retry,
+                clock: self.clock,
+            },
+            password,
+            client_credentials,
+            revocation,
+            skew: self.skew,
+            triggers: self.triggers,
+        });
+        let api = api::Client::new_with_client(&config.base_url, http, Executor::logged_out());
+        Ok(Client::new(api, config))
+    }
+}
+
+fn parse_url(what: &str, url: &str, base: Option<&Url>) -> Result<Url, Error> {
+    let parsed = match base {
+        Some(base) => base.join(url),
+        None => Url::parse(url),
+    };
+    let parsed =
+        parsed.map_err(|e| Error::Config(format!("{what} `{url}` is not a valid URL: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(Error::Config(format!(
+            "{what} `{url}` is not an http(s) URL"
+        )));
+    }
+    Ok(parsed)
+}

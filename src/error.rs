@@ -1,0 +1,270 @@
+//! One error type for everything a call can end in, split so that a caller can tell a finished
+//! session (log in again) from a network blip (try again later) from the API's own answer.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use progenitor_client::ResponseValue;
+use reqwest::StatusCode;
+
+use crate::store::StoreError;
+
+/// Everything a login, a resume, a logout or an API call can fail with.
+///
+/// `E` is the error body type the spec documents for the operation (`()` where there is none).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error<E = ()> {
+    /// The session is over and cannot be renewed: log in again. Every request waiting on the failed
+    /// renewal gets this same error, and no further refresh is attempted.
+    #[error("the session has ended: {0}; log in again")]
+    SessionEnded(SessionEnd),
+
+    /// The token endpoint refused the login (wrong password, unknown client, scope not allowed).
+    #[error("the login was refused: {0}")]
+    LoginRejected(OAuthError),
+
+    /// The revocation endpoint refused to revoke the token at logout (the local session ended anyway).
+    #[error("the revocation endpoint refused: {0}")]
+    RevocationRefused(OAuthError),
+
+    /// The token endpoint could not be reached, timed out, or answered 429 or 5xx, even after
+    /// retrying with backoff. The session is intact: try again later.
+    #[error(transparent)]
+    Transient(TransientError),
+
+    /// The token endpoint answered with something that is not a usable token response.
+    #[error(transparent)]
+    InvalidTokenResponse(InvalidTokenResponse),
+
+    /// The token store failed.
+    #[error(transparent)]
+    Store(StoreError),
+
+    /// `resume` found no session in the store.
+    #[error("the token store holds no session; log in first")]
+    NoSession,
+
+    /// The client is not configured for what was asked (e.g. no token URL for a flow).
+    #[error("configuration: {0}")]
+    Config(String),
+
+    /// The API rejected the request's access token, and the request was not sent again because its
+    /// body is a stream that cannot be replayed. The token has been renewed: send the request again.
+    #[error(
+        "the API answered {status} to the access token and the request was not sent again: its body is a \
+         stream that cannot be replayed (the token has been renewed; send it again)"
+    )]
+    NotRetried {
+        /// The status the API answered.
+        status: StatusCode,
+    },
+
+    /// The API answered with an error the spec documents.
+    #[error("the API answered {}", .0.status())]
+    Api(Box<ResponseValue<E>>),
+
+    /// The API answered with a status the spec does not document for the operation.
+    #[error("the API answered {}, which the spec does not document for this operation", .0.status())]
+    UnexpectedResponse(Box<reqwest::Response>),
+
+    /// The API's response body does not match the spec.
+    #[error("the API's response does not match the spec: {source}")]
+    InvalidResponse {
+        /// The body as received.
+        body: Bytes,
+        /// Why it does not parse.
+        source: serde_json::Error,
+    },
+
+    /// Sending the request or reading the response failed.
+    #[error("the request failed: {0}")]
+    Request(#[source] reqwest::Error),
+
+    /// The request could not be built from the arguments.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+}
+
+impl<E> Error<E> {
+    /// The HTTP status the API answered, where the error comes from an API response.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            Error::NotRetried { status } => Some(*status),
+            Error::Api(response) => Some(response.status()),
+            Error::UnexpectedResponse(response) => Some(response.status()),
+            Error::Request(error) => error.status(),
+            _ => None,
+        }
+    }
+
+    /// True when the session is over and only a new login helps.
+    pub fn is_session_ended(&self) -> bool {
+        matches!(self, Error::SessionEnded(_))
+    }
+
+    /// True for failures that may pass: the token endpoint or the API unreachable, or a stream
+    /// upload that must be sent again.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::Transient(_) | Error::NotRetried { .. } | Error::Request(_)
+        )
+    }
+}
+
+impl<E> From<progenitor_client::Error<E>> for Error<E> {
+    fn from(error: progenitor_client::Error<E>) -> Self {
+        use progenitor_client::Error as P;
+        match error {
+            P::ErrorResponse(response) => Error::Api(Box::new(response)),
+            P::UnexpectedResponse(response) => Error::UnexpectedResponse(Box::new(response)),
+            P::InvalidResponsePayload(body, source) => Error::InvalidResponse { body, source },
+            P::CommunicationError(e) | P::InvalidUpgrade(e) | P::ResponseBodyError(e) => {
+                Error::Request(e)
+            }
+            P::InvalidRequest(message) | P::Custom(message) => Error::InvalidRequest(message),
+        }
+    }
+}
+
+/// An OAuth error answer (RFC 6749 section 5.2), e.g. `invalid_grant`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    status: StatusCode,
+    code: String,
+    description: Option<String>,
+}
+
+impl OAuthError {
+    pub(crate) fn new(status: StatusCode, code: String, description: Option<String>) -> Self {
+        Self {
+            status,
+            code,
+            description,
+        }
+    }
+
+    /// The HTTP status of the answer.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The `error` code, e.g. `invalid_grant` or `invalid_client`; `unknown` if the body had none.
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// The `error_description`, if any.
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+}
+
+impl fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.code, self.status)?;
+        match &self.description {
+            Some(description) => write!(f, ": {description}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionEnd {
+    /// The token endpoint refused to renew it (typically `invalid_grant`: the refresh token expired,
+    /// was revoked, or was presented twice).
+    #[error("the token endpoint refused to renew it: {0}")]
+    Refused(OAuthError),
+    /// It came from a password login without a refresh token; the SDK never keeps passwords.
+    #[error("it has no refresh token, and a password session cannot be renewed without one")]
+    NotRenewable,
+    /// It was logged out.
+    #[error("it was logged out")]
+    LoggedOut,
+}
+
+/// The token endpoint could not be used for now.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the token endpoint is unavailable after {attempts} attempt(s): {cause}")]
+pub struct TransientError {
+    pub(crate) attempts: u32,
+    pub(crate) cause: TransientCause,
+}
+
+impl TransientError {
+    /// How many times the request was tried.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// The status of the last answer, if there was one.
+    pub fn status(&self) -> Option<StatusCode> {
+        match &self.cause {
+            TransientCause::Status(status) => Some(*status),
+            TransientCause::Network(error) => error.status(),
+        }
+    }
+}
+
+/// What went wrong on the last attempt.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum TransientCause {
+    #[error("{0}")]
+    Network(Arc<reqwest::Error>),
+    #[error("it answered {0}")]
+    Status(StatusCode),
+}
+
+/// The token endpoint's answer is not a token response the SDK can use.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the token endpoint's answer ({status}) is not a usable token response: {reason}")]
+pub struct InvalidTokenResponse {
+    pub(crate) status: StatusCode,
+    pub(crate) reason: String,
+}
+
+impl InvalidTokenResponse {
+    /// The HTTP status of the answer.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+/// Why a token could not be had; cheap to clone, so every request waiting on one refresh gets it.
+#[derive(Debug, Clone)]
+pub(crate) enum AuthError {
+    SessionEnded(SessionEnd),
+    Transient(TransientError),
+    InvalidTokenResponse(InvalidTokenResponse),
+    Store(StoreError),
+    Config(String),
+}
+
+impl<E> From<AuthError> for Error<E> {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::SessionEnded(end) => Error::SessionEnded(end),
+            AuthError::Transient(e) => Error::Transient(e),
+            AuthError::InvalidTokenResponse(e) => Error::InvalidTokenResponse(e),
+            AuthError::Store(e) => Error::Store(e),
+            AuthError::Config(message) => Error::Config(message),
+        }
+    }
+}
+
+impl<E> From<StoreError> for Error<E> {
+    fn from(error: StoreError) -> Self {
+        Error::Store(error)
+    }
+}
+
+impl From<StoreError> for AuthError {
+    fn from(error: StoreError) -> Self {
+        AuthError::Store(error)
+    }
+}

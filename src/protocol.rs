@@ -1,0 +1,494 @@
+//! The token endpoint: the three grants the SDK uses (RFC 6749 sections 4.3, 4.4 and 6) and token
+//! revocation (RFC 7009).
+//!
+//! Written on our own `reqwest` client rather than with oauth2-rs: oauth2-rs 5 reads tokens into its
+//! own string newtypes (not `secrecy`) and keeps the raw response body, tokens included, inside its
+//! parse error; it reads bodies without a size limit; and its error type does not separate the
+//! answers this SDK must tell apart (a refused refresh ends the session, a 503 does not). The protocol
+//! subset needed here is small, and every branch of it is tested.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use reqwest::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+use crate::clock::Clock;
+use crate::config::ClientAuth;
+use crate::error::{InvalidTokenResponse, OAuthError, TransientCause, TransientError};
+use crate::token::{Grant, TokenSet};
+
+/// The most of a token endpoint's answer the SDK reads; a larger body is an error, not a hang.
+pub const MAX_TOKEN_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// Lifetimes longer than this are taken as this (keeps time arithmetic far from overflow).
+const MAX_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// What to ask the token endpoint for.
+pub(crate) enum GrantRequest<'a> {
+    Password {
+        username: &'a str,
+        password: &'a SecretString,
+        scopes: &'a [String],
+    },
+    ClientCredentials {
+        scopes: &'a [String],
+    },
+    Refresh {
+        previous: &'a TokenSet,
+        refresh_token: &'a SecretString,
+    },
+}
+
+/// Why the token endpoint gave no token.
+#[derive(Debug, Clone)]
+pub(crate) enum TokenFailure {
+    /// It said no (RFC 6749 section 5.2 error, or a 4xx).
+    Refused(OAuthError),
+    /// It could not be used for now, even after retries.
+    Transient(TransientError),
+    /// It answered something unusable.
+    Invalid(InvalidTokenResponse),
+}
+
+/// How transient failures are retried.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Retry {
+    pub attempts: u32,
+    pub backoff: Duration,
+}
+
+/// The client's side of the token endpoint.
+#[derive(Debug)]
+pub(crate) struct TokenClient {
+    pub http: reqwest::Client,
+    pub client_id: String,
+    pub client_secret: Option<SecretString>,
+    pub client_auth: ClientAuth,
+    pub timeout: Duration,
+    pub retry: Retry,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl TokenClient {
+    /// Ask for a token, retrying transient failures with exponential backoff.
+    pub async fn token(
+        &self,
+        url: &Url,
+        grant: GrantRequest<'_>,
+    ) -> Result<TokenSet, TokenFailure> {
+        let mut attempt = 1;
+        loop {
+            match self.token_once(url, &grant).await {
+                Err(TokenFailure::Transient(mut error))
+                    if attempt >= self.retry.attempts.max(1) =>
+                {
+                    error.attempts = attempt;
+                    return Err(TokenFailure::Transient(error));
+                }
+                Err(TokenFailure::Transient(_)) => {
+                    tokio::time::sleep(
+                        self.retry
+                            .backoff
+                            .saturating_mul(1 << (attempt - 1).min(16)),
+                    )
+                    .await;
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn token_once(
+        &self,
+        url: &Url,
+        grant: &GrantRequest<'_>,
+    ) -> Result<TokenSet, TokenFailure> {
+        let joined_scopes;
+        let mut form: Vec<(&str, &str)> = Vec::with_capacity(6);
+        let (kind, requested_scopes) = match grant {
+            GrantRequest::Password {
+                username,
+                password,
+                scopes,
+            } => {
+                form.extend([
+                    ("grant_type", "password"),
+                    ("username", username),
+                    ("password", password.expose_secret()),
+                ]);
+                (Grant::Password, *scopes)
+            }
+            GrantRequest::ClientCredentials { scopes } => {
+                form.push(("grant_type", "client_credentials"));
+                (Grant::ClientCredentials, *scopes)
+            }
+            GrantRequest::Refresh {
+                previous,
+                refresh_token,
+            } => {
+                form.extend([
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh_token.expose_secret()),
+                ]);
+                (previous.grant(), &[][..])
+            }
+        };
+        if !requested_scopes.is_empty() {
+            joined_scopes = requested_scopes.join(" ");
+            form.push(("scope", &joined_scopes));
+        }
+        let request = self.authenticate(self.http.post(url.clone()), &mut form);
+        let now = self.clock.now();
+        let (status, body) = self.send(request.form(&form)).await?;
+
+        let mut tokens = parse_token_response(status, &body, now, kind)?;
+        if let GrantRequest::Refresh {
+            previous,
+            refresh_token,
+        } = grant
+        {
+            // RFC 6749 section 6: without a new refresh token, the old one stays valid; without a
+            // scope, the scope is unchanged.
+            if tokens.refresh_token().is_none() {
+                tokens = tokens.with_refresh_token((*refresh_token).clone());
+            }
+            if tokens.scopes().is_empty() {
+                tokens = tokens.with_scopes(previous.scopes().to_vec());
+            }
+        } else if tokens.scopes().is_empty() {
+            tokens = tokens.with_scopes(requested_scopes.to_vec());
+        }
+        Ok(tokens)
+    }
+
+    /// Revoke a token (RFC 7009). Not retried: logging out must not hang on a dead server.
+    pub async fn revoke(
+        &self,
+        url: &Url,
+        token: &SecretString,
+        hint: &str,
+    ) -> Result<(), TokenFailure> {
+        let mut form = vec![("token", token.expose_secret()), ("token_type_hint", hint)];
+        let request = self.authenticate(self.http.post(url.clone()), &mut form);
+        let (status, body) = self.send(request.form(&form)).await?;
+        if status.is_success() {
+            return Ok(());
+        }
+        Err(TokenFailure::Refused(oauth_error(status, &body)))
+    }
+
+    /// Client authentication (RFC 6749 section 2.3.1): HTTP Basic with form-encoded credentials, or
+    /// the credentials in the body. A client without a secret is a public client and sends its id.
+    fn authenticate<'a>(
+        &'a self,
+        request: reqwest::RequestBuilder,
+        form: &mut Vec<(&'a str, &'a str)>,
+    ) -> reqwest::RequestBuilder {
+        let request = request
+            .header(reqwest::header::ACCEPT, "application/json")
+            .timeout(self.timeout);
+        match (&self.client_secret, self.client_auth) {
+            (Some(secret), ClientAuth::Basic) => {
+                let encode =
+                    |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                request.basic_auth(
+                    encode(&self.client_id),
+                    Some(encode(secret.expose_secret())),
+                )
+            }
+            (Some(secret), ClientAuth::RequestBody) => {
+                form.extend([
+                    ("client_id", self.client_id.as_str()),
+                    ("client_secret", secret.expose_secret()),
+                ]);
+                request
+            }
+            (None, _) => {
+                form.push(("client_id", self.client_id.as_str()));
+                request
+            }
+        }
+    }
+
+    /// Send, classify transport failures and retryable statuses, and read the body through a limit.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(StatusCode, Vec<u8>), TokenFailure> {
+        let transient = |cause| TokenFailure::Transient(TransientError { attempts: 1, cause });
+        let network =
+            |e: reqwest::Error| transient(TransientCause::Network(Arc::new(e.without_url())));
+        let mut response = request.send().await.map_err(network)?;
+        let status = response.status();
+        if status == StatusCode::REQUEST_TIMEOUT
+            || status == StatusCode::TOO_MANY_REQUESTS
+            || status.is_server_error()
+        {
+            return Err(transient(TransientCause::Status(status)));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(network)? {
+            if body.len() + chunk.len() > MAX_TOKEN_RESPONSE_BYTES {
+                return Err(invalid(
+                    status,
+                    format!("the body is larger than {MAX_TOKEN_RESPONSE_BYTES} bytes"),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status, body))
+    }
+}
+
+fn invalid(status: StatusCode, reason: impl Into<String>) -> TokenFailure {
+    TokenFailure::Invalid(InvalidTokenResponse {
+        status,
+        reason: reason.into(),
+    })
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: SecretString,
+    #[serde(default)]
+    token_type: Option<String>,
+    #[serde(default)]
+    expires_in: Option<serde_json::Value>,
+    #[serde(default)]
+    refresh_token: Option<SecretString>,
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorResponse {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+/// Read a token endpoint's answer into a [`TokenSet`] issued at `now`, or say why not.
+pub(crate) fn parse_token_response(
+    status: StatusCode,
+    body: &[u8],
+    now: SystemTime,
+    grant: Grant,
+) -> Result<TokenSet, TokenFailure> {
+    if !status.is_success() {
+        if status.is_client_error() {
+            return Err(TokenFailure::Refused(oauth_error(status, body)));
+        }
+        return Err(invalid(status, format!("unexpected status {status}")));
+    }
+    let response: TokenResponse = match serde_json::from_slice(body) {
+        Ok(response) => response,
+        // Some servers answer 200 with an OAuth error body.
+        Err(_) if serde_json::from_slice::<ErrorResponse>(body).is_ok() => {
+            return Err(TokenFailure::Refused(oauth_error(status, body)));
+        }
+        Err(error) => return Err(invalid(status, describe(&error))),
+    };
+    let token_type = match response.token_type {
+        None => "Bearer".to_owned(),
+        Some(t) if t.eq_ignore_ascii_case("bearer") => "Bearer".to_owned(),
+        Some(other) => {
+            return Err(invalid(
+                status,
+                format!("token_type `{other}` is not supported (only Bearer)"),
+            ));
+        }
+    };
+    if response.access_token.expose_secret().is_empty() {
+        return Err(invalid(status, "access_token is empty"));
+    }
+    if reqwest::header::HeaderValue::from_str(response.access_token.expose_secret()).is_err() {
+        return Err(invalid(
+            status,
+            "access_token has characters an HTTP header cannot carry",
+        ));
+    }
+    let lifetime =
+        lifetime(response.expires_in.as_ref()).map_err(|reason| invalid(status, reason))?;
+
+    let mut tokens = TokenSet::new(response.access_token, grant, now).with_token_type(token_type);
+    if let Some(lifetime) = lifetime {
+        tokens = tokens.with_lifetime(lifetime);
+    }
+    if let Some(refresh_token) = response
+        .refresh_token
+        .filter(|t| !t.expose_secret().is_empty())
+    {
+        tokens = tokens.with_refresh_token(refresh_token);
+    }
+    if let Some(scope) = response.scope {
+        tokens = tokens.with_scopes(scope.split_whitespace().map(str::to_owned).collect());
+    }
+    Ok(tokens)
+}
+
+/// `expires_in` as a lifetime. A number or a numeric string; absent, zero or negative means "not
+/// said" (the token is used until the API rejects it: refreshing ahead of a lifetime of zero would
+/// refresh on every request).
+fn lifetime(expires_in: Option<&serde_json::Value>) -> Result<Option<Duration>, String> {
+    let seconds = match expires_in {
+        None | Some(serde_json::Value::Null) => return Ok(None),
+        Some(serde_json::Value::Number(n)) => n.as_f64(),
+        Some(serde_json::Value::String(s)) => s.trim().parse::<f64>().ok(),
+        Some(_) => None,
+    };
+    match seconds {
+        Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(
+            s.min(MAX_LIFETIME.as_secs_f64()),
+        ))),
+        Some(s) if s.is_finite() => Ok(None),
+        _ => Err("expires_in is not a number".to_owned()),
+    }
+}
+
+/// An OAuth error body, or what can be said of a 4xx without one.
+fn oauth_error(status: StatusCode, body: &[u8]) -> OAuthError {
+    match serde_json::from_slice::<ErrorResponse>(body) {
+        Ok(e) => OAuthError::new(status, e.error, e.error_description),
+        Err(_) => OAuthError::new(status, "unknown".to_owned(), None),
+    }
+}
+
+/// Describe a parse failure without quoting the body: serde's messages quote the offending value,
+/// which in a token response may be a token.
+fn describe(error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let message = error.to_string();
+    match error.classify() {
+        Category::Data if message.starts_with("missing field") => message
+            .split(" at line")
+            .next()
+            .unwrap_or(&message)
+            .to_owned(),
+        Category::Data => format!(
+            "a field has the wrong type (line {}, column {})",
+            error.line(),
+            error.column()
+        ),
+        Category::Syntax | Category::Eof | Category::Io => {
+            format!(
+                "not JSON (line {}, column {})",
+                error.line(),
+                error.column()
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: SystemTime = SystemTime::UNIX_EPOCH;
+
+    fn parse(status: u16, body: &str) -> Result<TokenSet, TokenFailure> {
+        parse_token_response(
+            StatusCode::from_u16(status).unwrap(),
+            body.as_bytes(),
+            NOW,
+            Grant::Password,
+        )
+    }
+
+    fn reason(outcome: Result<TokenSet, TokenFailure>) -> String {
+        match outcome {
+            Err(TokenFailure::Invalid(e)) => e.reason,
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_full_response_is_read() {
+        let tokens = parse(
+            200,
+            r#"{"access_token":"at","token_type":"bearer","expires_in":3600,"refresh_token":"rt","scope":"a b"}"#,
+        )
+        .unwrap();
+        assert_eq!(tokens.access_token().expose_secret(), "at");
+        assert_eq!(tokens.refresh_token().unwrap().expose_secret(), "rt");
+        assert_eq!(tokens.token_type(), "Bearer");
+        assert_eq!(tokens.expires_at(), Some(NOW + Duration::from_secs(3600)));
+        assert_eq!(tokens.scopes(), ["a", "b"]);
+    }
+
+    #[test]
+    fn expires_in_may_be_a_string_and_nonpositive_means_unknown() {
+        assert!(
+            parse(200, r#"{"access_token":"a","expires_in":"60"}"#)
+                .unwrap()
+                .expires_at()
+                .is_some()
+        );
+        assert_eq!(
+            parse(200, r#"{"access_token":"a","expires_in":0}"#)
+                .unwrap()
+                .expires_at(),
+            None
+        );
+        assert_eq!(
+            parse(200, r#"{"access_token":"a","expires_in":-5}"#)
+                .unwrap()
+                .expires_at(),
+            None
+        );
+        assert_eq!(
+            parse(200, r#"{"access_token":"a"}"#).unwrap().expires_at(),
+            None
+        );
+        let huge = parse(200, r#"{"access_token":"a","expires_in":1e300}"#).unwrap();
+        assert_eq!(huge.expires_at(), Some(NOW + MAX_LIFETIME));
+        assert_eq!(
+            reason(parse(200, r#"{"access_token":"a","expires_in":"soon"}"#)),
+            "expires_in is not a number"
+        );
+    }
+
+    #[test]
+    fn oauth_errors_are_refusals_even_with_status_200() {
+        for status in [400, 401, 200] {
+            match parse(
+                status,
+                r#"{"error":"invalid_grant","error_description":"reused"}"#,
+            ) {
+                Err(TokenFailure::Refused(e)) => {
+                    assert_eq!(e.code(), "invalid_grant");
+                    assert_eq!(e.description(), Some("reused"));
+                }
+                other => panic!("{status}: {other:?}"),
+            }
+        }
+        match parse(401, "<html>nope</html>") {
+            Err(TokenFailure::Refused(e)) => assert_eq!(e.code(), "unknown"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unusable_answers_say_why_without_quoting_the_body() {
+        assert!(reason(parse(200, "<html>")).starts_with("not JSON"));
+        assert_eq!(
+            reason(parse(200, r#"{"token_type":"bearer"}"#)),
+            "missing field `access_token`"
+        );
+        let wrong = reason(parse(200, r#"{"access_token":123456789}"#));
+        assert!(!wrong.contains("123456789"), "{wrong}");
+        assert!(
+            reason(parse(200, r#"{"access_token":"a","token_type":"mac"}"#))
+                .contains("only Bearer")
+        );
+        assert_eq!(
+            reason(parse(200, r#"{"access_token":""}"#)),
+            "access_token is empty"
+        );
+        assert!(reason(parse(200, r#"{"access_token":"a\nb"}"#)).contains("HTTP header"));
+        assert!(reason(parse(302, "")).contains("unexpected status"));
+    }
+}

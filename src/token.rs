@@ -1,0 +1,199 @@
+//! The session's tokens, in the form stores keep them.
+
+use std::time::{Duration, SystemTime};
+
+use schemars::JsonSchema;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+/// How a session was obtained, which decides how it is renewed.
+///
+/// A session with a refresh token is renewed with it, whatever its grant. Without one, a
+/// client-credentials session asks for a new token with the client's credentials; a password session
+/// cannot be renewed (the SDK never keeps the password) and ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Grant {
+    /// Resource-owner password credentials (RFC 6749 section 4.3).
+    Password,
+    /// Client credentials (RFC 6749 section 4.4).
+    ClientCredentials,
+}
+
+/// An access token, its refresh token and what is known about them.
+///
+/// Tokens are [`SecretString`]s from the moment they are parsed; `Debug` shows `[REDACTED]`.
+/// The serialised form (what [`TokenStore`](crate::TokenStore)s keep) is JSON with the schema
+/// [`TokenSet::json_schema`] publishes; it is the one place the secrets are written out.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "oauth-sdk stored session", deny_unknown_fields)]
+pub struct TokenSet {
+    /// The bearer token sent to the API.
+    #[serde(serialize_with = "expose::secret")]
+    #[schemars(with = "String")]
+    access_token: SecretString,
+    /// Renews the session; absent when the server gave none.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "expose::optional_secret"
+    )]
+    #[schemars(with = "Option<String>")]
+    refresh_token: Option<SecretString>,
+    /// As the server named it; the SDK only accepts `Bearer` (any case).
+    token_type: String,
+    /// When the access token expires; absent when the server did not say.
+    #[serde(default, with = "rfc3339::optional")]
+    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
+    expires_at: Option<SystemTime>,
+    /// When the client received the token (used to refresh ahead of short lifetimes).
+    #[serde(with = "rfc3339")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
+    issued_at: SystemTime,
+    /// The scopes granted, when the server said (else those requested).
+    #[serde(default)]
+    scopes: Vec<String>,
+    /// How the session was obtained.
+    grant: Grant,
+}
+
+impl TokenSet {
+    /// A token set, e.g. to seed a store with a session obtained elsewhere.
+    pub fn new(access_token: SecretString, grant: Grant, issued_at: SystemTime) -> Self {
+        Self {
+            access_token,
+            refresh_token: None,
+            token_type: "Bearer".to_owned(),
+            expires_at: None,
+            issued_at,
+            scopes: Vec::new(),
+            grant,
+        }
+    }
+
+    /// With a refresh token.
+    pub fn with_refresh_token(mut self, refresh_token: SecretString) -> Self {
+        self.refresh_token = Some(refresh_token);
+        self
+    }
+
+    /// Expiring `lifetime` after it was issued.
+    pub fn with_lifetime(mut self, lifetime: Duration) -> Self {
+        self.expires_at = self.issued_at.checked_add(lifetime);
+        self
+    }
+
+    /// With the scopes granted.
+    pub fn with_scopes(mut self, scopes: Vec<String>) -> Self {
+        self.scopes = scopes;
+        self
+    }
+
+    pub(crate) fn with_token_type(mut self, token_type: String) -> Self {
+        self.token_type = token_type;
+        self
+    }
+
+    /// The access token. Expose it only where it is written to the wire.
+    pub fn access_token(&self) -> &SecretString {
+        &self.access_token
+    }
+
+    /// The refresh token, if the server gave one.
+    pub fn refresh_token(&self) -> Option<&SecretString> {
+        self.refresh_token.as_ref()
+    }
+
+    /// The token type the server named (`Bearer`).
+    pub fn token_type(&self) -> &str {
+        &self.token_type
+    }
+
+    /// When the access token expires, if the server said.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.expires_at
+    }
+
+    /// When the client received the token.
+    pub fn issued_at(&self) -> SystemTime {
+        self.issued_at
+    }
+
+    /// The scopes granted.
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// How the session was obtained.
+    pub fn grant(&self) -> Grant {
+        self.grant
+    }
+
+    /// The JSON Schema of the stored form, for stores written in other languages and for migrations.
+    pub fn json_schema() -> schemars::Schema {
+        schemars::schema_for!(TokenSet)
+    }
+}
+
+/// The one place secrets are written out: into a store's serialised form.
+mod expose {
+    use secrecy::{ExposeSecret, SecretString};
+    use serde::Serializer;
+
+    pub fn secret<S: Serializer>(secret: &SecretString, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(secret.expose_secret())
+    }
+
+    pub fn optional_secret<S: Serializer>(
+        secret: &Option<SecretString>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match secret {
+            Some(secret) => serializer.serialize_some(secret.expose_secret()),
+            None => serializer.serialize_none(),
+        }
+    }
+}
+
+/// Instants as RFC 3339 strings with millisecond precision, readable in `redis-cli` or a file.
+mod rfc3339 {
+    use std::time::SystemTime;
+
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
+        let time: DateTime<Utc> = (*time).into();
+        serializer.serialize_str(&time.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SystemTime, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(SystemTime::from)
+            .map_err(serde::de::Error::custom)
+    }
+
+    pub mod optional {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(
+            time: &Option<SystemTime>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            match time {
+                Some(time) => super::serialize(time, serializer),
+                None => serializer.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<SystemTime>, D::Error> {
+            Option::<String>::deserialize(deserializer)?
+                .map(|text| DateTime::parse_from_rfc3339(&text).map(SystemTime::from))
+                .transpose()
+                .map_err(serde::de::Error::custom)
+        }
+    }
+}
