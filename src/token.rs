@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 /// cannot be renewed (the SDK never keeps the password) and ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[schemars(description = "How the session was obtained: it decides how the session is renewed.")]
 pub enum Grant {
     /// Resource-owner password credentials (RFC 6749 section 4.3).
     Password,
@@ -26,7 +27,11 @@ pub enum Grant {
 /// The serialised form (what [`TokenStore`](crate::TokenStore)s keep) is JSON with the schema
 /// [`TokenSet::json_schema`] publishes; it is the one place the secrets are written out.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[schemars(title = "oauth-sdk stored session", deny_unknown_fields)]
+#[schemars(
+    title = "oauth-sdk stored session",
+    description = "One OAuth session as a token store keeps it: the tokens are secrets.",
+    deny_unknown_fields
+)]
 pub struct TokenSet {
     /// The bearer token sent to the API.
     #[serde(serialize_with = "expose::secret")]

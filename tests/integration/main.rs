@@ -1,1 +1,10 @@
+//! The integration tests, one binary (one build) with a module per concern.
 
+mod support;
+
+mod login;
+mod refresh;
+mod retry;
+mod schema;
+mod secrets;
+mod ui;

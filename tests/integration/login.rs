@@ -1,0 +1,183 @@
+//! Logging in, resuming, logging out, and configuration mistakes.
+
+use httpmock::Method::POST;
+use oauth_sdk::{Client, ClientAuth, Error, MemoryStore, SessionEnd, TokenStore};
+use serde_json::json;
+
+use crate::support::{CLIENT_ID, CLIENT_SECRET, Harness, PASSWORD, USERNAME, token_body};
+
+#[tokio::test]
+async fn the_password_grant_authenticates_the_client_with_http_basic_by_default() {
+    let h = Harness::start().await;
+    let login = h
+        .server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path("/oauth/token")
+                .header("authorization", "Basic dGVzdC1jbGllbnQ6dGVzdC1zZWNyZXQ=")
+                .form_urlencoded_tuple("grant_type", "password")
+                .form_urlencoded_tuple("scope", "tasks.read tasks.write");
+            then.status(200).json_body(token_body("at-1", Some("rt-1")));
+        })
+        .await;
+    h.client()
+        .login_password(MemoryStore::new(), USERNAME, PASSWORD.into())
+        .await
+        .expect("login");
+    login.assert_calls_async(1).await;
+}
+
+#[tokio::test]
+async fn client_credentials_can_go_in_the_body_instead() {
+    let h = Harness::start().await;
+    let login = h
+        .server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path("/oauth/token")
+                .header_missing("authorization")
+                .form_urlencoded_tuple("client_id", CLIENT_ID)
+                .form_urlencoded_tuple("client_secret", CLIENT_SECRET)
+                .form_urlencoded_tuple("grant_type", "password");
+            then.status(200).json_body(token_body("at-1", Some("rt-1")));
+        })
+        .await;
+    let client = h
+        .builder()
+        .client_auth(ClientAuth::RequestBody)
+        .build()
+        .unwrap();
+    client
+        .login_password(MemoryStore::new(), USERNAME, PASSWORD.into())
+        .await
+        .expect("login");
+    login.assert_calls_async(1).await;
+}
+
+#[tokio::test]
+async fn a_refused_login_is_typed_and_the_client_can_try_again() {
+    let h = Harness::start().await;
+    let refused = h
+        .server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path("/oauth/token")
+                .form_urlencoded_tuple("password", "wrong");
+            then.status(400).json_body(
+                json!({"error": "invalid_grant", "error_description": "bad credentials"}),
+            );
+        })
+        .await;
+    let accepted = h.mock_password_grant().await;
+    let client = h.client();
+
+    match client
+        .clone()
+        .login_password(MemoryStore::new(), USERNAME, "wrong".into())
+        .await
+    {
+        Err(Error::LoginRejected(oauth)) => assert_eq!(oauth.code(), "invalid_grant"),
+        other => panic!("expected LoginRejected, got {other:?}"),
+    }
+    client
+        .login_password(MemoryStore::new(), USERNAME, PASSWORD.into())
+        .await
+        .expect("second try");
+    refused.assert_calls_async(1).await;
+    accepted.assert_calls_async(1).await;
+}
+
+#[tokio::test]
+async fn a_new_process_resumes_the_stored_session_without_logging_in() {
+    let h = Harness::start().await;
+    drop(h.logged_in().await);
+    let tokens = h
+        .server
+        .mock_async(|when, then| {
+            when.method(POST).path("/oauth/token");
+            then.status(500);
+        })
+        .await;
+    let me = h.mock_me("at-1", 200).await;
+
+    let api = h.client().resume(h.store.clone()).await.expect("resumed");
+    assert_eq!(api.get_me().await.unwrap().username, "ada");
+    me.assert_calls_async(1).await;
+    tokens.assert_calls_async(0).await;
+}
+
+#[tokio::test]
+async fn resuming_an_empty_store_says_there_is_no_session() {
+    let h = Harness::start().await;
+    match h.client().resume(MemoryStore::new()).await {
+        Err(Error::NoSession) => {}
+        other => panic!("expected NoSession, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn logout_revokes_the_refresh_token_clears_the_store_and_ends_every_clone() {
+    let h = Harness::start().await;
+    let login = h.mock_password_grant().await;
+    let client = h.builder().revocation_url("/oauth/revoke").build().unwrap();
+    let api = client
+        .login_password(h.store.clone(), USERNAME, PASSWORD.into())
+        .await
+        .unwrap();
+    login.assert_calls_async(1).await;
+    let revoke = h
+        .server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path("/oauth/revoke")
+                .header("authorization", "Basic dGVzdC1jbGllbnQ6dGVzdC1zZWNyZXQ=")
+                .form_urlencoded_tuple("token", "rt-1")
+                .form_urlencoded_tuple("token_type_hint", "refresh_token");
+            then.status(200);
+        })
+        .await;
+    let other_handle = api.clone();
+
+    api.logout().await.expect("logged out");
+    revoke.assert_calls_async(1).await;
+    assert!(
+        h.store.load().await.unwrap().is_none(),
+        "the store is cleared"
+    );
+    match other_handle.get_me().await {
+        Err(Error::SessionEnded(SessionEnd::LoggedOut)) => {}
+        other => panic!("expected the session to be over, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn logout_without_a_revocation_url_clears_the_store() {
+    let h = Harness::start().await;
+    let api = h.logged_in().await;
+    api.logout().await.expect("logged out");
+    assert!(h.store.load().await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn configuration_mistakes_are_reported_by_build() {
+    let bad_url = Client::builder("not a url", "app").build().unwrap_err();
+    assert!(
+        matches!(&bad_url, Error::Config(m) if m.contains("base URL")),
+        "{bad_url}"
+    );
+    let bad_scheme = Client::builder("ftp://example.com", "app")
+        .build()
+        .unwrap_err();
+    assert!(
+        bad_scheme.to_string().contains("not an http(s) URL"),
+        "{bad_scheme}"
+    );
+    let bad_trigger = Client::builder("http://127.0.0.1:1", "app")
+        .trigger_statuses([reqwest::StatusCode::OK])
+        .build()
+        .unwrap_err();
+    assert!(
+        bad_trigger.to_string().contains("not a 4xx"),
+        "{bad_trigger}"
+    );
+}

@@ -1,0 +1,178 @@
+//! Known sentinel secrets go through every path; no `Debug`, `Display`, error or trace may show them.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use httpmock::Method::{GET, POST};
+use oauth_sdk::{Client, Error, ManualClock, MemoryStore, TokenStore};
+use serde_json::json;
+
+use crate::support::t0;
+
+const PASSWORD: &str = "PASSWORD-SENTINEL-7f3a";
+const CLIENT_SECRET: &str = "CLIENT-SECRET-SENTINEL-91bd";
+const ACCESS: &str = "ACCESS-SENTINEL-c0ffee";
+const ACCESS_2: &str = "ACCESS-SENTINEL-2-c0ffee";
+const REFRESH: &str = "REFRESH-SENTINEL-beef";
+const REFRESH_2: &str = "REFRESH-SENTINEL-2-beef";
+const SENTINELS: [&str; 6] = [
+    PASSWORD,
+    CLIENT_SECRET,
+    ACCESS,
+    ACCESS_2,
+    REFRESH,
+    REFRESH_2,
+];
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn no_output_of_the_sdk_ever_contains_a_secret() {
+    let traces = Captured::default();
+    let writer = traces.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let mut seen: Vec<String> = Vec::new();
+
+    let server = httpmock::MockServer::start_async().await;
+    let clock = ManualClock::new(t0());
+    let client = Client::builder(server.base_url(), "sentinel-app")
+        .client_secret(CLIENT_SECRET.into())
+        .clock(clock.clone())
+        .refresh_retries(2, Duration::from_millis(1))
+        .revocation_url("/oauth/revoke")
+        .build()
+        .unwrap();
+    seen.push(format!("{client:?}"));
+
+    // A refused login, then a good one.
+    let refused = server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path("/oauth/token")
+                .form_urlencoded_tuple("username", "mallory");
+            then.status(401)
+                .json_body(json!({"error": "invalid_client"}));
+        })
+        .await;
+    let error = client
+        .clone()
+        .login_password(MemoryStore::new(), "mallory", PASSWORD.into())
+        .await
+        .unwrap_err();
+    seen.extend([format!("{error:?}"), error.to_string()]);
+    refused.assert_calls_async(1).await;
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path("/oauth/token").form_urlencoded_tuple("grant_type", "password");
+            then.status(200).json_body(json!({"access_token": ACCESS, "refresh_token": REFRESH, "token_type": "bearer", "expires_in": 60}));
+        })
+        .await;
+    let store = MemoryStore::new();
+    let api = client
+        .login_password(store.clone(), "ada", PASSWORD.into())
+        .await
+        .unwrap();
+    seen.extend([
+        format!("{api:?}"),
+        format!("{store:?}"),
+        format!("{:?}", store.load().await.unwrap()),
+    ]);
+
+    // A rejected token and a renewal, then an unusable token answer, an outage and a refusal.
+    server
+        .mock_async(|when, then| {
+            when.method(GET)
+                .path("/v1/me")
+                .header("authorization", format!("Bearer {ACCESS}"));
+            then.status(403)
+                .header("www-authenticate", r#"Bearer error="invalid_token""#);
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path("/oauth/token")
+                .form_urlencoded_tuple("refresh_token", REFRESH);
+            then.status(200).json_body(
+                json!({"access_token": ACCESS_2, "refresh_token": REFRESH_2, "expires_in": 60}),
+            );
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET)
+                .path("/v1/me")
+                .header("authorization", format!("Bearer {ACCESS_2}"));
+            then.status(500)
+                .json_body(json!({"error": "boom", "message": "server error"}));
+        })
+        .await;
+    let error = api.get_me().await.unwrap_err();
+    seen.extend([format!("{error:?}"), error.to_string()]);
+
+    let broken = server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path("/oauth/token")
+                .form_urlencoded_tuple("refresh_token", REFRESH_2);
+            then.status(200)
+                .json_body(json!({"access_token": ACCESS, "token_type": 17}));
+        })
+        .await;
+    clock.advance(Duration::from_secs(120));
+    let error = api.get_me().await.unwrap_err();
+    assert!(matches!(error, Error::InvalidTokenResponse(_)), "{error:?}");
+    seen.extend([format!("{error:?}"), error.to_string()]);
+    broken.delete_async().await;
+
+    let outage = server
+        .mock_async(|when, then| {
+            when.method(POST).path("/oauth/token");
+            then.status(502);
+        })
+        .await;
+    let error = api.get_me().await.unwrap_err();
+    assert!(matches!(error, Error::Transient(_)), "{error:?}");
+    seen.extend([format!("{error:?}"), error.to_string()]);
+    outage.delete_async().await;
+
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path("/oauth/token");
+            then.status(400)
+                .json_body(json!({"error": "invalid_grant"}));
+        })
+        .await;
+    let error = api.get_me().await.unwrap_err();
+    assert!(error.is_session_ended(), "{error:?}");
+    seen.extend([format!("{error:?}"), error.to_string()]);
+
+    let traces = String::from_utf8(traces.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        traces.contains("renewing the access token"),
+        "tracing was captured:\n{traces}"
+    );
+    seen.push(traces);
+    for text in &seen {
+        for secret in SENTINELS {
+            assert!(!text.contains(secret), "a secret leaked into:\n{text}");
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! A mock API and token endpoint (httpmock), and a client pointed at them with a clock the test moves.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use httpmock::Method::{GET, POST};
+use httpmock::{Mock, MockServer};
+use oauth_sdk::{Authenticated, Client, ManualClock, MemoryStore};
+use serde_json::{Value, json};
+
+pub const CLIENT_ID: &str = "test-client";
+pub const CLIENT_SECRET: &str = "test-secret";
+pub const USERNAME: &str = "ada";
+pub const PASSWORD: &str = "correct horse";
+/// Token lifetime the mock token endpoint gives, in seconds.
+pub const LIFETIME: u64 = 3600;
+
+/// When every test's clock starts.
+pub fn t0() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+}
+
+pub struct Harness {
+    pub server: MockServer,
+    pub clock: ManualClock,
+    pub store: MemoryStore,
+}
+
+impl Harness {
+    pub async fn start() -> Self {
+        Self {
+            server: MockServer::start_async().await,
+            clock: ManualClock::new(t0()),
+            store: MemoryStore::new(),
+        }
+    }
+
+    /// A client for the mock server, with fast retries so transient-failure tests do not wait.
+    pub fn client(&self) -> Client {
+        self.builder().build().expect("valid configuration")
+    }
+
+    pub fn builder(&self) -> oauth_sdk::ClientBuilder {
+        Client::builder(self.server.base_url(), CLIENT_ID)
+            .client_secret(CLIENT_SECRET.into())
+            .clock(self.clock.clone())
+            .refresh_retries(3, Duration::from_millis(1))
+    }
+
+    /// The token endpoint answers the password grant with `at-1` / `rt-1`.
+    pub async fn mock_password_grant(&self) -> Mock<'_> {
+        self.server
+            .mock_async(|when, then| {
+                when.method(POST)
+                    .path("/oauth/token")
+                    .form_urlencoded_tuple("grant_type", "password")
+                    .form_urlencoded_tuple("username", USERNAME)
+                    .form_urlencoded_tuple("password", PASSWORD);
+                then.status(200).json_body(token_body("at-1", Some("rt-1")));
+            })
+            .await
+    }
+
+    /// The token endpoint redeems refresh token `from` for the pair `access` / `refresh`.
+    pub async fn mock_refresh(&self, from: &str, access: &str, refresh: &str) -> Mock<'_> {
+        let body = token_body(access, Some(refresh));
+        self.server
+            .mock_async(move |when, then| {
+                when.method(POST)
+                    .path("/oauth/token")
+                    .form_urlencoded_tuple("grant_type", "refresh_token")
+                    .form_urlencoded_tuple("refresh_token", from);
+                then.status(200).json_body(body);
+            })
+            .await
+    }
+
+    /// `GET /v1/me` answers `status` to `token` (200 with a user when `status` is 200).
+    pub async fn mock_me(&self, token: &str, status: u16) -> Mock<'_> {
+        let bearer = format!("Bearer {token}");
+        self.server
+            .mock_async(move |when, then| {
+                when.method(GET)
+                    .path("/v1/me")
+                    .header("authorization", bearer);
+                let then = then
+                    .status(status)
+                    .header("content-type", "application/json");
+                if status == 200 {
+                    then.json_body(user());
+                } else {
+                    then.json_body(json!({"error": "invalid_token", "message": "token expired"}));
+                }
+            })
+            .await
+    }
+
+    /// Log in with the password grant (`at-1` / `rt-1`), then forget the login mock.
+    pub async fn logged_in(&self) -> Authenticated<MemoryStore> {
+        let login = self.mock_password_grant().await;
+        let api = self
+            .client()
+            .login_password(self.store.clone(), USERNAME, PASSWORD.into())
+            .await
+            .expect("login succeeds");
+        login.assert_calls_async(1).await;
+        login.delete_async().await;
+        api
+    }
+}
+
+pub fn token_body(access: &str, refresh: Option<&str>) -> Value {
+    let mut body = json!({"access_token": access, "token_type": "Bearer", "expires_in": LIFETIME, "scope": "tasks.read tasks.write"});
+    if let Some(refresh) = refresh {
+        body["refresh_token"] = json!(refresh);
+    }
+    body
+}
+
+pub fn user() -> Value {
+    json!({"id": "u-1", "username": USERNAME, "scopes": ["tasks.read", "tasks.write"]})
+}
