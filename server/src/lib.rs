@@ -1,0 +1,145 @@
+//! The Taskboard reference server: `openapi/taskboard.json` implemented for real, in memory, behind an
+//! OAuth 2 authorisation server that behaves like production ones over time.
+//!
+//! - `POST /oauth/token`: the password, client-credentials and refresh-token grants (form body; client
+//!   authentication by HTTP Basic or in the body), with RFC 6749 error bodies.
+//! - Refresh-token rotation (on by default) with reuse detection: presenting a refresh token that was
+//!   already rotated revokes its whole token family (RFC 9700 section 4.14.2).
+//! - A refresh revokes the previous access token at once (on by default), so requests still in flight
+//!   with it are rejected.
+//! - `POST /oauth/revoke` (RFC 7009).
+//! - Rejected tokens get 403 (or 401) with `WWW-Authenticate: Bearer error="invalid_token"`; a missing
+//!   scope gets 403 with `error="insufficient_scope"`.
+//! - [`Counters`] that tests and benchmarks read.
+//!
+//! ```no_run
+//! # async fn example() -> std::io::Result<()> {
+//! let server = taskboard_server::start(taskboard_server::Config::default()).await?;
+//! println!("listening on {}", server.base_url());
+//! # Ok(()) }
+//! ```
+
+// Handlers answer `Result<Response, Response>`, the axum idiom: the error is itself the response.
+#![allow(clippy::result_large_err)]
+
+mod api;
+mod counters;
+mod oauth;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use tokio::sync::oneshot;
+
+pub use counters::{CounterSnapshot, Counters};
+
+/// The demo user every server knows.
+pub const DEMO_USER: (&str, &str) = ("ada", "correct horse battery staple");
+/// The demo OAuth client every server knows (a confidential client).
+pub const DEMO_CLIENT: (&str, &str) = ("taskboard-cli", "taskboard-cli-secret");
+
+/// How the server behaves.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Access-token lifetime. Default: 1 hour.
+    pub access_token_lifetime: Duration,
+    /// Issue a new refresh token at every refresh and treat reuse of an old one as theft. Default: on.
+    pub rotate_refresh_tokens: bool,
+    /// A refresh revokes the family's previous access tokens at once. Default: on.
+    pub revoke_access_on_refresh: bool,
+    /// The status for a missing, invalid or expired access token. Default: 403 (401 by configuration).
+    pub invalid_token_status: StatusCode,
+    /// Users: name and password.
+    pub users: Vec<(String, String)>,
+    /// OAuth clients: id and secret (`None`: a public client).
+    pub clients: Vec<(String, Option<String>)>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            access_token_lifetime: Duration::from_secs(3600),
+            rotate_refresh_tokens: true,
+            revoke_access_on_refresh: true,
+            invalid_token_status: StatusCode::FORBIDDEN,
+            users: vec![(DEMO_USER.0.into(), DEMO_USER.1.into())],
+            clients: vec![(DEMO_CLIENT.0.into(), Some(DEMO_CLIENT.1.into()))],
+        }
+    }
+}
+
+/// Shared by every handler.
+pub(crate) struct State {
+    pub config: Config,
+    pub counters: Counters,
+    pub tokens: oauth::Registry,
+    pub data: api::Data,
+}
+
+/// A server running on a loopback port; stops when dropped.
+pub struct Server {
+    addr: SocketAddr,
+    state: Arc<State>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Server {
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// What it has counted so far.
+    pub fn counters(&self) -> CounterSnapshot {
+        self.state.counters.snapshot()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Start a server on `127.0.0.1`, on a port the system chooses.
+pub async fn start(config: Config) -> std::io::Result<Server> {
+    start_on(config, "127.0.0.1:0".parse().expect("a valid address")).await
+}
+
+/// Start a server on `addr`.
+pub async fn start_on(config: Config, addr: SocketAddr) -> std::io::Result<Server> {
+    let state = Arc::new(State {
+        config,
+        counters: Counters::default(),
+        tokens: oauth::Registry::default(),
+        data: api::Data::default(),
+    });
+    let router = axum::Router::new()
+        .merge(oauth::routes())
+        .merge(api::routes(state.clone()))
+        .with_state(state.clone());
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    Ok(Server {
+        addr,
+        state,
+        stop: Some(stop),
+    })
+}
