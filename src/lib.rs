@@ -73,3 +73,8 @@ fn _assert_impls() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<Error<types::Error>>();
 }
+
+/// The README's examples are compiled as doctests, so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
