@@ -195,8 +195,9 @@ impl ClientBuilder {
         self
     }
 
-    /// The `reqwest::Client` to send everything with (share one across your application). Default: a
-    /// new client with a 10 s connect timeout.
+    /// The `reqwest::Client` to send everything with (share one across your application; set API
+    /// timeouts, proxies and TLS on it). Default: `reqwest::Client::new()`, reqwest's defaults.
+    /// Token-endpoint requests always have their own [`refresh_timeout`](Self::refresh_timeout).
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
         self
@@ -292,13 +293,7 @@ impl ClientBuilder {
         let password = flow(flows.password)?;
         let client_credentials = flow(flows.client_credentials)?;
 
-        let http = match self.http {
-            Some(http) => http,
-            None => reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(10))
-                .build()
-                .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?,
-        };
+        let http = self.http.unwrap_or_default();
         let base_url = base.as_str().trim_end_matches('/').to_owned();
         let config = Arc::new(Config {
             base_url,

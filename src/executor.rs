@@ -1,15 +1,21 @@
 //! The one place every generated request passes (progenitor's `ClientHooks`): attach the token,
 //! send, and on a rejected token renew once and send once more.
 //!
-//! `exec` can only return `reqwest` errors, so a typed failure (session ended, token endpoint down,
-//! stream not replayable) travels beside the call instead: [`run`], which every generated forwarder
-//! calls, opens a task-local slot; the hooks put the failure there and let the generated code finish
-//! with the API's own answer; `run` then returns the typed failure in its place.
+//! Every generated forwarder calls [`run`] with a closure that makes the typed call. `run` opens a
+//! task-local [`Attempt`] around it; the hooks report there what the API's answer means: the token was
+//! rejected and has been renewed (send again), or a typed failure (session ended, token endpoint down,
+//! a stream that cannot be sent twice). `exec` can only return `reqwest` errors, so this is also how
+//! a typed failure reaches the caller: the generated code finishes with the API's own answer, and
+//! `run` returns the reported failure in its place.
+//!
+//! Sending again from `run`, by calling the typed method once more, means no request has to be cloned
+//! up front in case it is rejected: the hot path pays nothing for the retry it rarely needs.
 
 use std::cell::Cell;
 use std::future::Future;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use progenitor_client::{ClientHooks, ClientInfo, OperationInfo, ResponseValue};
 use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{Request, Response, StatusCode};
@@ -78,7 +84,7 @@ impl ClientHooks<Executor> for api::Client {
                 Ok(())
             }
             Err(error) => {
-                fail(Failure::Auth(error));
+                report_failure(error);
                 Err(progenitor_client::Error::Custom(
                     "no access token; see oauth_sdk::Error".into(),
                 ))
@@ -87,35 +93,32 @@ impl ClientHooks<Executor> for api::Client {
     }
 
     /// Send; if the API rejects the token, renew it (once for all requests that saw the same token)
-    /// and send the request once more, unless its body is a stream that cannot be replayed.
+    /// and have [`run`] send the call once more, unless its body is a stream that cannot be replayed.
     async fn exec(&self, request: Request, info: &OperationInfo) -> reqwest::Result<Response> {
         let http = self.client();
         let Some(session) = self.inner().session_for(info) else {
             return http.execute(request).await;
         };
         let sent = request.headers().get(AUTHORIZATION).cloned();
-        let replay = request.try_clone();
-
         let response = http.execute(request).await?;
         if !rejects_token(&session.config().triggers, &response) {
             return Ok(response);
         }
-        let token = match session.rejected(sent.as_ref()).await {
-            Ok(token) => token,
-            Err(error) => {
-                fail(Failure::Auth(error));
-                return Ok(response);
-            }
-        };
-        let Some(mut replay) = replay else {
-            fail(Failure::NotRetried(response.status()));
+        let Ok((first, resendable)) = ATTEMPT.try_with(|a| (a.first, a.resendable)) else {
             return Ok(response);
         };
-        tracing::debug!(status = %response.status(), operation = info.operation_id, "token rejected; sending again");
-        replay
-            .headers_mut()
-            .insert(AUTHORIZATION, token.header().clone());
-        http.execute(replay).await
+        if !first {
+            // The one resend was rejected too: the API's answer stands.
+            return Ok(response);
+        }
+        let report = match session.rejected(sent.as_ref()).await {
+            Err(error) => Report::Failed(error),
+            Ok(_) if resendable => Report::SendAgain,
+            Ok(_) => Report::NotRetried(response.status()),
+        };
+        tracing::debug!(status = %response.status(), operation = info.operation_id, ?report, "access token rejected");
+        let _ = ATTEMPT.try_with(|a| a.report.set(Some(report)));
+        Ok(response)
     }
 }
 
@@ -131,33 +134,103 @@ fn rejects_token(triggers: &[StatusCode], response: &Response) -> bool {
         )
 }
 
-/// A typed failure, reported beside the generated call.
-enum Failure {
-    Auth(AuthError),
+/// What the hooks made of one attempt.
+#[derive(Debug)]
+enum Report {
+    /// No token could be had.
+    Failed(AuthError),
+    /// The token was rejected and has been renewed: send the call again.
+    SendAgain,
+    /// The token was rejected and has been renewed, but the body cannot be sent twice.
     NotRetried(StatusCode),
 }
 
+/// One attempt at a call, as the hooks see it.
+struct Attempt {
+    first: bool,
+    resendable: bool,
+    report: Cell<Option<Report>>,
+}
+
 tokio::task_local! {
-    static FAILURE: Cell<Option<Failure>>;
+    static ATTEMPT: Attempt;
 }
 
-fn fail(failure: Failure) {
+fn report_failure(error: AuthError) {
     // Outside `run` there is no caller to tell; the generated code then returns the API's answer.
-    let _ = FAILURE.try_with(|slot| slot.set(Some(failure)));
+    let _ = ATTEMPT.try_with(|a| a.report.set(Some(Report::Failed(error))));
 }
 
-/// Run a generated call, returning a typed failure the hooks reported in place of its outcome.
-pub(crate) async fn run<T, E>(
-    call: impl Future<Output = Result<ResponseValue<T>, progenitor_client::Error<E>>>,
-) -> Result<ResponseValue<T>, Error<E>> {
-    FAILURE
-        .scope(Cell::new(None), async {
-            let outcome = call.await;
-            match FAILURE.try_with(Cell::take).ok().flatten() {
-                Some(Failure::Auth(error)) => Err(error.into()),
-                Some(Failure::NotRetried(status)) => Err(Error::NotRetried { status }),
-                None => outcome.map_err(Error::from),
-            }
+type Outcome<T, E> = Result<ResponseValue<T>, progenitor_client::Error<E>>;
+
+/// Run a generated call: once, or, if the hooks say its token was rejected and renewed, twice. A
+/// typed failure the hooks report takes the place of the call's outcome.
+pub(crate) async fn run<T, E, F>(
+    resendable: bool,
+    call: impl Fn() -> F,
+) -> Result<ResponseValue<T>, Error<E>>
+where
+    F: Future<Output = Outcome<T, E>>,
+{
+    let (outcome, report) = attempt(true, resendable, call()).await;
+    let (outcome, report) = match report {
+        Some(Report::SendAgain) => attempt(false, false, call()).await,
+        report => (outcome, report),
+    };
+    match report {
+        Some(Report::Failed(error)) => Err(error.into()),
+        Some(Report::NotRetried(status)) => Err(Error::NotRetried { status }),
+        Some(Report::SendAgain) | None => outcome.map_err(Error::from),
+    }
+}
+
+async fn attempt<T, E>(
+    first: bool,
+    resendable: bool,
+    call: impl Future<Output = Outcome<T, E>>,
+) -> (Outcome<T, E>, Option<Report>) {
+    let attempt = Attempt {
+        first,
+        resendable,
+        report: Cell::new(None),
+    };
+    ATTEMPT
+        .scope(attempt, async {
+            (
+                call.await,
+                ATTEMPT.try_with(|a| a.report.take()).ok().flatten(),
+            )
         })
         .await
+}
+
+/// A request body given by value, kept so the call can be sent again: a buffered body is kept as
+/// bytes (copied once); a stream can be sent only once.
+pub(crate) enum Upload {
+    Buffered(Bytes),
+    Stream(Cell<Option<reqwest::Body>>),
+}
+
+impl Upload {
+    pub(crate) fn new(body: impl Into<reqwest::Body>) -> Self {
+        let body = body.into();
+        match body.as_bytes() {
+            Some(bytes) => Upload::Buffered(Bytes::copy_from_slice(bytes)),
+            None => Upload::Stream(Cell::new(Some(body))),
+        }
+    }
+
+    pub(crate) fn is_resendable(&self) -> bool {
+        matches!(self, Upload::Buffered(_))
+    }
+
+    /// The body to send (a stream only the first time; `run` never asks twice for one).
+    pub(crate) fn body(&self) -> reqwest::Body {
+        match self {
+            Upload::Buffered(bytes) => reqwest::Body::from(bytes.clone()),
+            Upload::Stream(body) => body
+                .take()
+                .unwrap_or_else(|| reqwest::Body::from(Bytes::new())),
+        }
+    }
 }

@@ -184,10 +184,37 @@ pub fn emit(methods: &[Method]) -> TokenStream {
 fn forwarder(method: &Method) -> TokenStream {
     let Method { sig, docs, auth } = method;
     let name = &sig.ident;
-    let args = sig.inputs.iter().filter_map(|input| match input {
-        syn::FnArg::Typed(typed) => Some(&typed.pat),
-        syn::FnArg::Receiver(_) => None,
-    });
+    let generics: Vec<&syn::Ident> = sig.generics.type_params().map(|p| &p.ident).collect();
+
+    // The call may be sent twice (once more after a renewal), so the forwarder builds it from a
+    // closure: references and clones go in as they are; a body given by value (progenitor's
+    // `B: Into<reqwest::Body>`) becomes an `Upload`, which can be sent again unless it is a stream.
+    let mut uploads = Vec::new();
+    let args: Vec<TokenStream> = sig
+        .inputs
+        .iter()
+        .filter_map(|input| match input {
+            syn::FnArg::Typed(typed) => Some(typed),
+            syn::FnArg::Receiver(_) => None,
+        })
+        .map(|typed| {
+            let pat = &typed.pat;
+            match &*typed.ty {
+                syn::Type::Reference(_) => quote!(#pat),
+                syn::Type::Path(p) if generics.iter().any(|g| p.path.is_ident(*g)) => {
+                    uploads.push(pat.clone());
+                    quote!(#pat.body())
+                }
+                _ => quote!(::std::clone::Clone::clone(&#pat)),
+            }
+        })
+        .collect();
+    let resendable = if uploads.is_empty() {
+        quote!(true)
+    } else {
+        quote!(#(#uploads.is_resendable())&&*)
+    };
+
     let access_doc = match auth.access {
         Access::Public => "Public: needs no login and never sends a token.".to_owned(),
         Access::Optional => {
@@ -210,7 +237,8 @@ fn forwarder(method: &Method) -> TokenStream {
         #[doc = ""]
         #[doc = #label]
         pub #sig {
-            crate::executor::run(self.api().#name(#(#args),*)).await
+            #(let #uploads = crate::executor::Upload::new(#uploads);)*
+            crate::executor::run(#resendable, || Box::pin(self.api().#name(#(#args),*))).await
         }
     }
 }

@@ -111,11 +111,18 @@ pub(crate) fn routes(state: Arc<State>) -> Router<Arc<State>> {
             axum::routing::patch(update_task).delete(delete_task),
         )
         .route("/v1/tasks/{task_id}/attachment", put(put_attachment))
-        .route_layer(middleware::from_fn_with_state(state, count))
+        .route_layer(middleware::from_fn_with_state(state, latency_and_count))
 }
 
-/// Count every API response by status.
-async fn count(Extract(state): Extract<Arc<State>>, request: Request, next: Next) -> Response {
+/// Delay by the configured latency, and count every API response by status.
+async fn latency_and_count(
+    Extract(state): Extract<Arc<State>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(latency) = state.config.api_latency {
+        tokio::time::sleep(latency).await;
+    }
     let response = next.run(request).await;
     state.counters.api_status(response.status().as_u16());
     response

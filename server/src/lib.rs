@@ -55,6 +55,9 @@ pub struct Config {
     pub users: Vec<(String, String)>,
     /// OAuth clients: id and secret (`None`: a public client).
     pub clients: Vec<(String, Option<String>)>,
+    /// Simulated network latency before each API request is handled (and its token checked).
+    /// Default: none.
+    pub api_latency: Option<Duration>,
 }
 
 impl Default for Config {
@@ -66,6 +69,7 @@ impl Default for Config {
             invalid_token_status: StatusCode::FORBIDDEN,
             users: vec![(DEMO_USER.0.into(), DEMO_USER.1.into())],
             clients: vec![(DEMO_CLIENT.0.into(), Some(DEMO_CLIENT.1.into()))],
+            api_latency: None,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod e2e;
 mod login;
 mod refresh;
 mod retry;

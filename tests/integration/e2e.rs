@@ -1,0 +1,265 @@
+//! End to end against the reference server: real tokens that expire, rotate, and get revoked.
+
+use std::time::Duration;
+
+use futures::stream;
+use oauth_sdk::types::{NewProject, NewTask, TaskPatch, TaskStatus};
+use oauth_sdk::{Authenticated, Client, Error, MemoryStore, SessionEnd, TokenStore};
+use taskboard_server::{Config, DEMO_CLIENT, DEMO_USER, Server};
+
+async fn reference(config: Config) -> (Server, Client) {
+    let server = taskboard_server::start(config)
+        .await
+        .expect("the reference server starts");
+    let client = Client::builder(server.base_url(), DEMO_CLIENT.0)
+        .client_secret(DEMO_CLIENT.1.into())
+        .revocation_url("/oauth/revoke")
+        .build()
+        .unwrap();
+    (server, client)
+}
+
+async fn login(client: Client, store: MemoryStore) -> Authenticated<MemoryStore> {
+    client
+        .login_password(store, DEMO_USER.0, DEMO_USER.1.into())
+        .await
+        .expect("login")
+}
+
+fn short_lived(lifetime_ms: u64) -> Config {
+    Config {
+        access_token_lifetime: Duration::from_millis(lifetime_ms),
+        ..Config::default()
+    }
+}
+
+#[tokio::test]
+async fn every_operation_of_the_spec_works() {
+    let (server, client) = reference(Config::default()).await;
+    assert_eq!(client.health().await.unwrap().status, "ok");
+    let api = login(client, MemoryStore::new()).await;
+
+    let me = api.get_me().await.unwrap();
+    assert_eq!(me.username, DEMO_USER.0);
+    assert_eq!(me.scopes, ["tasks.read", "tasks.write"]);
+
+    let mut ids = Vec::new();
+    for name in ["one", "two", "three"] {
+        let project = api
+            .create_project(&NewProject {
+                name: name.try_into().unwrap(),
+                description: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(project.status(), 201);
+        ids.push(project.into_inner().id);
+    }
+    let first = api
+        .list_projects(None, std::num::NonZeroU32::new(2))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.items.len(), 2);
+    let rest = api
+        .list_projects(first.next_cursor.as_deref(), None)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rest.items.len(), 1);
+    assert_eq!(rest.next_cursor, None);
+    assert_eq!(api.get_project(&ids[2]).await.unwrap().name, "three");
+
+    let task = api
+        .create_task(
+            &ids[0],
+            &NewTask {
+                title: "a".try_into().unwrap(),
+                status: None,
+            },
+        )
+        .await
+        .unwrap();
+    api.create_task(
+        &ids[0],
+        &NewTask {
+            title: "b".try_into().unwrap(),
+            status: Some(TaskStatus::Done),
+        },
+    )
+    .await
+    .unwrap();
+    let done = api
+        .list_tasks(&ids[0], Some(TaskStatus::Done))
+        .await
+        .unwrap();
+    assert_eq!(done.items.len(), 1);
+    let patched = api
+        .update_task(
+            &task.id,
+            &TaskPatch {
+                title: None,
+                status: Some(TaskStatus::Doing),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.status, TaskStatus::Doing);
+
+    assert_eq!(
+        api.put_attachment(&task.id, b"12345".to_vec())
+            .await
+            .unwrap()
+            .size,
+        5
+    );
+    let chunks = stream::iter([
+        Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"abc")),
+        Ok(bytes::Bytes::from_static(b"def")),
+    ]);
+    assert_eq!(
+        api.put_attachment(&task.id, reqwest::Body::wrap_stream(chunks))
+            .await
+            .unwrap()
+            .size,
+        6
+    );
+
+    assert_eq!(api.delete_task(&task.id).await.unwrap().status(), 204);
+    match api.get_project("no-such-project").await {
+        Err(Error::Api(response)) => {
+            assert_eq!(response.status(), 404);
+            assert_eq!(response.error, "not_found");
+        }
+        other => panic!("expected the API's 404, got {other:?}"),
+    }
+    let counted = server.counters();
+    assert_eq!(counted.api(401) + counted.api(403), 0);
+}
+
+#[tokio::test]
+async fn tokens_expiring_mid_run_are_renewed_ahead_without_a_single_rejection() {
+    let (server, client) = reference(short_lived(600)).await;
+    let api = login(client, MemoryStore::new()).await;
+    for _ in 0..8 {
+        api.get_me().await.expect("no call fails");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let counted = server.counters();
+    assert!(counted.refreshes_accepted >= 2, "{counted:?}");
+    assert_eq!(
+        counted.api(403),
+        0,
+        "renewed ahead, never rejected: {counted:?}"
+    );
+    assert_eq!(counted.refreshes_rejected, 0);
+    assert_eq!(counted.reused_refresh_tokens, 0);
+}
+
+#[tokio::test]
+async fn a_request_in_flight_when_a_refresh_revokes_its_token_is_sent_again_without_a_second_refresh()
+ {
+    // Requests reach the handler 400 ms after they are sent. Tokens live 1 s and are renewed at half-life.
+    let (server, client) = reference(Config {
+        api_latency: Some(Duration::from_millis(400)),
+        ..short_lived(1000)
+    })
+    .await;
+    let api = login(client, MemoryStore::new()).await;
+    let started = tokio::time::Instant::now();
+
+    // Sent at 0.2 s with the first token, checked at 0.6 s: by then the refresh at 0.55 s revoked it.
+    tokio::time::sleep_until(started + Duration::from_millis(200)).await;
+    let in_flight = tokio::spawn({
+        let api = api.clone();
+        async move { api.get_me().await.map(drop) }
+    });
+    tokio::time::sleep_until(started + Duration::from_millis(550)).await;
+    api.get_me().await.expect("renewed ahead, then sent");
+    in_flight
+        .await
+        .unwrap()
+        .expect("rejected once, then sent again with the new token");
+
+    let counted = server.counters();
+    assert_eq!(counted.refreshes_accepted, 1, "{counted:?}");
+    assert_eq!(counted.api(403), 1, "{counted:?}");
+    assert_eq!(counted.api(200), 2, "{counted:?}");
+}
+
+#[tokio::test]
+async fn a_thousand_requests_on_an_expired_token_cost_one_refresh() {
+    // Tokens must outlive the queue of 1,000 requests at the server, or the renewed token expires too.
+    let (server, client) = reference(short_lived(2000)).await;
+    let api = login(client, MemoryStore::new()).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+
+    let calls: Vec<_> = (0..1000)
+        .map(|_| {
+            let api = api.clone();
+            tokio::spawn(async move { api.get_me().await.map(drop) })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().expect("every request succeeds");
+    }
+    let counted = server.counters();
+    assert_eq!(counted.refreshes_accepted, 1, "{counted:?}");
+    assert_eq!(counted.reused_refresh_tokens, 0);
+    assert_eq!(counted.api(200), 1000);
+}
+
+#[tokio::test]
+async fn an_api_that_answers_401_works_the_same() {
+    let config = Config {
+        invalid_token_status: reqwest::StatusCode::UNAUTHORIZED,
+        ..short_lived(1000)
+    };
+    let (server, client) = reference(config).await;
+    let store = MemoryStore::new();
+    let api = login(client, store.clone()).await;
+    // The token is revoked behind the client's back; the API says 401, and the client renews once.
+    let stored = store.load().await.unwrap().unwrap();
+    let revoked = reqwest::Client::new()
+        .post(format!("{}/oauth/revoke", server.base_url()))
+        .basic_auth(DEMO_CLIENT.0, Some(DEMO_CLIENT.1))
+        .form(&[(
+            "token",
+            secrecy::ExposeSecret::expose_secret(stored.tokens.access_token()),
+        )])
+        .send()
+        .await
+        .unwrap();
+    assert!(revoked.status().is_success());
+
+    api.get_me().await.expect("renewed after the 401");
+    let counted = server.counters();
+    assert_eq!(counted.api(401), 1);
+    assert_eq!(counted.refreshes_accepted, 1);
+}
+
+#[tokio::test]
+async fn logout_revokes_the_session_at_the_server() {
+    let (server, client) = reference(Config::default()).await;
+    let store = MemoryStore::new();
+    let api = login(client.clone(), store.clone()).await;
+    let copy = MemoryStore::new();
+    let stolen = store.load().await.unwrap().unwrap();
+    copy.store(oauth_sdk::Expect::Any, &stolen.tokens)
+        .await
+        .unwrap();
+
+    api.logout().await.expect("logged out");
+    assert!(store.load().await.unwrap().is_none());
+    let counted = server.counters();
+    assert_eq!((counted.revocations, counted.families_revoked), (1, 1));
+
+    // A copy of the session taken before logout is dead: its access and refresh tokens are revoked.
+    let zombie = client.resume(copy).await.unwrap();
+    match zombie.get_me().await {
+        Err(Error::SessionEnded(SessionEnd::Refused(oauth))) => {
+            assert_eq!(oauth.code(), "invalid_grant")
+        }
+        other => panic!("expected the session to be over, got {other:?}"),
+    }
+}
