@@ -468,7 +468,7 @@ fn main() {
     let (rounds, length) = if quick {
         (1, Duration::from_millis(300))
     } else {
-        (5, Duration::from_millis(1500))
+        (7, Duration::from_millis(2000))
     };
 
     // The server gets a runtime (and thread) of its own, so client and server work are not interleaved
@@ -537,20 +537,47 @@ fn main() {
         return;
     }
     let root = env!("CARGO_MANIFEST_DIR");
-    std::fs::write(format!("{root}/BENCHMARKS.md"), report).expect("write BENCHMARKS.md");
+    let path = format!("{root}/BENCHMARKS.md");
+    let document = std::fs::read_to_string(&path).unwrap_or_default();
+    std::fs::write(&path, with_results(&document, &report)).expect("write BENCHMARKS.md");
     std::fs::write(format!("{root}/benches/ratios.svg"), svg(&samples)).expect("write ratios.svg");
-    eprintln!("wrote BENCHMARKS.md and benches/ratios.svg");
+    eprintln!("wrote BENCHMARKS.md (between its result markers) and benches/ratios.svg");
+}
+
+const BEGIN: &str = "<!-- results:begin (written by cargo bench --bench overhead) -->";
+const END: &str = "<!-- results:end -->";
+
+/// The document with the text between its result markers replaced (the markers appended if absent);
+/// what is outside them is written by hand and kept.
+fn with_results(document: &str, results: &str) -> String {
+    let block = format!("{BEGIN}\n{results}{END}");
+    match (document.find(BEGIN), document.find(END)) {
+        (Some(begin), Some(end)) if begin < end => {
+            format!(
+                "{}{block}{}",
+                &document[..begin],
+                &document[end + END.len()..]
+            )
+        }
+        _ => format!(
+            "{document}{}{block}\n",
+            if document.is_empty() { "" } else { "\n" }
+        ),
+    }
 }
 
 fn ratio(samples: &[Vec<Vec<Sample>>], case: Case, ci: usize) -> f64 {
+    median(ratios(samples, case, ci))
+}
+
+/// Throughput over raw reqwest's, one per round.
+fn ratios(samples: &[Vec<Vec<Sample>>], case: Case, ci: usize) -> Vec<f64> {
     let base = &samples[Case::Raw as usize][ci];
     let this = &samples[case as usize][ci];
-    median(
-        base.iter()
-            .zip(this)
-            .map(|(b, t)| t.throughput / b.throughput)
-            .collect(),
-    )
+    base.iter()
+        .zip(this)
+        .map(|(b, t)| t.throughput / b.throughput)
+        .collect()
 }
 
 fn report(
@@ -560,10 +587,10 @@ fn report(
     length: Duration,
 ) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# Benchmarks\n");
+    let _ = writeln!(out, "## Results\n");
     let _ = writeln!(
         out,
-        "Command: `cargo bench --bench overhead` (writes this file and `benches/ratios.svg`).\n"
+        "Command: `cargo bench --bench overhead` (rewrites this section and `benches/ratios.svg`).\n"
     );
     let _ = writeln!(
         out,
@@ -579,12 +606,15 @@ fn report(
          throughput over raw reqwest's in the same round, then the median.\n",
         length.as_secs_f64()
     );
-    let _ = writeln!(out, "## Throughput and latency\n");
+    let _ = writeln!(out, "### Throughput and latency\n");
     let _ = writeln!(
         out,
-        "| concurrency | client | requests/s | p50 | p99 | errors | ratio to raw |"
+        "| concurrency | client | requests/s | p50 | p99 | errors | ratio to raw | ratio, rounds min–max |"
     );
-    let _ = writeln!(out, "| ---: | --- | ---: | ---: | ---: | ---: | ---: |");
+    let _ = writeln!(
+        out,
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
     for (ci, concurrency) in CONCURRENCY.iter().enumerate() {
         for case in Case::ALL {
             let runs = &samples[case as usize][ci];
@@ -592,9 +622,13 @@ fn report(
             let p50 = median(runs.iter().map(|s| s.p50.as_secs_f64() * 1e6).collect());
             let p99 = median(runs.iter().map(|s| s.p99.as_secs_f64() * 1e6).collect());
             let errors: usize = runs.iter().map(|s| s.errors).sum();
+            let each = ratios(samples, case, ci);
+            let (low, high) = each
+                .iter()
+                .fold((f64::INFINITY, 0.0f64), |(l, h), r| (l.min(*r), h.max(*r)));
             let _ = writeln!(
                 out,
-                "| {concurrency} | {} | {throughput:.0} | {p50:.0} µs | {p99:.0} µs | {errors} | {:.3} |",
+                "| {concurrency} | {} | {throughput:.0} | {p50:.0} µs | {p99:.0} µs | {errors} | {:.3} | {low:.2}–{high:.2} |",
                 case.name(),
                 ratio(samples, case, ci)
             );
@@ -607,7 +641,7 @@ fn report(
     );
     let _ = writeln!(
         out,
-        "## Refresh storm: {STORM} concurrent requests on a token the server no longer accepts\n"
+        "### Refresh storm: {STORM} concurrent requests on a token the server no longer accepts\n"
     );
     let _ = writeln!(
         out,
@@ -644,7 +678,7 @@ fn svg(samples: &[Vec<Vec<Sample>>]) -> String {
     let y = |r: f64| top + plot_h * (1.0 - (r / 1.1).clamp(0.0, 1.0));
     let group_w = (width - left - 20.0) / CONCURRENCY.len() as f64;
     let colours = [
-        ("Authenticated<MemoryStore>", Case::Sdk, "#2b6cb0"),
+        ("Authenticated&lt;MemoryStore&gt;", Case::Sdk, "#2b6cb0"),
         ("seed-style (Redis per request)", Case::Seed, "#c05621"),
     ];
     let mut out = format!(

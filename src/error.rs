@@ -13,6 +13,11 @@ use crate::store::StoreError;
 /// Everything a login, a resume, a logout or an API call can fail with.
 ///
 /// `E` is the error body type the spec documents for the operation (`()` where there is none).
+///
+/// progenitor's request hook can only fail with a `reqwest::Error`, which cannot say "the session has
+/// ended". So the SDK's hooks report such failures beside the call (in a task-local slot that each
+/// generated method opens), let the generated code finish, and the method returns the reported
+/// failure instead of the API's answer. Callers simply match on this enum.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error<E = ()> {
