@@ -39,6 +39,10 @@ pub const DEFAULT_REFRESH_ATTEMPTS: u32 = 3;
 /// default.
 pub const DEFAULT_REFRESH_BACKOFF: Duration = Duration::from_millis(200);
 
+/// How much longer than the longest possible renewal a shared store's renewal lock lives: the holder
+/// never loses it while it works, and if it dies the others wait at most this much longer.
+pub const LOCK_TTL_MARGIN: Duration = Duration::from_secs(1);
+
 /// How the client authenticates to the token endpoint (RFC 6749 section 2.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ClientAuth {
@@ -87,6 +91,13 @@ pub(crate) struct Config {
 impl Config {
     pub fn clock(&self) -> &dyn Clock {
         &*self.tokens.clock
+    }
+
+    /// The renewal lock's time to live: every attempt at its timeout, every backoff, and the margin.
+    pub fn lock_ttl(&self) -> Duration {
+        let Retry { attempts, backoff } = self.tokens.retry;
+        let waits = (0..attempts.saturating_sub(1)).map(|n| backoff.saturating_mul(1 << n.min(16)));
+        self.tokens.timeout.saturating_mul(attempts) + waits.sum::<Duration>() + LOCK_TTL_MARGIN
     }
 
     pub fn flow(&self, grant: Grant) -> Result<&FlowEndpoints, Error> {

@@ -54,13 +54,15 @@ pub use client::{Authenticated, Client};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
     ClientAuth, ClientBuilder, DEFAULT_REFRESH_ATTEMPTS, DEFAULT_REFRESH_BACKOFF,
-    DEFAULT_REFRESH_SKEW, DEFAULT_REFRESH_TIMEOUT, DEFAULT_TRIGGER_STATUSES,
+    DEFAULT_REFRESH_SKEW, DEFAULT_REFRESH_TIMEOUT, DEFAULT_TRIGGER_STATUSES, LOCK_TTL_MARGIN,
 };
 pub use error::{Error, InvalidTokenResponse, OAuthError, SessionEnd, TransientError};
 pub use progenitor_client::{ByteStream, ResponseValue};
 pub use protocol::MAX_TOKEN_RESPONSE_BYTES;
 pub use secrecy::{ExposeSecret, SecretString};
-pub use store::{Expect, MemoryStore, StoreError, Swap, TokenStore, Version, Versioned};
+pub use store::{
+    Expect, LockAttempt, LockToken, MemoryStore, StoreError, Swap, TokenStore, Version, Versioned,
+};
 pub use token::{Grant, TokenSet};
 
 /// The client types are cheap to clone and can be shared across tasks and threads.

@@ -1,25 +1,37 @@
-//! A logged-in session: the current token in memory, renewed once however many requests need it.
+//! A logged-in session: the current token in memory, renewed once however many requests (and, with a
+//! shared store, however many processes) need it.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, SystemTime};
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use reqwest::header::HeaderValue;
 use secrecy::ExposeSecret;
+use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::error::{AuthError, SessionEnd};
 use crate::protocol::{GrantRequest, TokenFailure};
-use crate::store::{DynStore, Expect, Swap, Version, Versioned};
+use crate::store::{DynStore, Expect, LockAttempt, Swap, Version, Versioned};
 use crate::token::{Grant, TokenSet};
+
+/// How often a process waiting for another one's renewal looks at the store, when the store pushes
+/// no change notifications (or one is missed).
+const LOCK_POLL: Duration = Duration::from_millis(50);
+
+/// The first wait before writing back a renewed session the store did not take; doubled up to
+/// [`WRITE_BACK_MAX_DELAY`].
+const WRITE_BACK_FIRST_DELAY: Duration = Duration::from_millis(200);
+const WRITE_BACK_MAX_DELAY: Duration = Duration::from_secs(5);
 
 /// A token as it is sent: the tokens, the header made once, and when to renew.
 pub(crate) struct Token {
     tokens: TokenSet,
-    /// The store version this token was read as or written as (`None`: not yet in the store).
-    version: Option<Version>,
+    /// The store version it was read or written as; 0 while it is not in the store.
+    version: AtomicU64,
     header: HeaderValue,
     renew_at: Option<SystemTime>,
 }
@@ -41,7 +53,7 @@ impl Token {
         });
         Ok(Self {
             tokens,
-            version,
+            version: AtomicU64::new(version.unwrap_or(0)),
             header,
             renew_at,
         })
@@ -49,6 +61,10 @@ impl Token {
 
     pub(crate) fn header(&self) -> &HeaderValue {
         &self.header
+    }
+
+    fn version(&self) -> Option<Version> {
+        Some(self.version.load(Relaxed)).filter(|v| *v != 0)
     }
 
     fn is_due(&self, now: SystemTime) -> bool {
@@ -60,11 +76,25 @@ impl Token {
     }
 }
 
-/// Why a renewal was started (for tracing).
-#[derive(Debug, Clone, Copy)]
+/// Why a renewal was started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reason {
+    /// The token is within the skew of its expiry.
     AheadOfExpiry,
+    /// The API rejected it.
     Rejected,
+    /// The store says another process stored a newer session: adopt it, refresh nothing.
+    StoreChanged,
+}
+
+type Renewal = Shared<BoxFuture<'static, Result<Arc<Token>, AuthError>>>;
+
+struct State {
+    current: Arc<Token>,
+    /// The renewal in flight, which every caller joins.
+    renewal: Option<Renewal>,
+    /// Set once the session can no longer be renewed; every later call fails with it.
+    ended: Option<SessionEnd>,
 }
 
 /// Publishes a renewal's outcome and clears the renewal slot when the renewal task ends, also if it
@@ -86,20 +116,14 @@ impl Drop for Finish<'_> {
     }
 }
 
-type Renewal = Shared<BoxFuture<'static, Result<Arc<Token>, AuthError>>>;
-
-struct State {
-    current: Arc<Token>,
-    /// The renewal in flight, which every caller joins.
-    renewal: Option<Renewal>,
-    /// Set once the session can no longer be renewed; every later call fails with it.
-    ended: Option<SessionEnd>,
-}
-
 pub(crate) struct Session {
     config: Arc<Config>,
     store: Arc<dyn DynStore>,
     state: Mutex<State>,
+    /// Versions other processes store, if the store pushes them.
+    versions: Option<watch::Receiver<Version>>,
+    /// The newest store version this session has looked at.
+    acknowledged: AtomicU64,
 }
 
 impl fmt::Debug for Session {
@@ -119,15 +143,17 @@ impl Session {
             Some(stored.version),
             config.skew,
         )?);
-        let state = Mutex::new(State {
-            current,
-            renewal: None,
-            ended: None,
-        });
+        let versions = store.versions();
         Ok(Arc::new(Self {
             config,
             store,
-            state,
+            state: Mutex::new(State {
+                current,
+                renewal: None,
+                ended: None,
+            }),
+            versions,
+            acknowledged: AtomicU64::new(stored.version),
         }))
     }
 
@@ -146,15 +172,24 @@ impl Session {
         }
     }
 
+    /// Another process stored a session this one has not looked at.
+    fn store_moved_on(&self) -> bool {
+        self.versions
+            .as_ref()
+            .is_some_and(|versions| *versions.borrow() > self.acknowledged.load(Relaxed))
+    }
+
     /// A token to send now. Within the skew of expiry it is renewed first; if that fails for a passing
     /// reason while the token is still valid, the token is used anyway.
     pub(crate) async fn token(self: &Arc<Self>) -> Result<Arc<Token>, AuthError> {
         let current = self.current()?;
         let now = self.config.clock().now();
-        if !current.is_due(now) {
-            return Ok(current);
-        }
-        match self.renew(&current, Reason::AheadOfExpiry).await {
+        let reason = match (current.is_due(now), self.store_moved_on()) {
+            (false, false) => return Ok(current),
+            (true, _) => Reason::AheadOfExpiry,
+            (false, true) => Reason::StoreChanged,
+        };
+        match self.renew(&current, reason).await {
             Err(AuthError::Transient(_) | AuthError::Store(_)) if !current.is_expired(now) => {
                 Ok(current)
             }
@@ -194,7 +229,7 @@ impl Session {
                 tracing::debug!(?reason, "renewing the access token");
                 // Its own task: a caller that gives up cannot cut a renewal in half (a refresh token
                 // spent at the server and its successor never stored).
-                let task = tokio::spawn(self.clone().run_renewal(seen.clone()));
+                let task = tokio::spawn(self.clone().run_renewal(seen.clone(), reason));
                 task.map(|joined| {
                     joined.unwrap_or_else(|e| {
                         Err(AuthError::Config(format!("renewal task failed: {e}")))
@@ -208,12 +243,16 @@ impl Session {
         renewal.await
     }
 
-    async fn run_renewal(self: Arc<Self>, seen: Arc<Token>) -> Result<Arc<Token>, AuthError> {
+    async fn run_renewal(
+        self: Arc<Self>,
+        seen: Arc<Token>,
+        reason: Reason,
+    ) -> Result<Arc<Token>, AuthError> {
         let mut finish = Finish {
             session: &self,
             outcome: None,
         };
-        let outcome = self.renewed(&seen).await;
+        let outcome = self.renewed(&seen, reason).await;
         match &outcome {
             Ok(_) => tracing::debug!("access token renewed"),
             Err(error) => tracing::warn!(?error, "renewing the access token failed"),
@@ -222,41 +261,160 @@ impl Session {
         outcome
     }
 
-    /// The renewal: adopt a newer session from the store if another process renewed it, else ask the
-    /// token endpoint and store the result (compare-and-set: a newer session stored meanwhile wins).
-    async fn renewed(&self, seen: &Token) -> Result<Arc<Token>, AuthError> {
-        let skew = self.config.skew;
-        let now = self.config.clock().now();
-        match self.store.load().await {
-            Ok(Some(stored)) if Some(stored.version) != seen.version => {
-                let token = Token::new(stored.tokens, Some(stored.version), skew)?;
-                if !token.is_due(now) {
-                    return Ok(Arc::new(token));
+    /// The renewal, across processes: adopt a session another process stored; else take the store's
+    /// renewal lock (waiting while another process holds it), look once more, and only then redeem
+    /// the refresh token and store the result. One refresh per expiry, however many processes.
+    async fn renewed(
+        self: &Arc<Self>,
+        seen: &Arc<Token>,
+        reason: Reason,
+    ) -> Result<Arc<Token>, AuthError> {
+        let ttl = self.config.lock_ttl();
+        let give_up = tokio::time::Instant::now() + ttl + LOCK_POLL;
+        let lock = loop {
+            if let Some(newer) = self.newer_in_store(seen).await {
+                return Ok(newer);
+            }
+            if reason == Reason::StoreChanged {
+                return Ok(seen.clone());
+            }
+            match self.store.try_lock(ttl).await {
+                Ok(LockAttempt::Acquired(lock)) => break Some(lock),
+                Ok(LockAttempt::NotShared) => break None,
+                Ok(LockAttempt::Busy) if tokio::time::Instant::now() < give_up => {
+                    tracing::debug!("another process is renewing; waiting for its result");
+                    self.wait_for_store().await;
+                }
+                Ok(LockAttempt::Busy) => {
+                    return Err(AuthError::Store(crate::StoreError::new(
+                        "shared",
+                        "another process held the renewal lock for longer than its TTL",
+                    )));
+                }
+                Err(error) => {
+                    // The store is down: renew in this process alone and write back later.
+                    tracing::warn!(%error, "no renewal lock: the token store failed");
+                    break None;
                 }
             }
-            Ok(None) if seen.version.is_some() => {
-                return Err(AuthError::SessionEnded(SessionEnd::LoggedOut));
-            }
-            // Unreachable store: renew anyway, and keep the result in memory.
-            Err(error) => tracing::warn!(%error, "cannot read the token store before renewing"),
-            Ok(_) => {}
+        };
+        let outcome = match &lock {
+            // The previous holder may have stored its result just before this process took the lock.
+            Some(_) => match self.newer_in_store(seen).await {
+                Some(newer) => Ok(newer),
+                None => self.refresh_and_store(seen).await,
+            },
+            None => self.refresh_and_store(seen).await,
+        };
+        if let Some(lock) = lock
+            && let Err(error) = self.store.unlock(lock).await
+        {
+            tracing::warn!(%error, "could not release the renewal lock; it expires by itself");
         }
+        outcome
+    }
 
-        let tokens = self.request_renewal(&seen.tokens).await?;
-        let expect = seen.version.map_or(Expect::Empty, Expect::Version);
-        match self.store.store(expect, &tokens).await {
-            Ok(Swap::Stored(version)) => Ok(Arc::new(Token::new(tokens, Some(version), skew)?)),
-            Ok(Swap::Conflict(Some(newer))) => Ok(Arc::new(Token::new(
-                newer.tokens,
-                Some(newer.version),
-                skew,
-            )?)),
-            Ok(Swap::Conflict(None)) => Err(AuthError::SessionEnded(SessionEnd::LoggedOut)),
+    /// A session in the store newer than `seen` and not yet due for renewal.
+    async fn newer_in_store(&self, seen: &Token) -> Option<Arc<Token>> {
+        let pushed = self.versions.as_ref().map_or(0, |v| *v.borrow());
+        let stored = match self.store.load().await {
+            Ok(stored) => stored?,
             Err(error) => {
-                tracing::warn!(%error, "renewed token kept in memory only: the token store failed");
-                Ok(Arc::new(Token::new(tokens, seen.version, skew)?))
+                tracing::warn!(%error, "cannot read the token store");
+                return None;
             }
+        };
+        self.acknowledged
+            .fetch_max(pushed.max(stored.version), Relaxed);
+        if Some(stored.version) <= seen.version() {
+            return None;
         }
+        let token = Token::new(stored.tokens, Some(stored.version), self.config.skew).ok()?;
+        (!token.is_due(self.config.clock().now())).then(|| Arc::new(token))
+    }
+
+    /// Wait until the store pushes a new version, or for one poll interval.
+    async fn wait_for_store(&self) {
+        match self.versions.clone() {
+            Some(mut versions) => {
+                let _ = tokio::time::timeout(LOCK_POLL, versions.changed()).await;
+            }
+            None => tokio::time::sleep(LOCK_POLL).await,
+        }
+    }
+
+    /// Redeem the refresh token and store the result. A store that fails does not lose the rotated
+    /// pair: it is used from memory and written back when the store answers again.
+    async fn refresh_and_store(self: &Arc<Self>, seen: &Token) -> Result<Arc<Token>, AuthError> {
+        let tokens = self.request_renewal(&seen.tokens).await?;
+        let expect = seen.version().map_or(Expect::Empty, Expect::Version);
+        let token = match self.save(expect, &tokens).await {
+            Ok(Saved::Stored(version)) => Token::new(tokens, Some(version), self.config.skew)?,
+            Ok(Saved::Newer(newer)) => {
+                Token::new(newer.tokens, Some(newer.version), self.config.skew)?
+            }
+            Err(error) => {
+                tracing::warn!(%error, "renewed token kept in memory: the token store failed; writing it back later");
+                let token = Arc::new(Token::new(tokens, None, self.config.skew)?);
+                self.write_back(token.clone(), expect);
+                return Ok(token);
+            }
+        };
+        Ok(Arc::new(token))
+    }
+
+    /// Store `tokens` expecting `expect`; if the store was emptied meanwhile (a restarted Redis
+    /// without persistence), store them into the empty store.
+    async fn save(&self, expect: Expect, tokens: &TokenSet) -> Result<Saved, crate::StoreError> {
+        let saved = match self.store.store(expect, tokens).await? {
+            Swap::Conflict(None) if expect != Expect::Empty => {
+                self.store.store(Expect::Empty, tokens).await?
+            }
+            swap => swap,
+        };
+        Ok(match saved {
+            Swap::Stored(version) => {
+                self.acknowledged.fetch_max(version, Relaxed);
+                Saved::Stored(version)
+            }
+            // A newer session was stored meanwhile (a new login): it wins.
+            Swap::Conflict(Some(newer)) => Saved::Newer(newer),
+            Swap::Conflict(None) => {
+                return Err(crate::StoreError::new(
+                    "shared",
+                    "the store refused the write",
+                ));
+            }
+        })
+    }
+
+    /// Keep trying to store `token` (with backoff) while it is the current token.
+    fn write_back(self: &Arc<Self>, token: Arc<Token>, expect: Expect) {
+        let session: Weak<Self> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut delay = WRITE_BACK_FIRST_DELAY;
+            loop {
+                tokio::time::sleep(delay).await;
+                let Some(session) = session.upgrade() else {
+                    return;
+                };
+                if !Arc::ptr_eq(&session.state().current, &token) {
+                    return;
+                }
+                match session.save(expect, &token.tokens).await {
+                    Ok(Saved::Stored(version)) => {
+                        token.version.store(version, Relaxed);
+                        tracing::info!(version, "renewed token written back to the token store");
+                        return;
+                    }
+                    Ok(Saved::Newer(_)) => return,
+                    Err(error) => {
+                        tracing::debug!(%error, "token store still failing; will write back later");
+                        delay = (delay * 2).min(WRITE_BACK_MAX_DELAY);
+                    }
+                }
+            }
+        });
     }
 
     /// Redeem the refresh token, or re-acquire a client-credentials token.
@@ -307,4 +465,10 @@ impl Session {
     pub(crate) fn config(&self) -> &Config {
         &self.config
     }
+}
+
+/// Where a renewed session ended up.
+enum Saved {
+    Stored(Version),
+    Newer(Versioned),
 }

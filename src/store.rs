@@ -8,6 +8,9 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
 
 use crate::token::TokenSet;
 
@@ -41,6 +44,33 @@ pub enum Swap {
     Stored(Version),
     /// Not written: the store held something else, which is returned.
     Conflict(Option<Versioned>),
+}
+
+/// The answer to a request for a session's renewal lock.
+#[derive(Debug)]
+pub enum LockAttempt {
+    /// Taken: renew, store the result, then [`unlock`](TokenStore::unlock).
+    Acquired(LockToken),
+    /// Another process holds it and is renewing: wait for its result to reach the store.
+    Busy,
+    /// The store is not shared between processes: the session's in-process single flight suffices.
+    NotShared,
+}
+
+/// Proof of holding a renewal lock: the owner token the store checks when it is released.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockToken(String);
+
+impl LockToken {
+    /// A lock token with this owner value.
+    pub fn new(owner: impl Into<String>) -> Self {
+        Self(owner.into())
+    }
+
+    /// The owner value.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// A token store failed (unreachable, or holding something unreadable).
@@ -90,6 +120,30 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// Remove the session.
     fn clear(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Take the session's renewal lock for `ttl`, so that one process renews while the others wait
+    /// for its result. The lock must expire by itself after `ttl`, so a holder that dies delays the
+    /// others by at most that. Default: [`LockAttempt::NotShared`].
+    fn try_lock(
+        &self,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<LockAttempt, StoreError>> + Send {
+        let _ = ttl;
+        async { Ok(LockAttempt::NotShared) }
+    }
+
+    /// Release a lock taken with [`try_lock`](TokenStore::try_lock), if it is still this owner's.
+    fn unlock(&self, lock: LockToken) -> impl Future<Output = Result<(), StoreError>> + Send {
+        drop(lock);
+        async { Ok(()) }
+    }
+
+    /// The newest version anyone has stored, pushed by the store (Redis pub/sub, say), so that each
+    /// process adopts a session another one renewed without asking the store on every request.
+    /// Default: `None` (the session then learns of it on its next renewal or rejected token).
+    fn versions(&self) -> Option<watch::Receiver<Version>> {
+        None
+    }
 }
 
 impl<S: TokenStore> TokenStore for Arc<S> {
@@ -107,6 +161,21 @@ impl<S: TokenStore> TokenStore for Arc<S> {
 
     fn clear(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).clear()
+    }
+
+    fn try_lock(
+        &self,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<LockAttempt, StoreError>> + Send {
+        (**self).try_lock(ttl)
+    }
+
+    fn unlock(&self, lock: LockToken) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).unlock(lock)
+    }
+
+    fn versions(&self) -> Option<watch::Receiver<Version>> {
+        (**self).versions()
     }
 }
 
@@ -180,6 +249,9 @@ pub(crate) trait DynStore: Send + Sync {
         expect: Expect,
         tokens: &'a TokenSet,
     ) -> BoxFuture<'a, Result<Swap, StoreError>>;
+    fn try_lock(&self, ttl: Duration) -> BoxFuture<'_, Result<LockAttempt, StoreError>>;
+    fn unlock(&self, lock: LockToken) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn versions(&self) -> Option<watch::Receiver<Version>>;
 }
 
 impl<S: TokenStore> DynStore for S {
@@ -193,5 +265,17 @@ impl<S: TokenStore> DynStore for S {
         tokens: &'a TokenSet,
     ) -> BoxFuture<'a, Result<Swap, StoreError>> {
         Box::pin(TokenStore::store(self, expect, tokens))
+    }
+
+    fn try_lock(&self, ttl: Duration) -> BoxFuture<'_, Result<LockAttempt, StoreError>> {
+        Box::pin(TokenStore::try_lock(self, ttl))
+    }
+
+    fn unlock(&self, lock: LockToken) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(TokenStore::unlock(self, lock))
+    }
+
+    fn versions(&self) -> Option<watch::Receiver<Version>> {
+        TokenStore::versions(self)
     }
 }
