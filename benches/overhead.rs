@@ -13,7 +13,7 @@
 //! writes nothing. Needs `redis-server` on PATH (it starts its own on a free port).
 
 use std::fmt::Write as _;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,7 @@ use redis::AsyncCommands;
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use serde::{Deserialize, Serialize};
-use taskboard_server::{Config, DEMO_CLIENT, DEMO_USER, Server};
+use taskboard_server::{Config, DEMO_CLIENT, DEMO_USER, RedisServer, Server};
 
 const CONCURRENCY: [usize; 3] = [1, 32, 256];
 const STORM: usize = 1000;
@@ -182,54 +182,6 @@ impl SeedClient {
     }
 }
 
-/// A `redis-server` of our own on a free loopback port, stopped when dropped.
-struct RedisServer {
-    child: Child,
-    url: String,
-}
-
-impl RedisServer {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start redis-server ({e}): the seed-style foil needs it on PATH")
-            });
-        let url = format!("redis://127.0.0.1:{port}/");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "redis-server did not start on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { child, url }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Requests done in one timed run of one case at one concurrency.
 struct Sample {
     throughput: f64,
@@ -327,7 +279,7 @@ async fn logged_in_clients(server: &Server, redis: &RedisServer, key: &str) -> A
         login["access_token"].as_str().unwrap_or_default()
     ))
     .expect("header");
-    let redis_client = redis::Client::open(redis.url.as_str()).expect("redis URL");
+    let redis_client = redis::Client::open(redis.url().as_str()).expect("redis URL");
     let seed = Arc::new(SeedClient {
         http: reqwest::Client::new(),
         redis: redis_client

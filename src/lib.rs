@@ -60,8 +60,11 @@ pub use error::{Error, InvalidTokenResponse, OAuthError, SessionEnd, TransientEr
 pub use progenitor_client::{ByteStream, ResponseValue};
 pub use protocol::MAX_TOKEN_RESPONSE_BYTES;
 pub use secrecy::{ExposeSecret, SecretString};
+#[cfg(feature = "redis")]
+pub use store::RedisStore;
 pub use store::{
-    Expect, LockAttempt, LockToken, MemoryStore, StoreError, Swap, TokenStore, Version, Versioned,
+    Expect, FileStore, LockAttempt, LockToken, MemoryStore, StoreError, Swap, TokenStore, Version,
+    Versioned,
 };
 pub use token::{Grant, TokenSet};
 
@@ -72,6 +75,8 @@ fn _assert_impls() {
     send_sync_clone::<Client>();
     send_sync_clone::<Authenticated<MemoryStore>>();
     send_sync_clone::<MemoryStore>();
+    #[cfg(feature = "redis")]
+    send_sync_clone::<RedisStore>();
     fn send_sync<T: Send + Sync>() {}
     send_sync::<Error<types::Error>>();
 }

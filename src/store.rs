@@ -12,6 +12,14 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+mod file;
+#[cfg(feature = "redis")]
+mod redis;
+
+pub use self::file::FileStore;
+#[cfg(feature = "redis")]
+pub use self::redis::RedisStore;
+
 use crate::token::TokenSet;
 
 /// A version a store gives each session it writes; it only ever grows.

@@ -25,6 +25,7 @@
 mod api;
 mod counters;
 mod oauth;
+mod redis_server;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +35,7 @@ use axum::http::StatusCode;
 use tokio::sync::oneshot;
 
 pub use counters::{CounterSnapshot, Counters};
+pub use redis_server::RedisServer;
 
 /// The demo user every server knows.
 pub const DEMO_USER: (&str, &str) = ("ada", "correct horse battery staple");
@@ -58,6 +60,9 @@ pub struct Config {
     /// Simulated network latency before each API request is handled (and its token checked).
     /// Default: none.
     pub api_latency: Option<Duration>,
+    /// Simulated latency of the token endpoint (real authorisation servers take tens to hundreds of
+    /// milliseconds). Default: none.
+    pub token_latency: Option<Duration>,
 }
 
 impl Default for Config {
@@ -70,6 +75,7 @@ impl Default for Config {
             users: vec![(DEMO_USER.0.into(), DEMO_USER.1.into())],
             clients: vec![(DEMO_CLIENT.0.into(), Some(DEMO_CLIENT.1.into()))],
             api_latency: None,
+            token_latency: None,
         }
     }
 }

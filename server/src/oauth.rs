@@ -180,6 +180,9 @@ fn requested_scopes(form: &HashMap<String, String>) -> Result<Vec<String>, Respo
 }
 
 async fn token(Extract(state): Extract<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(latency) = state.config.token_latency {
+        tokio::time::sleep(latency).await;
+    }
     let form = form(&body);
     let counters = &state.counters;
     let grant = form

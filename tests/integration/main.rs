@@ -3,7 +3,10 @@
 mod support;
 
 mod e2e;
+mod file_store;
+mod fleet;
 mod login;
+mod redis;
 mod refresh;
 mod retry;
 mod schema;
