@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use oauth_sdk::types::User;
-use oauth_sdk::{Authenticated, Client, MemoryStore};
+use oauth_sdk::{Authenticated, Client, MemoryStore, RedisStore};
 use redis::AsyncCommands;
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderValue};
@@ -32,16 +32,18 @@ const STORM: usize = 1000;
 enum Case {
     Raw,
     Sdk,
+    SdkRedis,
     Seed,
 }
 
 impl Case {
-    const ALL: [Case; 3] = [Case::Raw, Case::Sdk, Case::Seed];
+    const ALL: [Case; 4] = [Case::Raw, Case::Sdk, Case::SdkRedis, Case::Seed];
 
     fn name(self) -> &'static str {
         match self {
             Case::Raw => "raw reqwest",
             Case::Sdk => "Authenticated<MemoryStore>",
+            Case::SdkRedis => "Authenticated<RedisStore>",
             Case::Seed => "seed-style (Redis per request)",
         }
     }
@@ -53,6 +55,7 @@ struct Clients {
     raw_header: HeaderValue,
     me_url: String,
     sdk: Authenticated<MemoryStore>,
+    sdk_redis: Authenticated<RedisStore>,
     seed: Arc<SeedClient>,
 }
 
@@ -75,6 +78,12 @@ impl Clients {
             }
             Case::Sdk => self
                 .sdk
+                .get_me()
+                .await
+                .map(|r| r.into_inner())
+                .map_err(|e| e.to_string()),
+            Case::SdkRedis => self
+                .sdk_redis
                 .get_me()
                 .await
                 .map(|r| r.into_inner())
@@ -258,6 +267,13 @@ async fn logged_in_clients(server: &Server, redis: &RedisServer, key: &str) -> A
         .login_password(MemoryStore::new(), DEMO_USER.0, DEMO_USER.1.into())
         .await
         .expect("login");
+    let redis_store = RedisStore::connect(&redis.url(), "bench", key)
+        .await
+        .expect("redis store");
+    let sdk_redis = sdk_client(server)
+        .login_password(redis_store, DEMO_USER.0, DEMO_USER.1.into())
+        .await
+        .expect("login");
     let raw = reqwest::Client::new();
     let login: serde_json::Value = raw
         .post(format!("{}/oauth/token", server.base_url()))
@@ -295,6 +311,7 @@ async fn logged_in_clients(server: &Server, redis: &RedisServer, key: &str) -> A
         raw_header,
         me_url: format!("{}/v1/me", server.base_url()),
         sdk,
+        sdk_redis,
         seed,
     })
 }
@@ -589,7 +606,8 @@ fn report(
     let _ = writeln!(out, "\n![throughput ratios](benches/ratios.svg)\n");
     let _ = writeln!(
         out,
-        "Targets: `Authenticated` at least 0.95x raw at concurrency 1 and 0.97x at 32.\n"
+        "Targets: `Authenticated<MemoryStore>` at least 0.95x raw at concurrency 1 and 0.97x at 32; \
+         `Authenticated<RedisStore>` at least 0.95x at 32.\n"
     );
     let _ = writeln!(
         out,
@@ -625,12 +643,13 @@ fn report(
 
 /// Grouped bars of throughput ratio to raw reqwest, per concurrency.
 fn svg(samples: &[Vec<Vec<Sample>>]) -> String {
-    let (width, height, left, top, bottom) = (640.0, 360.0, 60.0, 40.0, 60.0);
+    let (width, height, left, top, bottom) = (760.0, 360.0, 60.0, 40.0, 60.0);
     let plot_h = height - top - bottom;
     let y = |r: f64| top + plot_h * (1.0 - (r / 1.1).clamp(0.0, 1.0));
     let group_w = (width - left - 20.0) / CONCURRENCY.len() as f64;
     let colours = [
         ("Authenticated&lt;MemoryStore&gt;", Case::Sdk, "#2b6cb0"),
+        ("Authenticated&lt;RedisStore&gt;", Case::SdkRedis, "#38a169"),
         ("seed-style (Redis per request)", Case::Seed, "#c05621"),
     ];
     let mut out = format!(
@@ -675,7 +694,7 @@ fn svg(samples: &[Vec<Vec<Sample>>]) -> String {
         );
     }
     for (i, (name, _, colour)) in colours.iter().enumerate() {
-        let x = left + 220.0 * i as f64;
+        let x = left + 230.0 * i as f64;
         let _ = writeln!(
             out,
             r#"<rect x="{x}" y="{}" width="12" height="12" fill="{colour}"/><text x="{}" y="{}">{name}</text>"#,

@@ -1,6 +1,8 @@
 //! `cargo run --release --example requests -- CLIENT N`: N sequential `GET /v1/me` against the
 //! reference server in this process, on one thread. CLIENT is `raw` (reqwest with a fixed bearer
-//! header, the response parsed into `types::User`) or `sdk` (`Authenticated<MemoryStore>::get_me`).
+//! header, the response parsed into `types::User`), `sdk` (`Authenticated<MemoryStore>::get_me`) or
+//! `sdk-redis` (`Authenticated<RedisStore>`, with a `redis-server` of its own; it also prints how many
+//! commands Redis processed during the N requests: none are needed on the request path).
 //!
 //! Wall-clock time on a shared machine is noisy; instruction counts are not. Count them with
 //! callgrind for two values of N and divide the difference by the difference in N:
@@ -14,8 +16,8 @@
 //! The numbers cover client and server together (they share the process), as they share the CPU in
 //! `cargo bench --bench overhead`.
 
-use oauth_sdk::{Client, ExposeSecret, MemoryStore, TokenStore};
-use taskboard_server::{DEMO_CLIENT, DEMO_USER};
+use oauth_sdk::{Client, ExposeSecret, MemoryStore, RedisStore, TokenStore};
+use taskboard_server::{DEMO_CLIENT, DEMO_USER, RedisServer};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client_kind = std::env::args().nth(1).unwrap_or_else(|| "sdk".into());
@@ -33,6 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .client_secret(DEMO_CLIENT.1.into())
             .build()?;
         let api = client
+            .clone()
             .login_password(MemoryStore::new(), DEMO_USER.0, DEMO_USER.1.into())
             .await?;
         let stored = api.store().load().await?.ok_or("no session")?;
@@ -41,6 +44,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             reqwest::Client::new(),
             format!("{}/v1/me", server.base_url()),
         );
+        let redis_server = (client_kind == "sdk-redis").then(RedisServer::start);
+        let api_redis = match &redis_server {
+            Some(redis_server) => {
+                let store = RedisStore::connect(&redis_server.url(), "requests", "ada").await?;
+                Some(
+                    client
+                        .login_password(store, DEMO_USER.0, DEMO_USER.1.into())
+                        .await?,
+                )
+            }
+            None => None,
+        };
+        let commands = |redis_server: &RedisServer| -> Result<u64, Box<dyn std::error::Error>> {
+            let info = std::process::Command::new("redis-cli")
+                .args(["-u", &redis_server.url(), "INFO", "stats"])
+                .output()?;
+            let text = String::from_utf8_lossy(&info.stdout).into_owned();
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("total_commands_processed:"))
+                .ok_or("no INFO stats")?;
+            Ok(line
+                .trim_start_matches("total_commands_processed:")
+                .trim()
+                .parse()?)
+        };
+        let before = redis_server.as_ref().map(commands).transpose()?;
         for _ in 0..n {
             match client_kind.as_str() {
                 "raw" => {
@@ -54,8 +84,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         serde_json::from_slice(&response.bytes().await?)?;
                 }
                 "sdk" => drop(api.get_me().await?),
-                other => return Err(format!("unknown client `{other}`: raw or sdk").into()),
+                "sdk-redis" => drop(
+                    api_redis
+                        .as_ref()
+                        .ok_or("no Redis session")?
+                        .get_me()
+                        .await?,
+                ),
+                other => {
+                    return Err(format!("unknown client `{other}`: raw, sdk or sdk-redis").into());
+                }
             }
+        }
+        if let (Some(redis_server), Some(before)) = (&redis_server, before) {
+            // Minus one: the INFO command that reads the counter.
+            println!(
+                "redis commands during {n} requests: {}",
+                commands(redis_server)? - before - 1
+            );
         }
         Ok(())
     })
