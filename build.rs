@@ -11,6 +11,11 @@ fn main() {
     println!("cargo:rerun-if-env-changed=OAUTH_SDK_SPEC");
     let spec = std::env::var("OAUTH_SDK_SPEC").unwrap_or_else(|_| DEFAULT_SPEC.to_owned());
     println!("cargo:rerun-if-changed={spec}");
+    // Examples written for the demo API are compiled only when building it.
+    println!("cargo::rustc-check-cfg=cfg(demo_spec)");
+    if spec == DEFAULT_SPEC {
+        println!("cargo::rustc-cfg=demo_spec");
+    }
 
     let generated = match oauth_sdk_codegen::generate(Path::new(&spec)) {
         Ok(generated) => generated,
@@ -25,8 +30,7 @@ fn main() {
         println!("cargo:warning={warning}");
     }
 
-    let out =
-        PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("api.rs");
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("api.rs");
     if let Err(error) = std::fs::write(&out, generated.code) {
         eprintln!("error: cannot write {}: {error}", out.display());
         std::process::exit(1);

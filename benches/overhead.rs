@@ -110,12 +110,7 @@ struct SeedTokens {
 
 impl SeedClient {
     async fn tokens(&self) -> Result<SeedTokens, String> {
-        let raw: String = self
-            .redis
-            .clone()
-            .get(&self.key)
-            .await
-            .map_err(|e| e.to_string())?;
+        let raw: String = self.redis.clone().get(&self.key).await.map_err(|e| e.to_string())?;
         serde_json::from_str(&raw).map_err(|e| e.to_string())
     }
 
@@ -199,12 +194,7 @@ struct Sample {
     errors: usize,
 }
 
-async fn measure(
-    clients: &Arc<Clients>,
-    case: Case,
-    concurrency: usize,
-    length: Duration,
-) -> Sample {
+async fn measure(clients: &Arc<Clients>, case: Case, concurrency: usize, length: Duration) -> Sample {
     let deadline = Instant::now() + length;
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
@@ -290,11 +280,8 @@ async fn logged_in_clients(server: &Server, redis: &RedisServer, key: &str) -> A
         .json()
         .await
         .expect("token JSON");
-    let raw_header = HeaderValue::try_from(format!(
-        "Bearer {}",
-        login["access_token"].as_str().unwrap_or_default()
-    ))
-    .expect("header");
+    let raw_header = HeaderValue::try_from(format!("Bearer {}", login["access_token"].as_str().unwrap_or_default()))
+        .expect("header");
     let redis_client = redis::Client::open(redis.url().as_str()).expect("redis URL");
     let seed = Arc::new(SeedClient {
         http: reqwest::Client::new(),
@@ -324,12 +311,7 @@ struct Storm {
     all_done: Duration,
 }
 
-async fn storm(
-    case: Case,
-    revoked_not_expired: bool,
-    redis: &RedisServer,
-    servers: &tokio::runtime::Handle,
-) -> Storm {
+async fn storm(case: Case, revoked_not_expired: bool, redis: &RedisServer, servers: &tokio::runtime::Handle) -> Storm {
     let lifetime = if revoked_not_expired {
         Duration::from_secs(3600)
     } else {
@@ -344,12 +326,7 @@ async fn storm(
         .await
         .expect("server task")
         .expect("server");
-    let clients = logged_in_clients(
-        &server,
-        redis,
-        &format!("seed:storm:{}", uuid::Uuid::new_v4()),
-    )
-    .await;
+    let clients = logged_in_clients(&server, redis, &format!("seed:storm:{}", uuid::Uuid::new_v4())).await;
     if revoked_not_expired {
         // Make a refresh happen behind the clients' backs: the server revokes the access tokens.
         let stored = oauth_sdk::TokenStore::load(clients.sdk.store())
@@ -361,16 +338,7 @@ async fn storm(
             oauth_sdk::ExposeSecret::expose_secret(stored.tokens.access_token()),
         )
         .await;
-        revoke(
-            &server,
-            &clients
-                .seed
-                .tokens()
-                .await
-                .expect("seed tokens")
-                .access_token,
-        )
-        .await;
+        revoke(&server, &clients.seed.tokens().await.expect("seed tokens").access_token).await;
     } else {
         tokio::time::sleep(lifetime + Duration::from_millis(100)).await;
     }
@@ -418,9 +386,7 @@ fn machine() -> String {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let rustc = Command::new("rustc")
         .arg("--version")
         .output()
@@ -522,16 +488,9 @@ fn with_results(document: &str, results: &str) -> String {
     let block = format!("{BEGIN}\n{results}{END}");
     match (document.find(BEGIN), document.find(END)) {
         (Some(begin), Some(end)) if begin < end => {
-            format!(
-                "{}{block}{}",
-                &document[..begin],
-                &document[end + END.len()..]
-            )
+            format!("{}{block}{}", &document[..begin], &document[end + END.len()..])
         }
-        _ => format!(
-            "{document}{}{block}\n",
-            if document.is_empty() { "" } else { "\n" }
-        ),
+        _ => format!("{document}{}{block}\n", if document.is_empty() { "" } else { "\n" }),
     }
 }
 
@@ -549,12 +508,7 @@ fn ratios(samples: &[Vec<Vec<Sample>>], case: Case, ci: usize) -> Vec<f64> {
         .collect()
 }
 
-fn report(
-    samples: &[Vec<Vec<Sample>>],
-    storms: &[(Case, bool, Storm)],
-    rounds: usize,
-    length: Duration,
-) -> String {
+fn report(samples: &[Vec<Vec<Sample>>], storms: &[(Case, bool, Storm)], rounds: usize, length: Duration) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "## Results\n");
     let _ = writeln!(
@@ -580,10 +534,7 @@ fn report(
         out,
         "| concurrency | client | requests/s | p50 | p99 | errors | ratio to raw | ratio, rounds min–max |"
     );
-    let _ = writeln!(
-        out,
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-    );
+    let _ = writeln!(out, "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (ci, concurrency) in CONCURRENCY.iter().enumerate() {
         for case in Case::ALL {
             let runs = &samples[case as usize][ci];

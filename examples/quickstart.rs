@@ -40,11 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .login_password(MemoryStore::new(), DEMO_USER.0, DEMO_USER.1.into())
         .await?;
     let me = api.get_me().await?;
-    println!(
-        "Logged in as {} with scopes {}.",
-        me.username,
-        me.scopes.join(", ")
-    );
+    println!("Logged in as {} with scopes {}.", me.username, me.scopes.join(", "));
 
     let project = api
         .create_project(&NewProject {

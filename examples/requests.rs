@@ -21,14 +21,8 @@ use taskboard_server::{DEMO_CLIENT, DEMO_USER, RedisServer};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client_kind = std::env::args().nth(1).unwrap_or_else(|| "sdk".into());
-    let n: usize = std::env::args()
-        .nth(2)
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(1000);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let n: usize = std::env::args().nth(2).map(|s| s.parse()).transpose()?.unwrap_or(1000);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let server = taskboard_server::start(Default::default()).await?;
         let client = Client::builder(server.base_url(), DEMO_CLIENT.0)
@@ -40,19 +34,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .await?;
         let stored = api.store().load().await?.ok_or("no session")?;
         let bearer = format!("Bearer {}", stored.tokens.access_token().expose_secret());
-        let (raw, url) = (
-            reqwest::Client::new(),
-            format!("{}/v1/me", server.base_url()),
-        );
+        let (raw, url) = (reqwest::Client::new(), format!("{}/v1/me", server.base_url()));
         let redis_server = (client_kind == "sdk-redis").then(RedisServer::start);
         let api_redis = match &redis_server {
             Some(redis_server) => {
                 let store = RedisStore::connect(&redis_server.url(), "requests", "ada").await?;
-                Some(
-                    client
-                        .login_password(store, DEMO_USER.0, DEMO_USER.1.into())
-                        .await?,
-                )
+                Some(client.login_password(store, DEMO_USER.0, DEMO_USER.1.into()).await?)
             }
             None => None,
         };
@@ -65,10 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .lines()
                 .find(|l| l.starts_with("total_commands_processed:"))
                 .ok_or("no INFO stats")?;
-            Ok(line
-                .trim_start_matches("total_commands_processed:")
-                .trim()
-                .parse()?)
+            Ok(line.trim_start_matches("total_commands_processed:").trim().parse()?)
         };
         let before = redis_server.as_ref().map(commands).transpose()?;
         for _ in 0..n {
@@ -80,17 +64,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         .send()
                         .await?
                         .error_for_status()?;
-                    let _user: oauth_sdk::types::User =
-                        serde_json::from_slice(&response.bytes().await?)?;
+                    let _user: oauth_sdk::types::User = serde_json::from_slice(&response.bytes().await?)?;
                 }
                 "sdk" => drop(api.get_me().await?),
-                "sdk-redis" => drop(
-                    api_redis
-                        .as_ref()
-                        .ok_or("no Redis session")?
-                        .get_me()
-                        .await?,
-                ),
+                "sdk-redis" => drop(api_redis.as_ref().ok_or("no Redis session")?.get_me().await?),
                 other => {
                     return Err(format!("unknown client `{other}`: raw, sdk or sdk-redis").into());
                 }

@@ -44,10 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// The same code for any store: it is a type parameter.
-async fn run<S: TokenStore>(
-    api: Authenticated<S>,
-    requests: usize,
-) -> Result<(), Box<dyn std::error::Error>> {
+async fn run<S: TokenStore>(api: Authenticated<S>, requests: usize) -> Result<(), Box<dyn std::error::Error>> {
     println!("ready");
     let mut go = String::new();
     std::io::stdin().lock().read_line(&mut go)?;

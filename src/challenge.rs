@@ -23,10 +23,7 @@ impl Challenge {
 pub(crate) fn is_insufficient_scope<'a>(values: impl Iterator<Item = &'a [u8]>) -> bool {
     values
         .flat_map(|v| parse(&String::from_utf8_lossy(v)))
-        .any(|c| {
-            c.scheme.eq_ignore_ascii_case("bearer")
-                && c.param("error") == Some("insufficient_scope")
-        })
+        .any(|c| c.scheme.eq_ignore_ascii_case("bearer") && c.param("error") == Some("insufficient_scope"))
 }
 
 /// Parse one header value into its challenges.
@@ -80,10 +77,7 @@ impl<'a> Cursor<'a> {
     /// An RFC 9110 token (also covers token68 characters but `=`).
     fn token(&mut self) -> &'a str {
         let is_tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~/".contains(c);
-        let end = self
-            .rest
-            .find(|c: char| !is_tchar(c))
-            .unwrap_or(self.rest.len());
+        let end = self.rest.find(|c: char| !is_tchar(c)).unwrap_or(self.rest.len());
         let (token, rest) = self.rest.split_at(end);
         self.rest = rest;
         token
@@ -126,8 +120,10 @@ mod tests {
     fn rfc_6750_examples() {
         assert_eq!(bearer_error(r#"Bearer realm="example""#), None);
         assert_eq!(
-            bearer_error(r#"Bearer realm="example", error="invalid_token", error_description="The access token expired""#)
-                .as_deref(),
+            bearer_error(
+                r#"Bearer realm="example", error="invalid_token", error_description="The access token expired""#
+            )
+            .as_deref(),
             Some("invalid_token")
         );
         assert_eq!(

@@ -44,6 +44,10 @@ impl Client {
         Self { api, config }
     }
 
+    #[allow(
+        dead_code,
+        reason = "used by the generated forwarders of public operations, if the spec has any"
+    )]
     pub(crate) fn api(&self) -> &api::Client {
         &self.api
     }
@@ -102,11 +106,7 @@ impl Client {
         self.authenticated(Arc::new(store), stored)
     }
 
-    async fn start<S: TokenStore>(
-        self,
-        store: S,
-        tokens: crate::TokenSet,
-    ) -> Result<Authenticated<S>, Error> {
+    async fn start<S: TokenStore>(self, store: S, tokens: crate::TokenSet) -> Result<Authenticated<S>, Error> {
         let version = match TokenStore::store(&store, Expect::Any, &tokens).await? {
             Swap::Stored(version) => version,
             Swap::Conflict(_) => {
@@ -120,11 +120,7 @@ impl Client {
         self.authenticated(Arc::new(store), Versioned { version, tokens })
     }
 
-    fn authenticated<S: TokenStore>(
-        self,
-        store: Arc<S>,
-        stored: Versioned,
-    ) -> Result<Authenticated<S>, Error> {
+    fn authenticated<S: TokenStore>(self, store: Arc<S>, stored: Versioned) -> Result<Authenticated<S>, Error> {
         let dyn_store: Arc<dyn DynStore> = store.clone();
         let session = Session::new(self.config.clone(), dyn_store, stored)?;
         let api = api::Client::new_with_client(
@@ -132,11 +128,7 @@ impl Client {
             self.api.client.clone(),
             Executor::logged_in(session.clone()),
         );
-        Ok(Authenticated {
-            api,
-            session,
-            store,
-        })
+        Ok(Authenticated { api, session, store })
     }
 }
 

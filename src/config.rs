@@ -26,8 +26,7 @@ pub const DEFAULT_REFRESH_SKEW: Duration = Duration::from_secs(30);
 
 /// The statuses that mean "this access token is no longer good", by default: 401 (RFC 6750) and 403
 /// (what many APIs answer).
-pub const DEFAULT_TRIGGER_STATUSES: [StatusCode; 2] =
-    [StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN];
+pub const DEFAULT_TRIGGER_STATUSES: [StatusCode; 2] = [StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN];
 
 /// How long one token-endpoint request may take, by default.
 pub const DEFAULT_REFRESH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -116,7 +115,8 @@ impl Config {
 /// Builds a [`Client`]. Every setting but the base URL and client id has a default; errors are
 /// reported by [`build`](ClientBuilder::build).
 ///
-/// ```no_run
+/// ```ignore
+/// // `login_password` exists when the spec declares a password flow (the demo spec does).
 /// # async fn example() -> Result<(), oauth_sdk::Error> {
 /// use oauth_sdk::{Client, MemoryStore};
 ///
@@ -256,11 +256,7 @@ impl ClientBuilder {
     pub fn build(self) -> Result<Client, Error> {
         let base = parse_url("base URL", &self.base_url, None)?;
         let resolve = |what, url: &str| parse_url(what, url, Some(&base));
-        let token_override = self
-            .token_url
-            .as_deref()
-            .map(|u| resolve("token URL", u))
-            .transpose()?;
+        let token_override = self.token_url.as_deref().map(|u| resolve("token URL", u)).transpose()?;
         let refresh_override = self
             .refresh_url
             .as_deref()
@@ -272,9 +268,7 @@ impl ClientBuilder {
             .map(|u| resolve("revocation URL", u))
             .transpose()?;
         if let Some(bad) = self.triggers.iter().find(|s| !s.is_client_error()) {
-            return Err(Error::Config(format!(
-                "trigger status {bad} is not a 4xx status"
-            )));
+            return Err(Error::Config(format!("trigger status {bad} is not a 4xx status")));
         }
 
         let flows = api::SPEC_FLOWS;
@@ -295,11 +289,7 @@ impl ClientBuilder {
                     .map(|s| s.scopes.iter().map(|&s| s.to_owned()).collect())
                     .unwrap_or_default(),
             };
-            Ok(Some(FlowEndpoints {
-                token,
-                refresh,
-                scopes,
-            }))
+            Ok(Some(FlowEndpoints { token, refresh, scopes }))
         };
         let password = flow(flows.password)?;
         let client_credentials = flow(flows.client_credentials)?;
@@ -333,12 +323,9 @@ fn parse_url(what: &str, url: &str, base: Option<&Url>) -> Result<Url, Error> {
         Some(base) => base.join(url),
         None => Url::parse(url),
     };
-    let parsed =
-        parsed.map_err(|e| Error::Config(format!("{what} `{url}` is not a valid URL: {e}")))?;
+    let parsed = parsed.map_err(|e| Error::Config(format!("{what} `{url}` is not a valid URL: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(Error::Config(format!(
-            "{what} `{url}` is not an http(s) URL"
-        )));
+        return Err(Error::Config(format!("{what} `{url}` is not an http(s) URL")));
     }
     Ok(parsed)
 }

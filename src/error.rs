@@ -112,10 +112,7 @@ impl<E> Error<E> {
     /// True for failures that may pass: the token endpoint or the API unreachable, or a stream
     /// upload that must be sent again.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            Error::Transient(_) | Error::NotRetried { .. } | Error::Request(_)
-        )
+        matches!(self, Error::Transient(_) | Error::NotRetried { .. } | Error::Request(_))
     }
 }
 
@@ -126,9 +123,7 @@ impl<E> From<progenitor_client::Error<E>> for Error<E> {
             P::ErrorResponse(response) => Error::Api(Box::new(response)),
             P::UnexpectedResponse(response) => Error::UnexpectedResponse(Box::new(response)),
             P::InvalidResponsePayload(body, source) => Error::InvalidResponse { body, source },
-            P::CommunicationError(e) | P::InvalidUpgrade(e) | P::ResponseBodyError(e) => {
-                Error::Request(e)
-            }
+            P::CommunicationError(e) | P::InvalidUpgrade(e) | P::ResponseBodyError(e) => Error::Request(e),
             P::InvalidRequest(message) | P::Custom(message) => Error::InvalidRequest(message),
         }
     }

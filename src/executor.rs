@@ -27,14 +27,11 @@ use crate::session::Session;
 
 /// How an operation is authorised (generated from the spec's `security`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(dead_code, reason = "which variants the generated table uses depends on the spec")]
 pub(crate) enum Access {
     /// Never sends a token.
     Public,
     /// Sends the token when there is a session.
-    #[allow(
-        dead_code,
-        reason = "generated only for specs with an optional security requirement"
-    )]
     Optional,
     /// Sends the token; only reachable through `Authenticated`.
     Required,
@@ -52,9 +49,7 @@ impl Executor {
     }
 
     pub(crate) fn logged_in(session: Arc<Session>) -> Self {
-        Self {
-            session: Some(session),
-        }
+        Self { session: Some(session) }
     }
 
     /// The session to authorise this operation with, if any.
@@ -68,19 +63,13 @@ impl Executor {
 
 impl ClientHooks<Executor> for api::Client {
     /// Attach a token that is good for the skew, renewing it first if it is not.
-    async fn pre<E>(
-        &self,
-        request: &mut Request,
-        info: &OperationInfo,
-    ) -> Result<(), progenitor_client::Error<E>> {
+    async fn pre<E>(&self, request: &mut Request, info: &OperationInfo) -> Result<(), progenitor_client::Error<E>> {
         let Some(session) = self.inner().session_for(info) else {
             return Ok(());
         };
         match session.token().await {
             Ok(token) => {
-                request
-                    .headers_mut()
-                    .insert(AUTHORIZATION, token.header().clone());
+                request.headers_mut().insert(AUTHORIZATION, token.header().clone());
                 Ok(())
             }
             Err(error) => {
@@ -165,10 +154,7 @@ type Outcome<T, E> = Result<ResponseValue<T>, progenitor_client::Error<E>>;
 
 /// Run a generated call: once, or, if the hooks say its token was rejected and renewed, twice. A
 /// typed failure the hooks report takes the place of the call's outcome.
-pub(crate) async fn run<T, E, F>(
-    resendable: bool,
-    call: impl Fn() -> F,
-) -> Result<ResponseValue<T>, Error<E>>
+pub(crate) async fn run<T, E, F>(resendable: bool, call: impl Fn() -> F) -> Result<ResponseValue<T>, Error<E>>
 where
     F: Future<Output = Outcome<T, E>>,
 {
@@ -196,21 +182,26 @@ async fn attempt<T, E>(
     };
     ATTEMPT
         .scope(attempt, async {
-            (
-                call.await,
-                ATTEMPT.try_with(|a| a.report.take()).ok().flatten(),
-            )
+            (call.await, ATTEMPT.try_with(|a| a.report.take()).ok().flatten())
         })
         .await
 }
 
 /// A request body given by value, kept so the call can be sent again: a buffered body is kept as
 /// bytes (copied once); a stream can be sent only once.
+#[allow(
+    dead_code,
+    reason = "used by generated forwarders of operations with a raw body, if the spec has any"
+)]
 pub(crate) enum Upload {
     Buffered(Bytes),
     Stream(Cell<Option<reqwest::Body>>),
 }
 
+#[allow(
+    dead_code,
+    reason = "used by generated forwarders of operations with a raw body, if the spec has any"
+)]
 impl Upload {
     pub(crate) fn new(body: impl Into<reqwest::Body>) -> Self {
         let body = body.into();
@@ -228,9 +219,7 @@ impl Upload {
     pub(crate) fn body(&self) -> reqwest::Body {
         match self {
             Upload::Buffered(bytes) => reqwest::Body::from(bytes.clone()),
-            Upload::Stream(body) => body
-                .take()
-                .unwrap_or_else(|| reqwest::Body::from(Bytes::new())),
+            Upload::Stream(body) => body.take().unwrap_or_else(|| reqwest::Body::from(Bytes::new())),
         }
     }
 }

@@ -74,27 +74,16 @@ pub(crate) struct TokenClient {
 
 impl TokenClient {
     /// Ask for a token, retrying transient failures with exponential backoff.
-    pub async fn token(
-        &self,
-        url: &Url,
-        grant: GrantRequest<'_>,
-    ) -> Result<TokenSet, TokenFailure> {
+    pub async fn token(&self, url: &Url, grant: GrantRequest<'_>) -> Result<TokenSet, TokenFailure> {
         let mut attempt = 1;
         loop {
             match self.token_once(url, &grant).await {
-                Err(TokenFailure::Transient(mut error))
-                    if attempt >= self.retry.attempts.max(1) =>
-                {
+                Err(TokenFailure::Transient(mut error)) if attempt >= self.retry.attempts.max(1) => {
                     error.attempts = attempt;
                     return Err(TokenFailure::Transient(error));
                 }
                 Err(TokenFailure::Transient(_)) => {
-                    tokio::time::sleep(
-                        self.retry
-                            .backoff
-                            .saturating_mul(1 << (attempt - 1).min(16)),
-                    )
-                    .await;
+                    tokio::time::sleep(self.retry.backoff.saturating_mul(1 << (attempt - 1).min(16))).await;
                     attempt += 1;
                 }
                 outcome => return outcome,
@@ -102,11 +91,7 @@ impl TokenClient {
         }
     }
 
-    async fn token_once(
-        &self,
-        url: &Url,
-        grant: &GrantRequest<'_>,
-    ) -> Result<TokenSet, TokenFailure> {
+    async fn token_once(&self, url: &Url, grant: &GrantRequest<'_>) -> Result<TokenSet, TokenFailure> {
         let joined_scopes;
         let mut form: Vec<(&str, &str)> = Vec::with_capacity(6);
         let (kind, requested_scopes) = match grant {
@@ -166,12 +151,7 @@ impl TokenClient {
     }
 
     /// Revoke a token (RFC 7009). Not retried: logging out must not hang on a dead server.
-    pub async fn revoke(
-        &self,
-        url: &Url,
-        token: &SecretString,
-        hint: &str,
-    ) -> Result<(), TokenFailure> {
+    pub async fn revoke(&self, url: &Url, token: &SecretString, hint: &str) -> Result<(), TokenFailure> {
         let mut form = vec![("token", token.expose_secret()), ("token_type_hint", hint)];
         let request = self.authenticate(self.http.post(url.clone()), &mut form);
         let (status, body) = self.send(request.form(&form)).await?;
@@ -193,12 +173,8 @@ impl TokenClient {
             .timeout(self.timeout);
         match (&self.client_secret, self.client_auth) {
             (Some(secret), ClientAuth::Basic) => {
-                let encode =
-                    |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-                request.basic_auth(
-                    encode(&self.client_id),
-                    Some(encode(secret.expose_secret())),
-                )
+                let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                request.basic_auth(encode(&self.client_id), Some(encode(secret.expose_secret())))
             }
             (Some(secret), ClientAuth::RequestBody) => {
                 form.extend([
@@ -215,18 +191,12 @@ impl TokenClient {
     }
 
     /// Send, classify transport failures and retryable statuses, and read the body through a limit.
-    async fn send(
-        &self,
-        request: reqwest::RequestBuilder,
-    ) -> Result<(StatusCode, Vec<u8>), TokenFailure> {
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<(StatusCode, Vec<u8>), TokenFailure> {
         let transient = |cause| TokenFailure::Transient(TransientError { attempts: 1, cause });
-        let network =
-            |e: reqwest::Error| transient(TransientCause::Network(Arc::new(e.without_url())));
+        let network = |e: reqwest::Error| transient(TransientCause::Network(Arc::new(e.without_url())));
         let mut response = request.send().await.map_err(network)?;
         let status = response.status();
-        if status == StatusCode::REQUEST_TIMEOUT
-            || status == StatusCode::TOO_MANY_REQUESTS
-            || status.is_server_error()
+        if status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
         {
             return Err(transient(TransientCause::Status(status)));
         }
@@ -311,17 +281,13 @@ pub(crate) fn parse_token_response(
             "access_token has characters an HTTP header cannot carry",
         ));
     }
-    let lifetime =
-        lifetime(response.expires_in.as_ref()).map_err(|reason| invalid(status, reason))?;
+    let lifetime = lifetime(response.expires_in.as_ref()).map_err(|reason| invalid(status, reason))?;
 
     let mut tokens = TokenSet::new(response.access_token, grant, now).with_token_type(token_type);
     if let Some(lifetime) = lifetime {
         tokens = tokens.with_lifetime(lifetime);
     }
-    if let Some(refresh_token) = response
-        .refresh_token
-        .filter(|t| !t.expose_secret().is_empty())
-    {
+    if let Some(refresh_token) = response.refresh_token.filter(|t| !t.expose_secret().is_empty()) {
         tokens = tokens.with_refresh_token(refresh_token);
     }
     if let Some(scope) = response.scope {
@@ -341,9 +307,7 @@ fn lifetime(expires_in: Option<&serde_json::Value>) -> Result<Option<Duration>, 
         Some(_) => None,
     };
     match seconds {
-        Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(
-            s.min(MAX_LIFETIME.as_secs_f64()),
-        ))),
+        Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s.min(MAX_LIFETIME.as_secs_f64())))),
         Some(s) if s.is_finite() => Ok(None),
         _ => Err("expires_in is not a number".to_owned()),
     }
@@ -363,22 +327,16 @@ fn describe(error: &serde_json::Error) -> String {
     use serde_json::error::Category;
     let message = error.to_string();
     match error.classify() {
-        Category::Data if message.starts_with("missing field") => message
-            .split(" at line")
-            .next()
-            .unwrap_or(&message)
-            .to_owned(),
+        Category::Data if message.starts_with("missing field") => {
+            message.split(" at line").next().unwrap_or(&message).to_owned()
+        }
         Category::Data => format!(
             "a field has the wrong type (line {}, column {})",
             error.line(),
             error.column()
         ),
         Category::Syntax | Category::Eof | Category::Io => {
-            format!(
-                "not JSON (line {}, column {})",
-                error.line(),
-                error.column()
-            )
+            format!("not JSON (line {}, column {})", error.line(), error.column())
         }
     }
 }
@@ -439,10 +397,7 @@ mod tests {
                 .expires_at(),
             None
         );
-        assert_eq!(
-            parse(200, r#"{"access_token":"a"}"#).unwrap().expires_at(),
-            None
-        );
+        assert_eq!(parse(200, r#"{"access_token":"a"}"#).unwrap().expires_at(), None);
         let huge = parse(200, r#"{"access_token":"a","expires_in":1e300}"#).unwrap();
         assert_eq!(huge.expires_at(), Some(NOW + MAX_LIFETIME));
         assert_eq!(
@@ -454,10 +409,7 @@ mod tests {
     #[test]
     fn oauth_errors_are_refusals_even_with_status_200() {
         for status in [400, 401, 200] {
-            match parse(
-                status,
-                r#"{"error":"invalid_grant","error_description":"reused"}"#,
-            ) {
+            match parse(status, r#"{"error":"invalid_grant","error_description":"reused"}"#) {
                 Err(TokenFailure::Refused(e)) => {
                     assert_eq!(e.code(), "invalid_grant");
                     assert_eq!(e.description(), Some("reused"));
@@ -480,14 +432,8 @@ mod tests {
         );
         let wrong = reason(parse(200, r#"{"access_token":123456789}"#));
         assert!(!wrong.contains("123456789"), "{wrong}");
-        assert!(
-            reason(parse(200, r#"{"access_token":"a","token_type":"mac"}"#))
-                .contains("only Bearer")
-        );
-        assert_eq!(
-            reason(parse(200, r#"{"access_token":""}"#)),
-            "access_token is empty"
-        );
+        assert!(reason(parse(200, r#"{"access_token":"a","token_type":"mac"}"#)).contains("only Bearer"));
+        assert_eq!(reason(parse(200, r#"{"access_token":""}"#)), "access_token is empty");
         assert!(reason(parse(200, r#"{"access_token":"a\nb"}"#)).contains("HTTP header"));
         assert!(reason(parse(302, "")).contains("unexpected status"));
     }

@@ -38,17 +38,12 @@ pub(crate) struct Token {
 
 impl Token {
     fn new(tokens: TokenSet, version: Option<Version>, skew: Duration) -> Result<Self, AuthError> {
-        let mut header =
-            HeaderValue::try_from(format!("Bearer {}", tokens.access_token().expose_secret()))
-                .map_err(|_| {
-                    AuthError::Config("the access token cannot be sent in an HTTP header".into())
-                })?;
+        let mut header = HeaderValue::try_from(format!("Bearer {}", tokens.access_token().expose_secret()))
+            .map_err(|_| AuthError::Config("the access token cannot be sent in an HTTP header".into()))?;
         header.set_sensitive(true);
         // Renew `skew` before expiry, but never earlier than half-way through the token's life.
         let renew_at = tokens.expires_at().map(|expires| {
-            let lifetime = expires
-                .duration_since(tokens.issued_at())
-                .unwrap_or_default();
+            let lifetime = expires.duration_since(tokens.issued_at()).unwrap_or_default();
             expires - skew.min(lifetime / 2)
         });
         Ok(Self {
@@ -138,11 +133,7 @@ impl Session {
         store: Arc<dyn DynStore>,
         stored: Versioned,
     ) -> Result<Arc<Self>, AuthError> {
-        let current = Arc::new(Token::new(
-            stored.tokens,
-            Some(stored.version),
-            config.skew,
-        )?);
+        let current = Arc::new(Token::new(stored.tokens, Some(stored.version), config.skew)?);
         let versions = store.versions();
         Ok(Arc::new(Self {
             config,
@@ -159,9 +150,7 @@ impl Session {
 
     fn state(&self) -> MutexGuard<'_, State> {
         // Every critical section is a few assignments that cannot panic half-way.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn current(&self) -> Result<Arc<Token>, AuthError> {
@@ -190,19 +179,14 @@ impl Session {
             (false, true) => Reason::StoreChanged,
         };
         match self.renew(&current, reason).await {
-            Err(AuthError::Transient(_) | AuthError::Store(_)) if !current.is_expired(now) => {
-                Ok(current)
-            }
+            Err(AuthError::Transient(_) | AuthError::Store(_)) if !current.is_expired(now) => Ok(current),
             outcome => outcome,
         }
     }
 
     /// The API rejected the token a request carried (`sent`, its `Authorization` header): a token to
     /// send it again with. Renews only if that token is still the current one.
-    pub(crate) async fn rejected(
-        self: &Arc<Self>,
-        sent: Option<&HeaderValue>,
-    ) -> Result<Arc<Token>, AuthError> {
+    pub(crate) async fn rejected(self: &Arc<Self>, sent: Option<&HeaderValue>) -> Result<Arc<Token>, AuthError> {
         let current = self.current()?;
         if sent != Some(&current.header) {
             return Ok(current);
@@ -212,11 +196,7 @@ impl Session {
 
     /// Renew the session once, however many callers ask: the first starts the renewal, the others
     /// join it, and a caller whose token was already replaced gets the replacement.
-    async fn renew(
-        self: &Arc<Self>,
-        seen: &Arc<Token>,
-        reason: Reason,
-    ) -> Result<Arc<Token>, AuthError> {
+    async fn renew(self: &Arc<Self>, seen: &Arc<Token>, reason: Reason) -> Result<Arc<Token>, AuthError> {
         let renewal = {
             let mut state = self.state();
             if let Some(end) = &state.ended {
@@ -231,9 +211,7 @@ impl Session {
                 // spent at the server and its successor never stored).
                 let task = tokio::spawn(self.clone().run_renewal(seen.clone(), reason));
                 task.map(|joined| {
-                    joined.unwrap_or_else(|e| {
-                        Err(AuthError::Config(format!("renewal task failed: {e}")))
-                    })
+                    joined.unwrap_or_else(|e| Err(AuthError::Config(format!("renewal task failed: {e}"))))
                 })
                 .boxed()
                 .shared()
@@ -243,11 +221,7 @@ impl Session {
         renewal.await
     }
 
-    async fn run_renewal(
-        self: Arc<Self>,
-        seen: Arc<Token>,
-        reason: Reason,
-    ) -> Result<Arc<Token>, AuthError> {
+    async fn run_renewal(self: Arc<Self>, seen: Arc<Token>, reason: Reason) -> Result<Arc<Token>, AuthError> {
         let mut finish = Finish {
             session: &self,
             outcome: None,
@@ -264,11 +238,7 @@ impl Session {
     /// The renewal, across processes: adopt a session another process stored; else take the store's
     /// renewal lock (waiting while another process holds it), look once more, and only then redeem
     /// the refresh token and store the result. One refresh per expiry, however many processes.
-    async fn renewed(
-        self: &Arc<Self>,
-        seen: &Arc<Token>,
-        reason: Reason,
-    ) -> Result<Arc<Token>, AuthError> {
+    async fn renewed(self: &Arc<Self>, seen: &Arc<Token>, reason: Reason) -> Result<Arc<Token>, AuthError> {
         let ttl = self.config.lock_ttl();
         let give_up = tokio::time::Instant::now() + ttl + LOCK_POLL;
         let lock = loop {
@@ -324,8 +294,7 @@ impl Session {
                 return None;
             }
         };
-        self.acknowledged
-            .fetch_max(pushed.max(stored.version), Relaxed);
+        self.acknowledged.fetch_max(pushed.max(stored.version), Relaxed);
         if Some(stored.version) <= seen.version() {
             return None;
         }
@@ -350,9 +319,7 @@ impl Session {
         let expect = seen.version().map_or(Expect::Empty, Expect::Version);
         let token = match self.save(expect, &tokens).await {
             Ok(Saved::Stored(version)) => Token::new(tokens, Some(version), self.config.skew)?,
-            Ok(Saved::Newer(newer)) => {
-                Token::new(newer.tokens, Some(newer.version), self.config.skew)?
-            }
+            Ok(Saved::Newer(newer)) => Token::new(newer.tokens, Some(newer.version), self.config.skew)?,
             Err(error) => {
                 tracing::warn!(%error, "renewed token kept in memory: the token store failed; writing it back later");
                 let token = Arc::new(Token::new(tokens, None, self.config.skew)?);
@@ -367,9 +334,7 @@ impl Session {
     /// without persistence), store them into the empty store.
     async fn save(&self, expect: Expect, tokens: &TokenSet) -> Result<Saved, crate::StoreError> {
         let saved = match self.store.store(expect, tokens).await? {
-            Swap::Conflict(None) if expect != Expect::Empty => {
-                self.store.store(Expect::Empty, tokens).await?
-            }
+            Swap::Conflict(None) if expect != Expect::Empty => self.store.store(Expect::Empty, tokens).await?,
             swap => swap,
         };
         Ok(match saved {
@@ -380,10 +345,7 @@ impl Session {
             // A newer session was stored meanwhile (a new login): it wins.
             Swap::Conflict(Some(newer)) => Saved::Newer(newer),
             Swap::Conflict(None) => {
-                return Err(crate::StoreError::new(
-                    "shared",
-                    "the store refused the write",
-                ));
+                return Err(crate::StoreError::new("shared", "the store refused the write"));
             }
         })
     }

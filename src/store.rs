@@ -120,11 +120,7 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// Write `tokens` if the store holds what `expect` says; otherwise change nothing and return what
     /// it holds.
-    fn store(
-        &self,
-        expect: Expect,
-        tokens: &TokenSet,
-    ) -> impl Future<Output = Result<Swap, StoreError>> + Send;
+    fn store(&self, expect: Expect, tokens: &TokenSet) -> impl Future<Output = Result<Swap, StoreError>> + Send;
 
     /// Remove the session.
     fn clear(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -132,10 +128,7 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Take the session's renewal lock for `ttl`, so that one process renews while the others wait
     /// for its result. The lock must expire by itself after `ttl`, so a holder that dies delays the
     /// others by at most that. Default: [`LockAttempt::NotShared`].
-    fn try_lock(
-        &self,
-        ttl: Duration,
-    ) -> impl Future<Output = Result<LockAttempt, StoreError>> + Send {
+    fn try_lock(&self, ttl: Duration) -> impl Future<Output = Result<LockAttempt, StoreError>> + Send {
         let _ = ttl;
         async { Ok(LockAttempt::NotShared) }
     }
@@ -159,11 +152,7 @@ impl<S: TokenStore> TokenStore for Arc<S> {
         (**self).load()
     }
 
-    fn store(
-        &self,
-        expect: Expect,
-        tokens: &TokenSet,
-    ) -> impl Future<Output = Result<Swap, StoreError>> + Send {
+    fn store(&self, expect: Expect, tokens: &TokenSet) -> impl Future<Output = Result<Swap, StoreError>> + Send {
         (**self).store(expect, tokens)
     }
 
@@ -171,10 +160,7 @@ impl<S: TokenStore> TokenStore for Arc<S> {
         (**self).clear()
     }
 
-    fn try_lock(
-        &self,
-        ttl: Duration,
-    ) -> impl Future<Output = Result<LockAttempt, StoreError>> + Send {
+    fn try_lock(&self, ttl: Duration) -> impl Future<Output = Result<LockAttempt, StoreError>> + Send {
         (**self).try_lock(ttl)
     }
 
@@ -210,9 +196,7 @@ impl MemoryStore {
     fn slot(&self) -> std::sync::MutexGuard<'_, Slot> {
         // A panic while holding this lock cannot leave the slot half-written: every write is one
         // assignment.
-        self.slot
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -252,11 +236,7 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// [`TokenStore`] as an object, so the session and the generated client need not be generic.
 pub(crate) trait DynStore: Send + Sync {
     fn load(&self) -> BoxFuture<'_, Result<Option<Versioned>, StoreError>>;
-    fn store<'a>(
-        &'a self,
-        expect: Expect,
-        tokens: &'a TokenSet,
-    ) -> BoxFuture<'a, Result<Swap, StoreError>>;
+    fn store<'a>(&'a self, expect: Expect, tokens: &'a TokenSet) -> BoxFuture<'a, Result<Swap, StoreError>>;
     fn try_lock(&self, ttl: Duration) -> BoxFuture<'_, Result<LockAttempt, StoreError>>;
     fn unlock(&self, lock: LockToken) -> BoxFuture<'_, Result<(), StoreError>>;
     fn versions(&self) -> Option<watch::Receiver<Version>>;
@@ -267,11 +247,7 @@ impl<S: TokenStore> DynStore for S {
         Box::pin(TokenStore::load(self))
     }
 
-    fn store<'a>(
-        &'a self,
-        expect: Expect,
-        tokens: &'a TokenSet,
-    ) -> BoxFuture<'a, Result<Swap, StoreError>> {
+    fn store<'a>(&'a self, expect: Expect, tokens: &'a TokenSet) -> BoxFuture<'a, Result<Swap, StoreError>> {
         Box::pin(TokenStore::store(self, expect, tokens))
     }
 

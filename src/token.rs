@@ -149,10 +149,7 @@ mod expose {
         serializer.serialize_str(secret.expose_secret())
     }
 
-    pub fn optional_secret<S: Serializer>(
-        secret: &Option<SecretString>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
+    pub fn optional_secret<S: Serializer>(secret: &Option<SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
         match secret {
             Some(secret) => serializer.serialize_some(secret.expose_secret()),
             None => serializer.serialize_none(),
@@ -182,19 +179,14 @@ mod rfc3339 {
     pub mod optional {
         use super::*;
 
-        pub fn serialize<S: Serializer>(
-            time: &Option<SystemTime>,
-            serializer: S,
-        ) -> Result<S::Ok, S::Error> {
+        pub fn serialize<S: Serializer>(time: &Option<SystemTime>, serializer: S) -> Result<S::Ok, S::Error> {
             match time {
                 Some(time) => super::serialize(time, serializer),
                 None => serializer.serialize_none(),
             }
         }
 
-        pub fn deserialize<'de, D: Deserializer<'de>>(
-            deserializer: D,
-        ) -> Result<Option<SystemTime>, D::Error> {
+        pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<SystemTime>, D::Error> {
             Option::<String>::deserialize(deserializer)?
                 .map(|text| DateTime::parse_from_rfc3339(&text).map(SystemTime::from))
                 .transpose()

@@ -27,17 +27,9 @@ pub struct Method {
 ///
 /// progenitor emits one method per operation, in the order `security::analyse` walks them, and names
 /// each method after the operation id it writes into `OperationInfo`; both are checked here.
-pub fn collect(
-    name: &str,
-    client: &TokenStream,
-    auth: &AuthModel,
-) -> Result<Vec<Method>, CodegenError> {
-    let internal = |what: String| {
-        CodegenError::new(
-            name,
-            format!("internal error reading progenitor's output: {what}"),
-        )
-    };
+pub fn collect(name: &str, client: &TokenStream, auth: &AuthModel) -> Result<Vec<Method>, CodegenError> {
+    let internal =
+        |what: String| CodegenError::new(name, format!("internal error reading progenitor's output: {what}"));
     let file: syn::File = syn::parse2(client.clone()).map_err(|e| internal(e.to_string()))?;
 
     let mut operations = Vec::new();
@@ -86,10 +78,7 @@ pub fn collect(
         .zip(&auth.operations)
         .map(|((sig, docs), auth)| {
             if sig.asyncness.is_none() {
-                return Err(internal(format!(
-                    "operation method `{}` is not async",
-                    sig.ident
-                )));
+                return Err(internal(format!("operation method `{}` is not async", sig.ident)));
             }
             Ok(Method {
                 sig: with_sdk_error(sig),
@@ -111,8 +100,7 @@ impl<'ast> Visit<'ast> for OperationIdFinder {
                 if let (
                     true,
                     syn::Expr::Lit(syn::ExprLit {
-                        lit: syn::Lit::Str(s),
-                        ..
+                        lit: syn::Lit::Str(s), ..
                     }),
                 ) = (is_id, &field.expr)
                 {
@@ -129,10 +117,7 @@ fn with_sdk_error(mut sig: syn::Signature) -> syn::Signature {
     struct SdkError;
     impl VisitMut for SdkError {
         fn visit_type_path_mut(&mut self, ty: &mut syn::TypePath) {
-            if ty.qself.is_none()
-                && ty.path.segments.len() == 1
-                && ty.path.segments[0].ident == "Error"
-            {
+            if ty.qself.is_none() && ty.path.segments.len() == 1 && ty.path.segments[0].ident == "Error" {
                 let args = ty.path.segments[0].arguments.clone();
                 *ty = syn::parse_quote!(crate::Error #args);
             }
@@ -217,9 +202,7 @@ fn forwarder(method: &Method) -> TokenStream {
 
     let access_doc = match auth.access {
         Access::Public => "Public: needs no login and never sends a token.".to_owned(),
-        Access::Optional => {
-            "Login optional: sends the access token when there is a session.".to_owned()
-        }
+        Access::Optional => "Login optional: sends the access token when there is a session.".to_owned(),
         Access::Required if auth.scopes.is_empty() => "Needs a login.".to_owned(),
         Access::Required => format!(
             "Needs a login with scope{} {}.",
@@ -311,10 +294,7 @@ mod tests {
 
     #[test]
     fn two_success_types_fail_with_a_message_not_a_panic() {
-        let path = format!(
-            "{}/fixtures/two-success-types.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/fixtures/two-success-types.json", env!("CARGO_MANIFEST_DIR"));
         let err = crate::generate(std::path::Path::new(&path)).unwrap_err();
         assert!(err.file.ends_with("two-success-types.json"));
         assert!(err.problem.contains("one success response"), "{err}");

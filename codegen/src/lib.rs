@@ -13,6 +13,7 @@
 //! [`CodegenError`] naming the file and what to change, never with a panic backtrace.
 
 pub mod forwarders;
+pub mod normalize;
 pub mod security;
 pub mod spec;
 
@@ -60,15 +61,16 @@ pub struct Generated {
 /// Generate the SDK's API module from the spec at `path`.
 pub fn generate(path: &Path) -> Result<Generated, CodegenError> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CodegenError::new(&name, format!("cannot read the spec: {e}")))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| CodegenError::new(&name, format!("cannot read the spec: {e}")))?;
     generate_from_str(&name, &text)
 }
 
 /// Generate the SDK's API module from spec text; `name` is used in messages.
 pub fn generate_from_str(name: &str, text: &str) -> Result<Generated, CodegenError> {
-    let spec = spec::parse(name, text)?;
-    let auth = security::analyse(name, &spec)?;
+    let (spec, notes) = spec::parse(name, text)?;
+    let mut auth = security::analyse(name, &spec)?;
+    auth.warnings.splice(0..0, notes);
     let client = run_progenitor(name, &spec)?;
     let methods = forwarders::collect(name, &client, &auth)?;
 
@@ -79,12 +81,8 @@ pub fn generate_from_str(name: &str, text: &str) -> Result<Generated, CodegenErr
         #security
         #forwarders
     };
-    let syntax = syn::parse2::<syn::File>(file).map_err(|e| {
-        CodegenError::new(
-            name,
-            format!("internal error: generated code does not parse: {e}"),
-        )
-    })?;
+    let syntax = syn::parse2::<syn::File>(file)
+        .map_err(|e| CodegenError::new(name, format!("internal error: generated code does not parse: {e}")))?;
     Ok(Generated {
         code: prettyplease::unparse(&syntax),
         warnings: auth.warnings,

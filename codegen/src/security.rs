@@ -39,11 +39,7 @@ pub struct Flow {
 }
 
 impl Flow {
-    fn new<'a>(
-        token_url: &str,
-        refresh_url: &Option<String>,
-        scopes: impl Iterator<Item = &'a String>,
-    ) -> Self {
+    fn new<'a>(token_url: &str, refresh_url: &Option<String>, scopes: impl Iterator<Item = &'a String>) -> Self {
         Self {
             token_url: token_url.to_owned(),
             refresh_url: refresh_url.clone(),
@@ -92,11 +88,7 @@ pub fn analyse(name: &str, spec: &OpenAPI) -> Result<AuthModel, CodegenError> {
             .map(|f| Flow::new(&f.token_url, &f.refresh_url, f.scopes.keys()));
     }
     let oauth_names: BTreeSet<&str> = oauth.iter().map(|(n, _)| n.as_str()).collect();
-    let known: BTreeSet<&str> = schemes
-        .into_iter()
-        .flatten()
-        .map(|(n, _)| n.as_str())
-        .collect();
+    let known: BTreeSet<&str> = schemes.into_iter().flatten().map(|(n, _)| n.as_str()).collect();
 
     for (path, item) in spec.paths.iter() {
         let Some(item) = item.as_item() else { continue };
@@ -180,23 +172,18 @@ mod tests {
     fn model(fixture: &str) -> AuthModel {
         let path = format!("{}/fixtures/{fixture}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap();
-        let spec = crate::spec::parse(fixture, &text).unwrap();
+        let (spec, _) = crate::spec::parse(fixture, &text).unwrap();
         analyse(fixture, &spec).unwrap()
     }
 
     fn access(model: &AuthModel) -> Vec<(&str, Access)> {
-        model
-            .operations
-            .iter()
-            .map(|o| (o.label.as_str(), o.access))
-            .collect()
+        model.operations.iter().map(|o| (o.label.as_str(), o.access)).collect()
     }
 
     #[test]
     fn taskboard_health_is_public_and_the_rest_protected() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi/taskboard.json");
-        let spec =
-            crate::spec::parse("taskboard.json", &std::fs::read_to_string(path).unwrap()).unwrap();
+        let (spec, _) = crate::spec::parse("taskboard.json", &std::fs::read_to_string(path).unwrap()).unwrap();
         let model = analyse("taskboard.json", &spec).unwrap();
         let public: Vec<_> = model
             .operations
@@ -205,11 +192,7 @@ mod tests {
             .map(|o| o.label.as_str())
             .collect();
         assert_eq!(public, ["GET /v1/health"]);
-        let me = model
-            .operations
-            .iter()
-            .find(|o| o.label == "GET /v1/me")
-            .unwrap();
+        let me = model.operations.iter().find(|o| o.label == "GET /v1/me").unwrap();
         assert_eq!(me.scopes, ["tasks.read"]);
         let password = model.password.unwrap();
         assert_eq!(password.token_url, "/oauth/token");
@@ -230,10 +213,7 @@ mod tests {
                 ("POST /account", Access::Required),
             ]
         );
-        assert_eq!(
-            model.operations[3].scopes,
-            ["account.read", "account.write"]
-        );
+        assert_eq!(model.operations[3].scopes, ["account.read", "account.write"]);
     }
 
     #[test]
@@ -259,11 +239,10 @@ mod tests {
     fn an_undeclared_scheme_is_an_error_naming_the_operation() {
         let text = r#"{"openapi":"3.0.3","info":{"title":"t","version":"1"},"security":[{"nope":[]}],
             "paths":{"/a":{"get":{"operationId":"a","responses":{"200":{"description":"ok"}}}}}}"#;
-        let spec = crate::spec::parse("x.json", text).unwrap();
+        let (spec, _) = crate::spec::parse("x.json", text).unwrap();
         let err = analyse("x.json", &spec).unwrap_err();
         assert!(
-            err.problem
-                .contains("`GET /a` requires security scheme `nope`"),
+            err.problem.contains("`GET /a` requires security scheme `nope`"),
             "{err}"
         );
     }

@@ -1,32 +1,32 @@
-//! Reading the spec: JSON, OpenAPI 3.0.x, every operation named.
+//! Reading the spec: JSON or YAML, OpenAPI 3.0.x, normalised into what progenitor takes.
 
 use openapiv3::OpenAPI;
 
 use crate::CodegenError;
+use crate::normalize::{Note, normalize};
 
-/// Parse and check a spec, so that what reaches progenitor is something it can take.
-pub fn parse(name: &str, text: &str) -> Result<OpenAPI, CodegenError> {
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-        CodegenError::new(
-            name,
-            format!(
-                "not valid JSON (line {}, column {}): {e}",
-                e.line(),
-                e.column()
-            ),
-        )
-    })?;
-
-    let version = value
-        .get("openapi")
-        .and_then(|v| v.as_str())
-        .ok_or_else(|| {
+/// Parse, check and normalise a spec, so that what reaches progenitor is something it can take.
+/// Returns the spec and what normalisation changed or left out.
+pub fn parse(name: &str, text: &str) -> Result<(OpenAPI, Vec<String>), CodegenError> {
+    let yaml = name.ends_with(".yaml") || name.ends_with(".yml");
+    let mut value: serde_json::Value = if yaml {
+        serde_yaml::from_str(text).map_err(|e| CodegenError::new(name, format!("not valid YAML: {e}")))?
+    } else {
+        serde_json::from_str(text).map_err(|e| {
             CodegenError::new(
                 name,
-                "no `openapi` version field: this does not look like an OpenAPI 3.0 document \
-             (Swagger 2.0 documents must be converted to OpenAPI 3.0 first)",
+                format!("not valid JSON (line {}, column {}): {e}", e.line(), e.column()),
             )
-        })?;
+        })?
+    };
+
+    let version = value.get("openapi").and_then(|v| v.as_str()).ok_or_else(|| {
+        CodegenError::new(
+            name,
+            "no `openapi` version field: this does not look like an OpenAPI 3.0 document \
+             (Swagger 2.0 documents must be converted to OpenAPI 3.0 first)",
+        )
+    })?;
     if !version.trim().starts_with("3.0.") {
         return Err(CodegenError::new(
             name,
@@ -38,39 +38,28 @@ pub fn parse(name: &str, text: &str) -> Result<OpenAPI, CodegenError> {
         ));
     }
 
+    let notes = normalize(&mut value)
+        .into_iter()
+        .map(|Note(note)| format!("{name}: {note}"))
+        .collect();
     let spec: OpenAPI = serde_path_to_error::deserialize(value).map_err(|e| {
         CodegenError::new(
             name,
-            format!(
-                "not a valid OpenAPI 3.0 document at `{}`: {}",
-                e.path(),
-                e.inner()
-            ),
+            format!("not a valid OpenAPI 3.0 document at `{}`: {}", e.path(), e.inner()),
         )
     })?;
 
-    for (path, item) in spec.paths.iter() {
-        let Some(item) = item.as_item() else {
-            return Err(CodegenError::new(
-                name,
-                format!(
-                    "path `{path}` is a `$ref`; inline the path item (progenitor does not follow path references)"
-                ),
-            ));
-        };
-        for (method, operation) in item.iter() {
-            if operation.operation_id.as_deref().is_none_or(str::is_empty) {
-                return Err(CodegenError::new(
-                    name,
-                    format!(
-                        "operation `{} {path}` has no `operationId`; add one (it becomes the method name)",
-                        method.to_uppercase()
-                    ),
-                ));
-            }
-        }
+    if let Some(path) = spec
+        .paths
+        .iter()
+        .find_map(|(path, item)| item.as_item().is_none().then_some(path))
+    {
+        return Err(CodegenError::new(
+            name,
+            format!("path `{path}` is a `$ref`; inline the path item (progenitor does not follow path references)"),
+        ));
     }
-    Ok(spec)
+    Ok((spec, notes))
 }
 
 #[cfg(test)]
@@ -92,22 +81,27 @@ mod tests {
     #[test]
     fn broken_json_names_the_position() {
         let err = parse("x.json", "{\n  \"openapi\": \"3.0.3\",\n  oops\n}").unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("x.json: not valid JSON (line 3"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("x.json: not valid JSON (line 3"), "{err}");
     }
 
     #[test]
-    fn missing_operation_id_names_the_operation() {
+    fn a_missing_operation_id_is_synthesised_and_said() {
         let text = r#"{"openapi":"3.0.3","info":{"title":"t","version":"1"},
             "paths":{"/a":{"get":{"responses":{"200":{"description":"ok"}}}}}}"#;
-        let err = parse("x.json", text).unwrap_err();
-        assert!(
-            err.problem.contains("`GET /a` has no `operationId`"),
-            "{err}"
-        );
+        let (spec, notes) = parse("x.json", text).unwrap();
+        let operation = spec.paths.paths["/a"].as_item().unwrap().get.as_ref().unwrap();
+        assert_eq!(operation.operation_id.as_deref(), Some("get_a"));
+        assert_eq!(notes, ["x.json: GET /a has no operationId: named it `get_a`"]);
+    }
+
+    #[test]
+    fn yaml_specs_are_read_too() {
+        let text = "openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /a:\n    get:\n      operationId: a\n      responses:\n        '200': {description: ok}\n";
+        let (spec, notes) = parse("api.yaml", text).unwrap();
+        assert!(spec.paths.paths.contains_key("/a"));
+        assert!(notes.is_empty());
+        let err = parse("api.yml", "openapi: [").unwrap_err();
+        assert!(err.problem.starts_with("not valid YAML"), "{err}");
     }
 
     #[test]

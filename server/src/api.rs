@@ -102,10 +102,7 @@ pub(crate) fn routes(state: Arc<State>) -> Router<Arc<State>> {
         .route("/v1/me", get(me))
         .route("/v1/projects", get(list_projects).post(create_project))
         .route("/v1/projects/{project_id}", get(get_project))
-        .route(
-            "/v1/projects/{project_id}/tasks",
-            get(list_tasks).post(create_task),
-        )
+        .route("/v1/projects/{project_id}/tasks", get(list_tasks).post(create_task))
         .route(
             "/v1/tasks/{task_id}",
             axum::routing::patch(update_task).delete(delete_task),
@@ -115,11 +112,7 @@ pub(crate) fn routes(state: Arc<State>) -> Router<Arc<State>> {
 }
 
 /// Delay by the configured latency, and count every API response by status.
-async fn latency_and_count(
-    Extract(state): Extract<Arc<State>>,
-    request: Request,
-    next: Next,
-) -> Response {
+async fn latency_and_count(Extract(state): Extract<Arc<State>>, request: Request, next: Next) -> Response {
     if let Some(latency) = state.config.api_latency {
         tokio::time::sleep(latency).await;
     }
@@ -129,11 +122,7 @@ async fn latency_and_count(
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        axum::Json(json!({"error": code, "message": message})),
-    )
-        .into_response()
+    (status, axum::Json(json!({"error": code, "message": message}))).into_response()
 }
 
 /// RFC 6750: the bearer token, if it is live and has `scope`.
@@ -146,9 +135,7 @@ fn authorize(state: &State, headers: &HeaderMap, scope: &str) -> Result<Arc<Prin
         .map(|(_, token)| token.trim());
     let Some(principal) = presented.and_then(|token| state.tokens.check(token)) else {
         let challenge = match presented {
-            Some(_) => {
-                r#"Bearer realm="taskboard", error="invalid_token", error_description="expired or revoked""#
-            }
+            Some(_) => r#"Bearer realm="taskboard", error="invalid_token", error_description="expired or revoked""#,
             None => r#"Bearer realm="taskboard""#,
         };
         let mut response = error(
@@ -156,10 +143,9 @@ fn authorize(state: &State, headers: &HeaderMap, scope: &str) -> Result<Arc<Prin
             "invalid_token",
             "the access token is missing, expired or revoked",
         );
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(challenge),
-        );
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         return Err(response);
     };
     if !principal.scopes.iter().any(|s| s == scope) {
@@ -168,12 +154,9 @@ fn authorize(state: &State, headers: &HeaderMap, scope: &str) -> Result<Arc<Prin
             "insufficient_scope",
             &format!("needs scope {scope}"),
         );
-        let challenge =
-            format!(r#"Bearer realm="taskboard", error="insufficient_scope", scope="{scope}""#);
+        let challenge = format!(r#"Bearer realm="taskboard", error="insufficient_scope", scope="{scope}""#);
         if let Ok(value) = HeaderValue::from_str(&challenge) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, value);
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
         }
         return Err(response);
     }
@@ -181,16 +164,11 @@ fn authorize(state: &State, headers: &HeaderMap, scope: &str) -> Result<Arc<Prin
 }
 
 fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
-    serde_json::from_slice(body)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_body", &e.to_string()))
+    serde_json::from_slice(body).map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_body", &e.to_string()))
 }
 
 fn not_found(what: &str) -> Response {
-    error(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        &format!("no such {what}"),
-    )
+    error(StatusCode::NOT_FOUND, "not_found", &format!("no such {what}"))
 }
 
 type Answer = Result<Response, Response>;
@@ -229,31 +207,17 @@ async fn list_projects(
         }
     };
     let records = state.data.lock();
-    let items: Vec<_> = records
-        .projects
-        .iter()
-        .skip(start)
-        .take(limit)
-        .cloned()
-        .collect();
+    let items: Vec<_> = records.projects.iter().skip(start).take(limit).cloned().collect();
     let next = start + items.len();
     let next_cursor = (next < records.projects.len()).then(|| next.to_string());
     Ok(axum::Json(json!({"items": items, "next_cursor": next_cursor})).into_response())
 }
 
-async fn create_project(
-    Extract(state): Extract<Arc<State>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Answer {
+async fn create_project(Extract(state): Extract<Arc<State>>, headers: HeaderMap, body: Bytes) -> Answer {
     authorize(&state, &headers, "tasks.write")?;
     let new: NewProject = json_body(&body)?;
     if new.name.is_empty() {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            "name must not be empty",
-        ));
+        return Err(error(StatusCode::BAD_REQUEST, "invalid_body", "name must not be empty"));
     }
     let mut records = state.data.lock();
     let project = Project {
@@ -266,11 +230,7 @@ async fn create_project(
     Ok((StatusCode::CREATED, axum::Json(project)).into_response())
 }
 
-async fn get_project(
-    Extract(state): Extract<Arc<State>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Answer {
+async fn get_project(Extract(state): Extract<Arc<State>>, headers: HeaderMap, Path(id): Path<String>) -> Answer {
     authorize(&state, &headers, "tasks.read")?;
     let records = state.data.lock();
     let project = records
@@ -346,11 +306,7 @@ async fn update_task(
     Ok(axum::Json(task.clone()).into_response())
 }
 
-async fn delete_task(
-    Extract(state): Extract<Arc<State>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Answer {
+async fn delete_task(Extract(state): Extract<Arc<State>>, headers: HeaderMap, Path(id): Path<String>) -> Answer {
     authorize(&state, &headers, "tasks.write")?;
     let mut records = state.data.lock();
     let before = records.tasks.len();

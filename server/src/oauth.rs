@@ -114,11 +114,7 @@ fn form(body: &[u8]) -> HashMap<String, String> {
 }
 
 /// Client authentication (RFC 6749 section 2.3.1): HTTP Basic with form-encoded parts, or the body.
-fn authenticate_client(
-    state: &State,
-    headers: &HeaderMap,
-    form: &HashMap<String, String>,
-) -> Result<String, Response> {
+fn authenticate_client(state: &State, headers: &HeaderMap, form: &HashMap<String, String>) -> Result<String, Response> {
     let unauthorised = || {
         oauth_error(
             StatusCode::UNAUTHORIZED,
@@ -185,10 +181,7 @@ async fn token(Extract(state): Extract<Arc<State>>, headers: HeaderMap, body: By
     }
     let form = form(&body);
     let counters = &state.counters;
-    let grant = form
-        .get("grant_type")
-        .map(String::as_str)
-        .unwrap_or_default();
+    let grant = form.get("grant_type").map(String::as_str).unwrap_or_default();
     match grant {
         "password" => Counters::bump(&counters.password_grants),
         "client_credentials" => Counters::bump(&counters.client_credentials_grants),
@@ -212,11 +205,7 @@ async fn token(Extract(state): Extract<Arc<State>>, headers: HeaderMap, body: By
     outcome.unwrap_or_else(|response| response)
 }
 
-fn password(
-    state: &State,
-    form: &HashMap<String, String>,
-    client: String,
-) -> Result<Response, Response> {
+fn password(state: &State, form: &HashMap<String, String>, client: String) -> Result<Response, Response> {
     let (username, password) = (form.get("username"), form.get("password"));
     let valid = state
         .config
@@ -238,17 +227,11 @@ fn password(
     let mut tokens = state.tokens.write();
     let family = tokens.next_family;
     tokens.next_family += 1;
-    tokens
-        .families
-        .insert(family, (Arc::new(principal), Family::default()));
+    tokens.families.insert(family, (Arc::new(principal), Family::default()));
     Ok(issue(state, &mut tokens, family, true))
 }
 
-fn client_credentials(
-    state: &State,
-    form: &HashMap<String, String>,
-    client: String,
-) -> Result<Response, Response> {
+fn client_credentials(state: &State, form: &HashMap<String, String>, client: String) -> Result<Response, Response> {
     let confidential = state
         .config
         .clients
@@ -269,18 +252,12 @@ fn client_credentials(
     let mut tokens = state.tokens.write();
     let family = tokens.next_family;
     tokens.next_family += 1;
-    tokens
-        .families
-        .insert(family, (Arc::new(principal), Family::default()));
+    tokens.families.insert(family, (Arc::new(principal), Family::default()));
     // RFC 6749 section 4.4.3: no refresh token for client credentials.
     Ok(issue(state, &mut tokens, family, false))
 }
 
-fn refresh(
-    state: &State,
-    form: &HashMap<String, String>,
-    client: &str,
-) -> Result<Response, Response> {
+fn refresh(state: &State, form: &HashMap<String, String>, client: &str) -> Result<Response, Response> {
     let counters = &state.counters;
     let rejected = |description: &str| {
         Counters::bump(&counters.refreshes_rejected);
@@ -324,12 +301,7 @@ fn refresh(
     }
     Counters::bump(&counters.refreshes_accepted);
     // Without rotation no new refresh token is issued: the presented one stays valid (RFC 6749 section 6).
-    Ok(issue(
-        state,
-        &mut tokens,
-        family,
-        state.config.rotate_refresh_tokens,
-    ))
+    Ok(issue(state, &mut tokens, family, state.config.rotate_refresh_tokens))
 }
 
 /// Issue an access token (and, with `with_refresh`, a refresh token) in `family`.
@@ -338,11 +310,7 @@ fn issue(state: &State, tokens: &mut Tokens, family: u64, with_refresh: bool) ->
     let access = format!("at_{}", uuid::Uuid::new_v4().simple());
     let refresh = with_refresh.then(|| format!("rt_{}", uuid::Uuid::new_v4().simple()));
     let Some((principal, issued)) = tokens.families.get_mut(&family) else {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
-            "the session is revoked",
-        );
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "the session is revoked");
     };
     let principal = principal.clone();
     issued.access.push(access.clone());
@@ -356,13 +324,9 @@ fn issue(state: &State, tokens: &mut Tokens, family: u64, with_refresh: bool) ->
         },
     );
     if let Some(refresh) = &refresh {
-        tokens.refresh.insert(
-            refresh.clone(),
-            RefreshToken {
-                family,
-                used: false,
-            },
-        );
+        tokens
+            .refresh
+            .insert(refresh.clone(), RefreshToken { family, used: false });
     }
     let mut body = json!({
         "access_token": access,
@@ -388,11 +352,7 @@ async fn revoke(Extract(state): Extract<Arc<State>>, headers: HeaderMap, body: B
         return response;
     }
     let Some(token) = form.get("token") else {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "token is missing",
-        );
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "token is missing");
     };
     let mut tokens = state.tokens.write();
     if let Some(family) = tokens.refresh.get(token).map(|r| r.family) {

@@ -26,14 +26,7 @@ impl RedisServer {
 
     fn launch(port: u16, dir: Option<PathBuf>) -> Self {
         let mut command = Command::new("redis-server");
-        command.args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ]);
+        command.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""]);
         match &dir {
             Some(dir) => command
                 .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
@@ -41,9 +34,7 @@ impl RedisServer {
             None => command.args(["--appendonly", "no"]),
         };
         let child = command.stdout(Stdio::null()).spawn().unwrap_or_else(|e| {
-            panic!(
-                "cannot start redis-server ({e}): install Redis 7 so that `redis-server` is on PATH"
-            )
+            panic!("cannot start redis-server ({e}): install Redis 7 so that `redis-server` is on PATH")
         });
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {

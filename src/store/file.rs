@@ -16,9 +16,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{
-    Expect, LockAttempt, LockToken, StoreError, Swap, TokenStore, Version, Versioned,
-};
+use crate::store::{Expect, LockAttempt, LockToken, StoreError, Swap, TokenStore, Version, Versioned};
 use crate::token::TokenSet;
 
 const FORMAT: u32 = 1;
@@ -76,9 +74,7 @@ impl FileStore {
         work: impl FnOnce(&Path) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let path = self.inner.path.clone();
-        tokio::task::spawn_blocking(move || work(&path))
-            .await
-            .map_err(error)?
+        tokio::task::spawn_blocking(move || work(&path)).await.map_err(error)?
     }
 }
 
@@ -176,9 +172,7 @@ impl TokenStore for FileStore {
                 let matches = match expect {
                     Expect::Any => true,
                     Expect::Empty => session.is_none(),
-                    Expect::Version(version) => {
-                        session.as_ref().is_some_and(|s| s.version == version)
-                    }
+                    Expect::Version(version) => session.as_ref().is_some_and(|s| s.version == version),
                 };
                 if !matches {
                     return Ok(Swap::Conflict(session));
@@ -236,9 +230,7 @@ impl TokenStore for FileStore {
                 Ok(LockAttempt::Acquired(LockToken::new(owner)))
             }
             Err(std::fs::TryLockError::WouldBlock) => Ok(LockAttempt::Busy),
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(error(format!("cannot lock {}: {e}", renew_path.display())))
-            }
+            Err(std::fs::TryLockError::Error(e)) => Err(error(format!("cannot lock {}: {e}", renew_path.display()))),
         }
     }
 

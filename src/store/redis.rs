@@ -24,9 +24,7 @@ use redis::{AsyncCommands, Script};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::store::{
-    Expect, LockAttempt, LockToken, StoreError, Swap, TokenStore, Version, Versioned,
-};
+use crate::store::{Expect, LockAttempt, LockToken, StoreError, Swap, TokenStore, Version, Versioned};
 use crate::token::TokenSet;
 
 /// The stored form's format; a store written by a newer format is refused, not misread.
@@ -111,16 +109,12 @@ impl RedisStore {
     /// one Redis under distinct session names.
     pub async fn connect(url: &str, prefix: &str, session: &str) -> Result<Self, StoreError> {
         // The URL may hold a password: errors describe the problem, never the URL.
-        let client = redis::Client::open(url)
-            .map_err(|e| error(format!("invalid Redis URL ({:?})", e.kind())))?;
+        let client = redis::Client::open(url).map_err(|e| error(format!("invalid Redis URL ({:?})", e.kind())))?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(COMMAND_TIMEOUT))
             .set_response_timeout(Some(COMMAND_TIMEOUT))
             .set_number_of_retries(1);
-        let connection = client
-            .get_connection_manager_with_config(config)
-            .await
-            .map_err(error)?;
+        let connection = client.get_connection_manager_with_config(config).await.map_err(error)?;
         let base = format!("{prefix}:{{{session}}}");
         let channel = format!("{base}:changed");
         let session_key = format!("{base}:session");
@@ -182,9 +176,7 @@ impl TokenStore for RedisStore {
             .await
             .map_err(error)?;
         match fields {
-            (Some(version), Some(format), Some(tokens)) => {
-                parse(&version, &format, &tokens).map(Some)
-            }
+            (Some(version), Some(format), Some(tokens)) => parse(&version, &format, &tokens).map(Some),
             _ => Ok(None),
         }
     }
@@ -211,9 +203,7 @@ impl TokenStore for RedisStore {
             .map_err(error)?;
         match reply.as_slice() {
             [stored, version] if stored == "stored" => Ok(Swap::Stored(
-                version
-                    .parse()
-                    .map_err(|_| error("the new version is not a number"))?,
+                version.parse().map_err(|_| error("the new version is not a number"))?,
             )),
             [conflict] if conflict == "conflict" => Ok(Swap::Conflict(None)),
             [conflict, version, format, tokens] if conflict == "conflict" => {
@@ -234,9 +224,7 @@ impl TokenStore for RedisStore {
         let owner = uuid::Uuid::new_v4().simple().to_string();
         let options = redis::SetOptions::default()
             .conditional_set(redis::ExistenceCheck::NX)
-            .with_expiration(redis::SetExpiry::PX(
-                u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
-            ));
+            .with_expiration(redis::SetExpiry::PX(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)));
         let taken: Option<String> = self
             .connection()
             .set_options(&self.inner.lock_key, &owner, options)
@@ -288,10 +276,7 @@ async fn subscribe(
             && pubsub.subscribe(&channel).await.is_ok()
         {
             delay = Duration::from_millis(100);
-            if let Ok(Some(version)) = connection
-                .hget::<_, _, Option<Version>>(&session_key, "version")
-                .await
-            {
+            if let Ok(Some(version)) = connection.hget::<_, _, Option<Version>>(&session_key, "version").await {
                 publish(version);
             }
             let mut messages = pubsub.on_message();

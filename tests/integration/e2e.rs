@@ -89,10 +89,7 @@ async fn every_operation_of_the_spec_works() {
     )
     .await
     .unwrap();
-    let done = api
-        .list_tasks(&ids[0], Some(TaskStatus::Done))
-        .await
-        .unwrap();
+    let done = api.list_tasks(&ids[0], Some(TaskStatus::Done)).await.unwrap();
     assert_eq!(done.items.len(), 1);
     let patched = api
         .update_task(
@@ -106,13 +103,7 @@ async fn every_operation_of_the_spec_works() {
         .unwrap();
     assert_eq!(patched.status, TaskStatus::Doing);
 
-    assert_eq!(
-        api.put_attachment(&task.id, b"12345".to_vec())
-            .await
-            .unwrap()
-            .size,
-        5
-    );
+    assert_eq!(api.put_attachment(&task.id, b"12345".to_vec()).await.unwrap().size, 5);
     let chunks = stream::iter([
         Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"abc")),
         Ok(bytes::Bytes::from_static(b"def")),
@@ -147,18 +138,13 @@ async fn tokens_expiring_mid_run_are_renewed_ahead_without_a_single_rejection() 
     }
     let counted = server.counters();
     assert!(counted.refreshes_accepted >= 2, "{counted:?}");
-    assert_eq!(
-        counted.api(403),
-        0,
-        "renewed ahead, never rejected: {counted:?}"
-    );
+    assert_eq!(counted.api(403), 0, "renewed ahead, never rejected: {counted:?}");
     assert_eq!(counted.refreshes_rejected, 0);
     assert_eq!(counted.reused_refresh_tokens, 0);
 }
 
 #[tokio::test]
-async fn a_request_in_flight_when_a_refresh_revokes_its_token_is_sent_again_without_a_second_refresh()
- {
+async fn a_request_in_flight_when_a_refresh_revokes_its_token_is_sent_again_without_a_second_refresh() {
     // Requests reach the handler 400 ms after they are sent. Tokens live 1 s and are renewed at half-life.
     let (server, client) = reference(Config {
         api_latency: Some(Duration::from_millis(400)),
@@ -245,9 +231,7 @@ async fn logout_revokes_the_session_at_the_server() {
     let api = login(client.clone(), store.clone()).await;
     let copy = MemoryStore::new();
     let stolen = store.load().await.unwrap().unwrap();
-    copy.store(oauth_sdk::Expect::Any, &stolen.tokens)
-        .await
-        .unwrap();
+    copy.store(oauth_sdk::Expect::Any, &stolen.tokens).await.unwrap();
 
     api.logout().await.expect("logged out");
     assert!(store.load().await.unwrap().is_none());

@@ -15,8 +15,7 @@ fn scratch() -> std::path::PathBuf {
 }
 
 fn tokens(access: &str) -> oauth_sdk::TokenSet {
-    oauth_sdk::TokenSet::new(access.into(), oauth_sdk::Grant::Password, t0())
-        .with_refresh_token("rt".into())
+    oauth_sdk::TokenSet::new(access.into(), oauth_sdk::Grant::Password, t0()).with_refresh_token("rt".into())
 }
 
 #[tokio::test]
@@ -30,28 +29,13 @@ async fn the_file_is_owner_only_replaced_whole_and_compare_and_set() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(store.path())
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777;
-        assert_eq!(
-            mode, 0o600,
-            "the session file is readable by its owner only"
-        );
+        let mode = std::fs::metadata(store.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the session file is readable by its owner only");
     }
-    let Swap::Stored(v2) = store
-        .store(Expect::Version(v1), &tokens("two"))
-        .await
-        .unwrap()
-    else {
+    let Swap::Stored(v2) = store.store(Expect::Version(v1), &tokens("two")).await.unwrap() else {
         panic!()
     };
-    match store
-        .store(Expect::Version(v1), &tokens("stale"))
-        .await
-        .unwrap()
-    {
+    match store.store(Expect::Version(v1), &tokens("stale")).await.unwrap() {
         Swap::Conflict(Some(current)) => assert_eq!(current.version, v2),
         other => panic!("the older writer must lose, got {other:?}"),
     }
@@ -68,10 +52,7 @@ async fn the_file_is_owner_only_replaced_whole_and_compare_and_set() {
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|name| name.contains(".tmp-"))
         .collect();
-    assert!(
-        leftovers.is_empty(),
-        "temporary files left behind: {leftovers:?}"
-    );
+    assert!(leftovers.is_empty(), "temporary files left behind: {leftovers:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -79,11 +60,7 @@ async fn the_file_is_owner_only_replaced_whole_and_compare_and_set() {
 async fn an_unreadable_file_is_a_typed_error_that_quotes_no_secret() {
     let dir = scratch();
     let path = dir.join("session.json");
-    std::fs::write(
-        &path,
-        r#"{"format":1,"version":3,"tokens":{"access_token":12345678}}"#,
-    )
-    .unwrap();
+    std::fs::write(&path, r#"{"format":1,"version":3,"tokens":{"access_token":12345678}}"#).unwrap();
     let error = FileStore::new(&path).load().await.unwrap_err();
     assert_eq!(error.store(), "file");
     assert!(!error.to_string().contains("12345678"), "{error}");
@@ -111,12 +88,7 @@ async fn two_processes_sharing_a_file_refresh_once() {
         .await
         .unwrap();
 
-    let fleet = Fleet::start(
-        2,
-        50,
-        &server.base_url(),
-        &["--file", path.to_str().unwrap()],
-    );
+    let fleet = Fleet::start(2, 50, &server.base_url(), &["--file", path.to_str().unwrap()]);
     let expired = logged_in + lifetime + Duration::from_millis(200);
     tokio::time::sleep(expired.saturating_duration_since(Instant::now())).await;
     fleet.run().await;

@@ -57,11 +57,7 @@ impl Fleet {
                 let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
                 let mut ready = String::new();
                 let _ = stdout.read_line(&mut ready);
-                assert_eq!(
-                    ready.trim(),
-                    "ready",
-                    "a process did not resume the session"
-                );
+                assert_eq!(ready.trim(), "ready", "a process did not resume the session");
                 Worker { child, stdout }
             })
             .collect();
@@ -82,16 +78,12 @@ impl Fleet {
         let expected = format!("succeeded={} failed=0", self.requests);
         for mut worker in self.workers {
             let (report, status) = tokio::task::spawn_blocking(move || {
-                let report: Vec<String> =
-                    (&mut worker.stdout).lines().map_while(Result::ok).collect();
+                let report: Vec<String> = (&mut worker.stdout).lines().map_while(Result::ok).collect();
                 (report, worker.child.wait())
             })
             .await
             .expect("joined");
-            assert!(
-                status.expect("waited").success(),
-                "a process failed: {report:?}"
-            );
+            assert!(status.expect("waited").success(), "a process failed: {report:?}");
             assert_eq!(report.last(), Some(&expected));
         }
     }

@@ -42,11 +42,7 @@ async fn client_credentials_can_go_in_the_body_instead() {
             then.status(200).json_body(token_body("at-1", Some("rt-1")));
         })
         .await;
-    let client = h
-        .builder()
-        .client_auth(ClientAuth::RequestBody)
-        .build()
-        .unwrap();
+    let client = h.builder().client_auth(ClientAuth::RequestBody).build().unwrap();
     client
         .login_password(MemoryStore::new(), USERNAME, PASSWORD.into())
         .await
@@ -63,9 +59,8 @@ async fn a_refused_login_is_typed_and_the_client_can_try_again() {
             when.method(POST)
                 .path("/oauth/token")
                 .form_urlencoded_tuple("password", "wrong");
-            then.status(400).json_body(
-                json!({"error": "invalid_grant", "error_description": "bad credentials"}),
-            );
+            then.status(400)
+                .json_body(json!({"error": "invalid_grant", "error_description": "bad credentials"}));
         })
         .await;
     let accepted = h.mock_password_grant().await;
@@ -140,10 +135,7 @@ async fn logout_revokes_the_refresh_token_clears_the_store_and_ends_every_clone(
 
     api.logout().await.expect("logged out");
     revoke.assert_calls_async(1).await;
-    assert!(
-        h.store.load().await.unwrap().is_none(),
-        "the store is cleared"
-    );
+    assert!(h.store.load().await.unwrap().is_none(), "the store is cleared");
     match other_handle.get_me().await {
         Err(Error::SessionEnded(SessionEnd::LoggedOut)) => {}
         other => panic!("expected the session to be over, got {other:?}"),
@@ -165,19 +157,11 @@ async fn configuration_mistakes_are_reported_by_build() {
         matches!(&bad_url, Error::Config(m) if m.contains("base URL")),
         "{bad_url}"
     );
-    let bad_scheme = Client::builder("ftp://example.com", "app")
-        .build()
-        .unwrap_err();
-    assert!(
-        bad_scheme.to_string().contains("not an http(s) URL"),
-        "{bad_scheme}"
-    );
+    let bad_scheme = Client::builder("ftp://example.com", "app").build().unwrap_err();
+    assert!(bad_scheme.to_string().contains("not an http(s) URL"), "{bad_scheme}");
     let bad_trigger = Client::builder("http://127.0.0.1:1", "app")
         .trigger_statuses([reqwest::StatusCode::OK])
         .build()
         .unwrap_err();
-    assert!(
-        bad_trigger.to_string().contains("not a 4xx"),
-        "{bad_trigger}"
-    );
+    assert!(bad_trigger.to_string().contains("not a 4xx"), "{bad_trigger}");
 }

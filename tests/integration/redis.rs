@@ -49,11 +49,7 @@ async fn compare_and_set_refuses_a_writer_holding_an_older_session() {
         panic!("second write")
     };
     assert!(v2 > v1);
-    match a
-        .store(Expect::Version(v1), &tokens("stale"))
-        .await
-        .unwrap()
-    {
+    match a.store(Expect::Version(v1), &tokens("stale")).await.unwrap() {
         Swap::Conflict(Some(current)) => {
             assert_eq!(current.version, v2);
             assert_eq!(current.tokens.access_token().expose_secret(), "two");
@@ -80,11 +76,7 @@ async fn sessions_in_one_redis_stay_isolated() {
     assert!(bob.load().await.unwrap().is_none());
     bob.store(Expect::Any, &tokens("bob-token")).await.unwrap();
     bob.clear().await.unwrap();
-    let ada_now = ada
-        .load()
-        .await
-        .unwrap()
-        .expect("ada's session is untouched");
+    let ada_now = ada.load().await.unwrap().expect("ada's session is untouched");
     assert_eq!(ada_now.tokens.access_token().expose_secret(), "ada-token");
     let LockAttempt::Acquired(_) = ada.try_lock(Duration::from_secs(5)).await.unwrap() else {
         panic!("ada's lock")
@@ -133,9 +125,7 @@ async fn a_lock_whose_owner_died_is_overtaken_after_its_ttl() {
         panic!()
     };
     let started = Instant::now();
-    api.get_me()
-        .await
-        .expect("renewed once the dead owner's lock expired");
+    api.get_me().await.expect("renewed once the dead owner's lock expired");
     let waited = started.elapsed();
     assert!(
         waited >= Duration::from_millis(1000),
@@ -163,10 +153,7 @@ async fn another_process_s_renewal_is_adopted_without_a_refresh_or_a_rejection()
 
     first.get_me().await.unwrap(); // renews, and the server revokes the old access token
     tokio::time::sleep(Duration::from_millis(200)).await; // the new version reaches `second`
-    second
-        .get_me()
-        .await
-        .expect("uses the session `first` stored");
+    second.get_me().await.expect("uses the session `first` stored");
     let counted = server.counters();
     assert_eq!(counted.refreshes_accepted, 1, "{counted:?}");
     assert_eq!(counted.api(403), 0, "{counted:?}");
@@ -188,11 +175,7 @@ async fn eight_processes_on_an_expired_session_cause_one_refresh_and_no_failure(
     .await;
     let logged_in = Instant::now();
     client
-        .login_password(
-            store(&redis, "fleet").await,
-            DEMO_USER.0,
-            DEMO_USER.1.into(),
-        )
+        .login_password(store(&redis, "fleet").await, DEMO_USER.0, DEMO_USER.1.into())
         .await
         .unwrap();
 
@@ -200,14 +183,7 @@ async fn eight_processes_on_an_expired_session_cause_one_refresh_and_no_failure(
         PROCESSES,
         REQUESTS,
         &server.base_url(),
-        &[
-            "--redis",
-            &redis.url(),
-            "--prefix",
-            "test",
-            "--session",
-            "fleet",
-        ],
+        &["--redis", &redis.url(), "--prefix", "test", "--session", "fleet"],
     );
     let expired = logged_in + lifetime + Duration::from_millis(200);
     tokio::time::sleep(expired.saturating_duration_since(Instant::now())).await;
@@ -218,16 +194,9 @@ async fn eight_processes_on_an_expired_session_cause_one_refresh_and_no_failure(
         counted.refreshes_accepted, 1,
         "one refresh for the whole fleet: {counted:?}"
     );
-    assert_eq!(
-        counted.refreshes_rejected, 0,
-        "no invalid_grant: {counted:?}"
-    );
+    assert_eq!(counted.refreshes_rejected, 0, "no invalid_grant: {counted:?}");
     assert_eq!(counted.reused_refresh_tokens, 0, "{counted:?}");
-    assert_eq!(
-        counted.api(200),
-        (PROCESSES * REQUESTS) as u64,
-        "{counted:?}"
-    );
+    assert_eq!(counted.api(200), (PROCESSES * REQUESTS) as u64, "{counted:?}");
 }
 
 #[tokio::test]
@@ -256,38 +225,20 @@ async fn redis_dying_between_the_refresh_and_the_write_back_loses_nothing() {
     let reader = store(&redis, "s").await;
     let deadline = Instant::now() + Duration::from_secs(15);
     let written_back = loop {
-        let stored = reader
-            .load()
-            .await
-            .unwrap()
-            .expect("the session survived the restart");
+        let stored = reader.load().await.unwrap().expect("the session survived the restart");
         if stored.version > before.version {
             break stored;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the renewed session never reached Redis"
-        );
+        assert!(Instant::now() < deadline, "the renewed session never reached Redis");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let rotated = written_back
-        .tokens
-        .refresh_token()
-        .unwrap()
-        .expose_secret()
-        .to_owned();
-    assert_ne!(
-        rotated,
-        before.tokens.refresh_token().unwrap().expose_secret()
-    );
+    let rotated = written_back.tokens.refresh_token().unwrap().expose_secret().to_owned();
+    assert_ne!(rotated, before.tokens.refresh_token().unwrap().expose_secret());
 
     // Another process resumes from Redis and renews with the rotated refresh token.
     let other = client.resume(reader).await.unwrap();
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    other
-        .get_me()
-        .await
-        .expect("the rotated refresh token works");
+    other.get_me().await.expect("the rotated refresh token works");
     let counted = server.counters();
     assert_eq!(counted.reused_refresh_tokens, 0, "{counted:?}");
     assert_eq!(counted.refreshes_rejected, 0, "{counted:?}");
@@ -301,8 +252,5 @@ async fn with_redis_down_and_no_session_in_memory_the_error_names_redis() {
     redis.kill();
     let error = RedisStore::connect(&url, "test", "s").await.unwrap_err();
     assert_eq!(error.store(), "redis");
-    assert!(
-        error.to_string().starts_with("redis token store:"),
-        "{error}"
-    );
+    assert!(error.to_string().starts_with("redis token store:"), "{error}");
 }

@@ -87,9 +87,8 @@ async fn a_refused_refresh_ends_the_session_for_every_waiter_after_one_attempt()
             when.method(POST)
                 .path("/oauth/token")
                 .form_urlencoded_tuple("grant_type", "refresh_token");
-            then.status(400).json_body(
-                json!({"error": "invalid_grant", "error_description": "refresh token revoked"}),
-            );
+            then.status(400)
+                .json_body(json!({"error": "invalid_grant", "error_description": "refresh token revoked"}));
         })
         .await;
     h.clock.advance(Duration::from_secs(LIFETIME + 1));
@@ -211,10 +210,7 @@ async fn the_newest_refresh_token_is_always_the_one_presented() {
     me2.assert_calls_async(1).await;
     me3.assert_calls_async(1).await;
     let stored = h.store.load().await.unwrap().expect("a session");
-    assert_eq!(
-        stored.tokens.refresh_token().unwrap().expose_secret(),
-        "rt-3"
-    );
+    assert_eq!(stored.tokens.refresh_token().unwrap().expose_secret(), "rt-3");
 }
 
 #[tokio::test]
@@ -236,10 +232,7 @@ async fn a_refresh_answer_without_a_refresh_token_keeps_the_old_one() {
     refresh.assert_calls_async(1).await;
     let stored = h.store.load().await.unwrap().unwrap();
     assert_eq!(stored.tokens.access_token().expose_secret(), "at-2");
-    assert_eq!(
-        stored.tokens.refresh_token().unwrap().expose_secret(),
-        "rt-1"
-    );
+    assert_eq!(stored.tokens.refresh_token().unwrap().expose_secret(), "rt-1");
 }
 
 #[tokio::test]
@@ -268,8 +261,5 @@ async fn a_caller_that_gives_up_mid_refresh_does_not_lose_the_rotated_token() {
     refresh.assert_calls_async(1).await;
     new.assert_calls_async(1).await;
     let stored = h.store.load().await.unwrap().unwrap();
-    assert_eq!(
-        stored.tokens.refresh_token().unwrap().expose_secret(),
-        "rt-2"
-    );
+    assert_eq!(stored.tokens.refresh_token().unwrap().expose_secret(), "rt-2");
 }

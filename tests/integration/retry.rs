@@ -121,8 +121,7 @@ async fn a_streamed_upload_is_not_sent_twice_and_says_so() {
             when.method(PUT)
                 .path("/v1/tasks/t-1/attachment")
                 .header("authorization", "Bearer at-2");
-            then.status(200)
-                .json_body(json!({"task_id": "t-1", "size": 5}));
+            then.status(200).json_body(json!({"task_id": "t-1", "size": 5}));
         })
         .await;
 
@@ -171,8 +170,7 @@ async fn a_buffered_upload_is_sent_again() {
                 .path("/v1/tasks/t-1/attachment")
                 .header("authorization", "Bearer at-2")
                 .body("hello");
-            then.status(200)
-                .json_body(json!({"task_id": "t-1", "size": 5}));
+            then.status(200).json_body(json!({"task_id": "t-1", "size": 5}));
         })
         .await;
 
@@ -192,11 +190,8 @@ async fn public_operations_never_carry_a_token() {
     let health = h
         .server
         .mock_async(|when, then| {
-            when.method(GET)
-                .path("/v1/health")
-                .header_missing("authorization");
-            then.status(200)
-                .json_body(json!({"status": "ok", "version": "1.0.0"}));
+            when.method(GET).path("/v1/health").header_missing("authorization");
+            then.status(200).json_body(json!({"status": "ok", "version": "1.0.0"}));
         })
         .await;
 

@@ -7,24 +7,16 @@ use oauth_sdk::{Grant, TokenSet};
 
 use crate::support::t0;
 
-const SCHEMA_FILE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/integration/token_set.schema.json"
-);
+const SCHEMA_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/integration/token_set.schema.json");
 
 #[test]
 fn the_stored_form_matches_the_published_schema() {
     let schema = serde_json::to_value(TokenSet::json_schema()).unwrap();
     if std::env::var_os("UPDATE_SCHEMA").is_some() {
-        std::fs::write(
-            SCHEMA_FILE,
-            serde_json::to_string_pretty(&schema).unwrap() + "\n",
-        )
-        .unwrap();
+        std::fs::write(SCHEMA_FILE, serde_json::to_string_pretty(&schema).unwrap() + "\n").unwrap();
     }
     let published: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(SCHEMA_FILE).unwrap())
-            .expect("the published schema is JSON");
+        serde_json::from_str(&std::fs::read_to_string(SCHEMA_FILE).unwrap()).expect("the published schema is JSON");
     assert_eq!(
         schema, published,
         "the stored form changed; if that is meant, run with UPDATE_SCHEMA=1 and think about existing stores"

@@ -16,14 +16,7 @@ const ACCESS: &str = "ACCESS-SENTINEL-c0ffee";
 const ACCESS_2: &str = "ACCESS-SENTINEL-2-c0ffee";
 const REFRESH: &str = "REFRESH-SENTINEL-beef";
 const REFRESH_2: &str = "REFRESH-SENTINEL-2-beef";
-const SENTINELS: [&str; 6] = [
-    PASSWORD,
-    CLIENT_SECRET,
-    ACCESS,
-    ACCESS_2,
-    REFRESH,
-    REFRESH_2,
-];
+const SENTINELS: [&str; 6] = [PASSWORD, CLIENT_SECRET, ACCESS, ACCESS_2, REFRESH, REFRESH_2];
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -67,8 +60,7 @@ async fn no_output_of_the_sdk_ever_contains_a_secret() {
             when.method(POST)
                 .path("/oauth/token")
                 .form_urlencoded_tuple("username", "mallory");
-            then.status(401)
-                .json_body(json!({"error": "invalid_client"}));
+            then.status(401).json_body(json!({"error": "invalid_client"}));
         })
         .await;
     let error = client
@@ -80,8 +72,12 @@ async fn no_output_of_the_sdk_ever_contains_a_secret() {
     refused.assert_calls_async(1).await;
     server
         .mock_async(|when, then| {
-            when.method(POST).path("/oauth/token").form_urlencoded_tuple("grant_type", "password");
-            then.status(200).json_body(json!({"access_token": ACCESS, "refresh_token": REFRESH, "token_type": "bearer", "expires_in": 60}));
+            when.method(POST)
+                .path("/oauth/token")
+                .form_urlencoded_tuple("grant_type", "password");
+            then.status(200).json_body(
+                json!({"access_token": ACCESS, "refresh_token": REFRESH, "token_type": "bearer", "expires_in": 60}),
+            );
         })
         .await;
     let store = MemoryStore::new();
@@ -110,9 +106,8 @@ async fn no_output_of_the_sdk_ever_contains_a_secret() {
             when.method(POST)
                 .path("/oauth/token")
                 .form_urlencoded_tuple("refresh_token", REFRESH);
-            then.status(200).json_body(
-                json!({"access_token": ACCESS_2, "refresh_token": REFRESH_2, "expires_in": 60}),
-            );
+            then.status(200)
+                .json_body(json!({"access_token": ACCESS_2, "refresh_token": REFRESH_2, "expires_in": 60}));
         })
         .await;
     server
@@ -156,8 +151,7 @@ async fn no_output_of_the_sdk_ever_contains_a_secret() {
     server
         .mock_async(|when, then| {
             when.method(POST).path("/oauth/token");
-            then.status(400)
-                .json_body(json!({"error": "invalid_grant"}));
+            then.status(400).json_body(json!({"error": "invalid_grant"}));
         })
         .await;
     let error = api.get_me().await.unwrap_err();

@@ -79,12 +79,8 @@ impl Harness {
         let bearer = format!("Bearer {token}");
         self.server
             .mock_async(move |when, then| {
-                when.method(GET)
-                    .path("/v1/me")
-                    .header("authorization", bearer);
-                let then = then
-                    .status(status)
-                    .header("content-type", "application/json");
+                when.method(GET).path("/v1/me").header("authorization", bearer);
+                let then = then.status(status).header("content-type", "application/json");
                 if status == 200 {
                     then.json_body(user());
                 } else {

@@ -1,0 +1,364 @@
+//! Repairs, before progenitor sees the spec, the constructs real specs use and progenitor refuses,
+//! without changing what the API means; what cannot be repaired is dropped and said.
+//!
+//! Each rule is a function over the raw JSON; every change is reported as a [`Note`], which the build
+//! prints as a `cargo:warning`, so the user knows exactly what was changed or left out.
+
+use serde_json::{Map, Value};
+
+/// One change the pass made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note(pub String);
+
+const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+
+/// Apply every rule, in order.
+pub fn normalize(spec: &mut Value) -> Vec<Note> {
+    let mut notes = Vec::new();
+    drop_multipart_operations(spec, &mut notes);
+    synthesise_operation_ids(spec, &mut notes);
+    default_response_is_the_error(spec, &mut notes);
+    prefer_json_request_bodies(spec, &mut notes);
+    walk_schemas(spec, &mut |schema, at| {
+        boolean_default_from_string(schema, at, &mut notes);
+        drop_zero_min_length(schema);
+    });
+    notes
+}
+
+/// Every operation: (path, method, operation object).
+fn operations(spec: &mut Value) -> impl Iterator<Item = (String, &'static str, &mut Map<String, Value>)> {
+    spec.get_mut("paths")
+        .and_then(Value::as_object_mut)
+        .into_iter()
+        .flat_map(|paths| paths.iter_mut())
+        .filter_map(|(path, item)| Some((path.clone(), item.as_object_mut()?)))
+        .flat_map(|(path, item)| {
+            item.iter_mut().filter_map(move |(method, operation)| {
+                let method = METHODS.iter().find(|m| **m == method.as_str())?;
+                Some((path.clone(), *method, operation.as_object_mut()?))
+            })
+        })
+}
+
+fn label(path: &str, method: &str) -> String {
+    format!("{} {path}", method.to_uppercase())
+}
+
+/// progenitor cannot send `multipart/form-data`: an operation whose body is only that is left out.
+fn drop_multipart_operations(spec: &mut Value, notes: &mut Vec<Note>) {
+    let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else { continue };
+        for method in METHODS {
+            let only_multipart = item
+                .get(method)
+                .and_then(|op| op.pointer("/requestBody/content"))
+                .and_then(Value::as_object)
+                .is_some_and(|content| !content.is_empty() && content.keys().all(|k| k.starts_with("multipart/")));
+            if only_multipart {
+                item.remove(method);
+                notes.push(Note(format!(
+                    "{} left out: its request body is multipart/form-data, which progenitor does not generate",
+                    label(path, method)
+                )));
+            }
+        }
+    }
+}
+
+/// `GET /v1/projects/{project_id}` without an `operationId` becomes `get_v1_projects_project_id`.
+fn synthesise_operation_ids(spec: &mut Value, notes: &mut Vec<Note>) {
+    let mut taken: Vec<String> = operations(spec)
+        .filter_map(|(_, _, op)| op.get("operationId")?.as_str().map(str::to_owned))
+        .collect();
+    for (path, method, operation) in operations(spec) {
+        if operation
+            .get("operationId")
+            .and_then(Value::as_str)
+            .is_some_and(|id| !id.is_empty())
+        {
+            continue;
+        }
+        let words: Vec<String> = path
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_ascii_lowercase)
+            .collect();
+        let base = format!("{method}_{}", words.join("_"));
+        let mut id = base.clone();
+        let mut n = 2;
+        while taken.contains(&id) {
+            id = format!("{base}_{n}");
+            n += 1;
+        }
+        notes.push(Note(format!(
+            "{} has no operationId: named it `{id}`",
+            label(&path, method)
+        )));
+        operation.insert("operationId".into(), Value::String(id.clone()));
+        taken.push(id);
+    }
+}
+
+/// A typed `default` response next to a 2xx is, in practice, the error body; progenitor would count it
+/// as a second success type and stop. It becomes the `4XX` and `5XX` responses the spec does not name.
+fn default_response_is_the_error(spec: &mut Value, notes: &mut Vec<Note>) {
+    for (path, method, operation) in operations(spec) {
+        let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        let has_success = responses.keys().any(|k| k.starts_with('2'));
+        let default_is_typed = responses.get("default").is_some_and(|d| d.get("content").is_some());
+        if !(has_success && default_is_typed) {
+            continue;
+        }
+        let Some(default) = responses.remove("default") else {
+            continue;
+        };
+        for range in ["4XX", "5XX"] {
+            let named = responses.keys().any(|k| k.starts_with(&range[..1]));
+            if !named {
+                responses.insert(range.into(), default.clone());
+            }
+        }
+        notes.push(Note(format!(
+            "{}: its `default` response is taken as the error type for the 4XX and 5XX statuses it does not name",
+            label(&path, method)
+        )));
+    }
+}
+
+/// Several request media types: keep JSON (progenitor takes one). Said, since the others are dropped.
+fn prefer_json_request_bodies(spec: &mut Value, notes: &mut Vec<Note>) {
+    for (path, method, operation) in operations(spec) {
+        let content = operation.get_mut("requestBody").and_then(|b| b.get_mut("content"));
+        let Some(content) = content.and_then(Value::as_object_mut) else {
+            continue;
+        };
+        if content.len() < 2 {
+            continue;
+        }
+        let keep = content
+            .keys()
+            .find(|k| *k == "application/json")
+            .or_else(|| content.keys().find(|k| k.ends_with("+json") || k.ends_with("/json")))
+            .or_else(|| content.keys().find(|k| !k.starts_with("multipart/")))
+            .cloned();
+        let Some(keep) = keep else { continue };
+        let dropped: Vec<String> = content.keys().filter(|k| **k != keep).cloned().collect();
+        content.retain(|k, _| *k == keep);
+        notes.push(Note(format!(
+            "{}: request body sent as {keep} only ({} left out)",
+            label(&path, method),
+            dropped.join(", ")
+        )));
+    }
+}
+
+/// Visit every schema in the document: component schemas, and every `schema` under paths,
+/// parameters, bodies and responses, with their nested schemas.
+/// Locations are JSON Pointers (RFC 6901), e.g. `/paths/~1files/get/parameters/0/schema`.
+fn walk_schemas(spec: &mut Value, visit: &mut dyn FnMut(&mut Map<String, Value>, &str)) {
+    fn pointer(at: &str, key: &str) -> String {
+        format!("{at}/{}", key.replace('~', "~0").replace('/', "~1"))
+    }
+    fn document(value: &mut Value, at: &str, visit: &mut dyn FnMut(&mut Map<String, Value>, &str)) {
+        match value {
+            Value::Object(object) => {
+                for (key, child) in object.iter_mut() {
+                    let here = pointer(at, key);
+                    match key.as_str() {
+                        "schema" => schema(child, &here, visit),
+                        "schemas" if at == "/components" => {
+                            for (name, each) in child.as_object_mut().into_iter().flatten() {
+                                schema(each, &pointer(&here, name), visit);
+                            }
+                        }
+                        _ => document(child, &here, visit),
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for (index, item) in items.iter_mut().enumerate() {
+                    document(item, &format!("{at}/{index}"), visit);
+                }
+            }
+            _ => {}
+        }
+    }
+    fn schema(value: &mut Value, at: &str, visit: &mut dyn FnMut(&mut Map<String, Value>, &str)) {
+        let Value::Object(object) = value else { return };
+        visit(object, at);
+        for (key, child) in object.iter_mut() {
+            let here = pointer(at, key);
+            match (key.as_str(), child) {
+                ("properties", Value::Object(properties)) => {
+                    for (name, each) in properties.iter_mut() {
+                        schema(each, &pointer(&here, name), visit);
+                    }
+                }
+                ("items" | "additionalProperties" | "not", child) => schema(child, &here, visit),
+                ("allOf" | "anyOf" | "oneOf", Value::Array(items)) => {
+                    for (index, item) in items.iter_mut().enumerate() {
+                        schema(item, &format!("{here}/{index}"), visit);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    document(spec, "", visit);
+}
+
+/// `type: boolean` with `default: "true"` (a string) has its default made a boolean.
+fn boolean_default_from_string(schema: &mut Map<String, Value>, at: &str, notes: &mut Vec<Note>) {
+    if schema.get("type").and_then(Value::as_str) != Some("boolean") {
+        return;
+    }
+    let fixed = match schema.get("default").and_then(Value::as_str) {
+        Some(s) if s.eq_ignore_ascii_case("true") => Value::Bool(true),
+        Some(s) if s.eq_ignore_ascii_case("false") => Value::Bool(false),
+        _ => return,
+    };
+    schema.insert("default".into(), fixed);
+    notes.push(Note(format!(
+        "{at}: boolean default written as a string, read as a boolean"
+    )));
+}
+
+/// `minLength: 0` constrains nothing and makes typify emit a comparison that is always true, which
+/// fails `clippy -D warnings`.
+fn drop_zero_min_length(schema: &mut Map<String, Value>) {
+    if schema.get("minLength").and_then(Value::as_u64) == Some(0) {
+        schema.remove("minLength");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn notes(spec: &mut Value) -> Vec<String> {
+        normalize(spec).into_iter().map(|Note(n)| n).collect()
+    }
+
+    #[test]
+    fn a_typed_default_beside_a_success_becomes_the_error_ranges() {
+        let mut spec = json!({"paths": {"/a": {"get": {"operationId": "a", "responses": {
+            "200": {"description": "ok", "content": {"application/json": {"schema": {"type": "string"}}}},
+            "404": {"description": "missing"},
+            "default": {"description": "error", "content": {"application/json": {"schema": {"type": "object"}}}}
+        }}}}});
+        let said = notes(&mut spec);
+        let responses = &spec["paths"]["/a"]["get"]["responses"];
+        assert!(responses.get("default").is_none());
+        assert!(
+            responses.get("4XX").is_none(),
+            "404 is named: the 4xx range is left alone"
+        );
+        assert!(responses["5XX"]["content"].is_object());
+        assert!(said[0].contains("GET /a"));
+    }
+
+    #[test]
+    fn missing_operation_ids_are_made_from_method_and_path_without_collisions() {
+        let mut spec = json!({"paths": {
+            "/v1/projects/{project_id}": {"get": {"responses": {}}},
+            "/v1/projects/{project-id}": {"get": {"responses": {}}}
+        }});
+        let said = notes(&mut spec);
+        assert_eq!(
+            spec["paths"]["/v1/projects/{project_id}"]["get"]["operationId"],
+            "get_v1_projects_project_id"
+        );
+        assert_eq!(
+            spec["paths"]["/v1/projects/{project-id}"]["get"]["operationId"],
+            "get_v1_projects_project_id_2"
+        );
+        assert_eq!(said.len(), 2);
+    }
+
+    #[test]
+    fn multipart_only_operations_are_left_out_and_said() {
+        let mut spec = json!({"paths": {"/upload": {
+            "post": {"operationId": "upload", "requestBody": {"content": {"multipart/form-data": {"schema": {}}}}, "responses": {}},
+            "get": {"operationId": "list", "responses": {}}
+        }}});
+        let said = notes(&mut spec);
+        assert!(spec["paths"]["/upload"].get("post").is_none());
+        assert!(spec["paths"]["/upload"].get("get").is_some());
+        assert!(
+            said[0].starts_with("POST /upload left out: its request body is multipart/form-data"),
+            "{said:?}"
+        );
+    }
+
+    #[test]
+    fn several_media_types_keep_json() {
+        let mut spec = json!({"paths": {"/a": {"post": {"operationId": "a", "responses": {}, "requestBody": {"content": {
+            "application/x-www-form-urlencoded": {"schema": {}},
+            "application/json": {"schema": {}},
+            "multipart/form-data": {"schema": {}}
+        }}}}}});
+        let said = notes(&mut spec);
+        let content = spec["paths"]["/a"]["post"]["requestBody"]["content"]
+            .as_object()
+            .unwrap();
+        assert_eq!(content.keys().collect::<Vec<_>>(), ["application/json"]);
+        assert!(said[0].contains("application/json only"), "{said:?}");
+    }
+
+    #[test]
+    fn string_booleans_and_zero_min_lengths_are_repaired_everywhere() {
+        let mut spec = json!({
+            "components": {"schemas": {"Thing": {"type": "object", "properties": {
+                "flag": {"type": "boolean", "default": "false"},
+                "name": {"type": "string", "minLength": 0},
+                "nested": {"type": "array", "items": {"type": "boolean", "default": "TRUE"}}
+            }}}},
+            "paths": {"/a": {"get": {"operationId": "a", "responses": {}, "parameters": [
+                {"name": "verbose", "in": "query", "schema": {"type": "boolean", "default": "true"}}
+            ]}}}
+        });
+        let said = notes(&mut spec);
+        let thing = &spec["components"]["schemas"]["Thing"]["properties"];
+        assert_eq!(thing["flag"]["default"], false);
+        assert!(thing["name"].get("minLength").is_none());
+        assert_eq!(thing["nested"]["items"]["default"], true);
+        assert_eq!(spec["paths"]["/a"]["get"]["parameters"][0]["schema"]["default"], true);
+        assert_eq!(said.len(), 3, "{said:?}");
+    }
+}
+
+#[cfg(test)]
+mod fixture {
+    /// One spec with every blocker found in published specs: progenitor refuses it as written; after
+    /// normalisation it generates, and each change is reported.
+    #[test]
+    fn real_world_blockers_generate_after_normalisation_and_every_change_is_said() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/real-world-blockers.json");
+        let generated = crate::generate(std::path::Path::new(path)).unwrap_or_else(|e| panic!("{e}"));
+        let said = generated.warnings.join("\n");
+        for expected in [
+            "POST /files left out: its request body is multipart/form-data",
+            "GET /accounts has no operationId: named it `get_accounts`",
+            "GET /accounts: its `default` response is taken as the error type",
+            "POST /payments: request body sent as application/json only",
+            "/paths/~1files/get/parameters/0/schema: boolean default written as a string",
+            "NewPayment/properties/instant: boolean default written as a string",
+        ] {
+            assert!(said.contains(expected), "missing `{expected}` in:\n{said}");
+        }
+        assert!(generated.code.contains("pub async fn get_accounts"));
+        assert!(generated.code.contains("pub async fn list_files"));
+        assert!(!generated.code.contains("pub async fn upload_file"));
+        assert!(
+            generated.code.contains("crate::Error<types::Problem>"),
+            "the default became the error type"
+        );
+    }
+}
