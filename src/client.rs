@@ -52,10 +52,12 @@ impl Client {
         &self.api
     }
 
-    /// Log in with a user's name and password (the password grant), asking for the scopes set with
-    /// [`ClientBuilder::scopes`] (default: all the spec's password flow declares). The session is
-    /// written to `store`, replacing any session there.
-    pub async fn login_password<S: TokenStore>(
+    /// The password grant; the public `login_password` is generated when the spec declares the flow.
+    #[allow(
+        dead_code,
+        reason = "called by the generated login_password, if the spec declares a password flow"
+    )]
+    pub(crate) async fn login_with_password<S: TokenStore>(
         self,
         store: S,
         username: &str,
@@ -76,10 +78,13 @@ impl Client {
         self.start(store, tokens).await
     }
 
-    /// Log in as the client itself (the client-credentials grant), asking for `scopes` (empty: all
-    /// the spec's client-credentials flow declares). Such a session has no refresh token; it is
-    /// renewed by asking again with the client's credentials.
-    pub async fn login_client_credentials<S: TokenStore>(
+    /// The client-credentials grant; the public `login_client_credentials` is generated when the spec
+    /// declares the flow.
+    #[allow(
+        dead_code,
+        reason = "called by the generated login_client_credentials, if the spec declares the flow"
+    )]
+    pub(crate) async fn login_with_client_credentials<S: TokenStore>(
         self,
         store: S,
         scopes: &[&str],

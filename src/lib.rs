@@ -50,7 +50,7 @@ mod session;
 mod store;
 mod token;
 
-pub use api::types;
+pub use api::{scopes, types};
 pub use client::{Authenticated, Client};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{

@@ -135,6 +135,15 @@ pub fn emit(methods: &[Method]) -> TokenStream {
         .iter()
         .filter(|m| m.auth.access != Access::Required)
         .map(forwarder);
+    let scope_consts = methods.iter().map(|m| {
+        let name = quote::format_ident!("{}", m.sig.ident.to_string().to_uppercase());
+        let doc = format!("`{}` ({}).", m.auth.label, m.sig.ident);
+        let scopes = &m.auth.scopes;
+        quote! {
+            #[doc = #doc]
+            pub const #name: &[&str] = &[#(#scopes),*];
+        }
+    });
     let access_arms = methods.iter().map(|m| {
         let id = m.sig.ident.to_string();
         let access = match m.auth.access {
@@ -154,6 +163,11 @@ pub fn emit(methods: &[Method]) -> TokenStream {
         /// The operations the spec makes public (`security: []` or an optional requirement).
         impl crate::Client {
             #(#public)*
+        }
+
+        /// The OAuth scopes each operation requires, from the spec's `security`.
+        pub mod scopes {
+            #(#scope_consts)*
         }
 
         /// How each operation is authorised, from the spec's `security`.
@@ -238,12 +252,15 @@ mod tests {
     #[test]
     fn public_operations_are_forwarded_on_both_states_protected_only_on_authenticated() {
         let code = generate("mixed.json");
-        let client = code.split("impl crate::Client {").nth(1).unwrap();
-        let authenticated = code
-            .split("impl<S: crate::TokenStore> crate::Authenticated<S> {")
-            .nth(1)
-            .unwrap();
-        let authenticated = authenticated.split("impl crate::Client {").next().unwrap();
+        let block = |from: &str, to: &str| code.split(from).nth(1).unwrap().split(to).next().unwrap().to_owned();
+        let client = block(
+            "/// The operations the spec makes public",
+            "pub(crate) fn operation_access",
+        );
+        let authenticated = block(
+            "impl<S: crate::TokenStore> crate::Authenticated<S> {",
+            "/// The operations the spec makes public",
+        );
         for op in ["get_status", "get_feed", "get_account", "update_account"] {
             assert!(
                 authenticated.contains(&format!("pub async fn {op}")),
@@ -264,6 +281,28 @@ mod tests {
         let code = generate("mixed.json");
         assert!(code.contains("crate::Error<types::Problem>"), "{code}");
         assert!(code.contains("Needs a login with scopes `account.read`, `account.write`."));
+    }
+
+    #[test]
+    fn each_operation_s_scopes_are_a_constant() {
+        let code = generate("mixed.json");
+        assert!(
+            code.contains(r#"pub const UPDATE_ACCOUNT: &[&str] = &["account.read", "account.write"];"#),
+            "{code}"
+        );
+        assert!(code.contains("pub const GET_STATUS: &[&str] = &[];"));
+    }
+
+    #[test]
+    fn login_methods_exist_only_for_declared_flows() {
+        let cc_only = generate("client-credentials-only.json");
+        assert!(cc_only.contains("pub async fn login_client_credentials"));
+        assert!(!cc_only.contains("pub async fn login_password"));
+        let password_only = generate("password-only.json");
+        assert!(password_only.contains("pub async fn login_password"));
+        assert!(!password_only.contains("pub async fn login_client_credentials"));
+        let none = generate("no-security.json");
+        assert!(!none.contains("pub async fn login_"));
     }
 
     #[test]

@@ -88,6 +88,8 @@ pub fn analyse(name: &str, spec: &OpenAPI) -> Result<AuthModel, CodegenError> {
             .map(|f| Flow::new(&f.token_url, &f.refresh_url, f.scopes.keys()));
     }
     let oauth_names: BTreeSet<&str> = oauth.iter().map(|(n, _)| n.as_str()).collect();
+    // Operations that only schemes other than OAuth 2 protect, by scheme names.
+    let mut other_schemes: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     let known: BTreeSet<&str> = schemes.into_iter().flatten().map(|(n, _)| n.as_str()).collect();
 
     for (path, item) in spec.paths.iter() {
@@ -113,12 +115,36 @@ pub fn analyse(name: &str, spec: &OpenAPI) -> Result<AuthModel, CodegenError> {
                     }
                 }
             }
+            let mut access = access;
+            let uses_oauth = requirements
+                .into_iter()
+                .flatten()
+                .any(|r| r.keys().any(|k| oauth_names.contains(k.as_str())));
+            if access == Access::Required && !uses_oauth {
+                // Not supported: static credentials belong on the caller's reqwest client (see below).
+                let names: Vec<&str> = requirements
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|r| r.keys().map(String::as_str))
+                    .collect();
+                other_schemes.entry(names.join(" or ")).or_default().push(label.clone());
+                access = Access::Public;
+            }
             model.operations.push(OperationAuth {
                 label,
                 access,
                 scopes: scopes.into_iter().collect(),
             });
         }
+    }
+    for (schemes, operations) in other_schemes {
+        model.warnings.push(format!(
+            "{name}: {} operation(s) require only `{schemes}`, which is not OAuth 2: generated as public (no token is \
+             sent). Send that credential as a default header of the reqwest::Client you give \
+             ClientBuilder::http_client. Operations: {}",
+            operations.len(),
+            operations.join(", ")
+        ));
     }
     Ok(model)
 }
@@ -156,12 +182,52 @@ pub fn emit(model: &AuthModel) -> TokenStream {
     }
     let password = flow(&model.password);
     let client_credentials = flow(&model.client_credentials);
+    let login_password = model.password.as_ref().map(|_| {
+        quote! {
+            /// Log in with a user's name and password (the password grant), asking for the scopes set
+            /// with [`ClientBuilder::scopes`](crate::ClientBuilder::scopes) (default: every scope the
+            /// spec's password flow declares). The session is written to `store`, replacing any
+            /// session there.
+            ///
+            /// Generated because the spec declares a password flow.
+            pub async fn login_password<S: crate::TokenStore>(
+                self,
+                store: S,
+                username: &str,
+                password: crate::SecretString,
+            ) -> ::std::result::Result<crate::Authenticated<S>, crate::Error> {
+                self.login_with_password(store, username, password).await
+            }
+        }
+    });
+    let login_client_credentials = model.client_credentials.as_ref().map(|_| {
+        quote! {
+            /// Log in as the client itself (the client-credentials grant), asking for `scopes`
+            /// (empty: every scope the spec's client-credentials flow declares). Such a session has
+            /// no refresh token; it is renewed by asking again with the client's credentials.
+            ///
+            /// Generated because the spec declares a client-credentials flow.
+            pub async fn login_client_credentials<S: crate::TokenStore>(
+                self,
+                store: S,
+                scopes: &[&str],
+            ) -> ::std::result::Result<crate::Authenticated<S>, crate::Error> {
+                self.login_with_client_credentials(store, scopes).await
+            }
+        }
+    });
     quote! {
         /// The OAuth flows `components.securitySchemes` declares.
         pub(crate) const SPEC_FLOWS: crate::config::SpecFlows = crate::config::SpecFlows {
             password: #password,
             client_credentials: #client_credentials,
         };
+
+        /// Logging in, with the OAuth flows the spec declares.
+        impl crate::Client {
+            #login_password
+            #login_client_credentials
+        }
     }
 }
 
@@ -233,6 +299,28 @@ mod tests {
             cc.client_credentials.unwrap().token_url,
             "https://auth.example.com/token"
         );
+    }
+
+    #[test]
+    fn operations_protected_only_by_an_api_key_are_public_and_said() {
+        let text = r#"{"openapi":"3.0.3","info":{"title":"t","version":"1"},
+            "components":{"securitySchemes":{"key":{"type":"apiKey","in":"header","name":"X-Key"},
+              "oauth2":{"type":"oauth2","flows":{"clientCredentials":{"tokenUrl":"/t","scopes":{}}}}}},
+            "paths":{"/a":{"get":{"operationId":"a","security":[{"key":[]}],"responses":{"200":{"description":"ok"}}}},
+                     "/b":{"get":{"operationId":"b","security":[{"key":[]},{"oauth2":[]}],"responses":{"200":{"description":"ok"}}}}}}"#;
+        let (spec, _) = crate::spec::parse("x.json", text).unwrap();
+        let model = analyse("x.json", &spec).unwrap();
+        assert_eq!(
+            access(&model),
+            [("GET /a", Access::Public), ("GET /b", Access::Required)]
+        );
+        assert_eq!(model.warnings.len(), 1);
+        assert!(
+            model.warnings[0].contains("require only `key`, which is not OAuth 2"),
+            "{:?}",
+            model.warnings
+        );
+        assert!(model.warnings[0].contains("Operations: GET /a"));
     }
 
     #[test]
