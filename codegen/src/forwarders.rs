@@ -336,6 +336,10 @@ mod tests {
         let path = format!("{}/fixtures/two-success-types.json", env!("CARGO_MANIFEST_DIR"));
         let err = crate::generate(std::path::Path::new(&path)).unwrap_err();
         assert!(err.file.ends_with("two-success-types.json"));
-        assert!(err.problem.contains("one success response"), "{err}");
+        assert!(
+            err.problem
+                .contains("`GET /a` has success responses with different bodies (200, 201)"),
+            "{err}"
+        );
     }
 }

@@ -118,8 +118,8 @@ fn run_progenitor(name: &str, spec: &openapiv3::OpenAPI) -> Result<TokenStream, 
                 name,
                 format!(
                     "progenitor stopped on a construct it does not support ({what}). The usual cause is an \
-                     operation with more than one success response type (a typed `default` response next to \
-                     a 2xx counts as one): give each operation one success response schema."
+                     operation with more than one success type or more than one error type (different schemas \
+                     for 200 and 201, say): give each operation one success schema and one error schema."
                 ),
             ))
         }

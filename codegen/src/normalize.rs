@@ -15,9 +15,12 @@ const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "
 /// Apply every rule, in order.
 pub fn normalize(spec: &mut Value) -> Vec<Note> {
     let mut notes = Vec::new();
+    inline_deep_references(spec, &mut notes);
+    rename_colliding_schemas(spec, &mut notes);
     drop_multipart_operations(spec, &mut notes);
     synthesise_operation_ids(spec, &mut notes);
     default_response_is_the_error(spec, &mut notes);
+    one_error_type(spec, &mut notes);
     prefer_json_request_bodies(spec, &mut notes);
     walk_schemas(spec, &mut |schema, at| {
         boolean_default_from_string(schema, at, &mut notes);
@@ -128,6 +131,152 @@ fn default_response_is_the_error(spec: &mut Value, notes: &mut Vec<Note>) {
             "{}: its `default` response is taken as the error type for the 4XX and 5XX statuses it does not name",
             label(&path, method)
         )));
+    }
+}
+
+/// Error responses that mix typed bodies and none: progenitor needs one error type. The body-less
+/// ones are dropped from the spec; such a status still reaches the caller as an error, untyped.
+fn one_error_type(spec: &mut Value, notes: &mut Vec<Note>) {
+    for (path, method, operation) in operations(spec) {
+        let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        let is_error = |status: &str| status.starts_with('4') || status.starts_with('5') || status == "default";
+        let typed = |response: &Value| {
+            response
+                .get("content")
+                .and_then(Value::as_object)
+                .is_some_and(|c| !c.is_empty())
+        };
+        let errors: Vec<(String, bool)> = responses
+            .iter()
+            .filter(|(s, _)| is_error(s))
+            .map(|(s, r)| (s.clone(), typed(r)))
+            .collect();
+        if !(errors.iter().any(|(_, t)| *t) && errors.iter().any(|(_, t)| !*t)) {
+            continue;
+        }
+        let untyped: Vec<String> = errors.into_iter().filter(|(_, t)| !*t).map(|(s, _)| s).collect();
+        responses.retain(|status, _| !untyped.contains(status));
+        notes.push(Note(format!(
+            "{}: body-less error responses {} dropped so the others' type is the error type (those statuses \
+             still fail, as unexpected responses)",
+            label(&path, method),
+            untyped.join(", ")
+        )));
+    }
+}
+
+/// Names that become the same Rust type name (`foo_bar` and `FooBar` are both `FooBar`): the later
+/// ones get a number, and every `$ref` to them follows.
+fn rename_colliding_schemas(spec: &mut Value, notes: &mut Vec<Note>) {
+    let Some(schemas) = spec.pointer("/components/schemas").and_then(Value::as_object) else {
+        return;
+    };
+    let rust_name = |name: &str| heck::ToPascalCase::to_pascal_case(name);
+    let mut taken = std::collections::HashSet::new();
+    let mut renames = Vec::new();
+    for name in schemas.keys() {
+        if taken.insert(rust_name(name)) {
+            continue;
+        }
+        let mut n = 2;
+        let renamed = loop {
+            let candidate = format!("{name}{n}");
+            if !schemas.contains_key(&candidate) && !taken.contains(&rust_name(&candidate)) {
+                break candidate;
+            }
+            n += 1;
+        };
+        taken.insert(rust_name(&renamed));
+        renames.push((name.clone(), renamed));
+    }
+    if renames.is_empty() {
+        return;
+    }
+    if let Some(schemas) = spec.pointer_mut("/components/schemas").and_then(Value::as_object_mut) {
+        for (old, new) in &renames {
+            if let Some(schema) = schemas.remove(old) {
+                schemas.insert(new.clone(), schema);
+            }
+        }
+    }
+    for_each_reference(spec, &mut |reference| {
+        for (old, new) in &renames {
+            let from = format!("#/components/schemas/{old}");
+            if *reference == from || reference.starts_with(&format!("{from}/")) {
+                *reference = format!("#/components/schemas/{new}{}", &reference[from.len()..]);
+            }
+        }
+    });
+    for (old, new) in renames {
+        notes.push(Note(format!(
+            "schema `{old}` renamed `{new}`: its Rust name collided with another schema's"
+        )));
+    }
+}
+
+/// `$ref`s that point inside a component (`#/components/schemas/Outer/properties/inner`) or into
+/// callbacks: progenitor resolves only whole components, so the target is copied in place.
+fn inline_deep_references(spec: &mut Value, notes: &mut Vec<Note>) {
+    let shallow = |reference: &str| {
+        reference
+            .strip_prefix("#/components/")
+            .is_some_and(|rest| rest.split('/').count() == 2)
+    };
+    // Repeat: an inlined copy may itself hold deep references (bounded, in case of cycles).
+    for _ in 0..8 {
+        let snapshot = spec.clone();
+        let mut inlined = Vec::new();
+        replace_references(spec, &mut |reference| {
+            if shallow(reference) {
+                return None;
+            }
+            let target = snapshot.pointer(reference.strip_prefix('#')?)?.clone();
+            inlined.push(reference.to_owned());
+            Some(target)
+        });
+        if inlined.is_empty() {
+            return;
+        }
+        inlined.sort();
+        inlined.dedup();
+        for reference in inlined {
+            notes.push(Note(format!(
+                "`$ref: {reference}` points inside a component: its target was copied in place"
+            )));
+        }
+    }
+}
+
+/// Every `$ref` string in the document.
+fn for_each_reference(value: &mut Value, visit: &mut dyn FnMut(&mut String)) {
+    match value {
+        Value::Object(object) => {
+            for (key, child) in object.iter_mut() {
+                match (key.as_str(), child) {
+                    ("$ref", Value::String(reference)) => visit(reference),
+                    (_, child) => for_each_reference(child, visit),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|item| for_each_reference(item, visit)),
+        _ => {}
+    }
+}
+
+/// Replace each `{"$ref": ...}` object for which `with` gives a value.
+fn replace_references(value: &mut Value, with: &mut dyn FnMut(&str) -> Option<Value>) {
+    if let Some(reference) = value.get("$ref").and_then(Value::as_str).map(str::to_owned)
+        && let Some(target) = with(&reference)
+    {
+        *value = target;
+        return;
+    }
+    match value {
+        Value::Object(object) => object.values_mut().for_each(|child| replace_references(child, with)),
+        Value::Array(items) => items.iter_mut().for_each(|item| replace_references(item, with)),
+        _ => {}
     }
 }
 
@@ -262,6 +411,53 @@ mod tests {
         );
         assert!(responses["5XX"]["content"].is_object());
         assert!(said[0].contains("GET /a"));
+    }
+
+    #[test]
+    fn body_less_errors_beside_typed_ones_are_dropped_and_said() {
+        let mut spec = json!({"paths": {"/a": {"get": {"operationId": "a", "responses": {
+            "200": {"description": "ok"},
+            "400": {"description": "bad", "content": {"application/json": {"schema": {"type": "object"}}}},
+            "404": {"description": "missing"}
+        }}}}});
+        let said = notes(&mut spec);
+        let responses = spec["paths"]["/a"]["get"]["responses"].as_object().unwrap();
+        assert_eq!(responses.keys().collect::<Vec<_>>(), ["200", "400"]);
+        assert!(said[0].contains("body-less error responses 404 dropped"), "{said:?}");
+    }
+
+    #[test]
+    fn colliding_schema_names_are_renamed_with_their_references() {
+        let mut spec = json!({
+            "components": {"schemas": {"foo_bar": {"type": "string"}, "FooBar": {"type": "integer"}}},
+            "paths": {"/a": {"get": {"operationId": "a", "responses": {"200": {"description": "ok",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FooBar"}}}}}}}}
+        });
+        let said = notes(&mut spec);
+        let schemas = spec["components"]["schemas"].as_object().unwrap();
+        assert!(schemas.contains_key("foo_bar") && schemas.contains_key("FooBar2"));
+        assert_eq!(schemas["FooBar2"]["type"], "integer");
+        assert_eq!(
+            spec["paths"]["/a"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/FooBar2"
+        );
+        assert_eq!(
+            said,
+            ["schema `FooBar` renamed `FooBar2`: its Rust name collided with another schema's"]
+        );
+    }
+
+    #[test]
+    fn references_inside_components_are_inlined() {
+        let mut spec = json!({
+            "components": {"schemas": {"Outer": {"type": "object", "properties": {"inner": {"type": "object", "properties": {"x": {"type": "string"}}}}}}},
+            "paths": {"/a": {"get": {"operationId": "a", "responses": {"200": {"description": "ok",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Outer/properties/inner"}}}}}}}}
+        });
+        let said = notes(&mut spec);
+        let schema = &spec["paths"]["/a"]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+        assert_eq!(schema["properties"]["x"]["type"], "string");
+        assert!(said[0].contains("points inside a component"), "{said:?}");
     }
 
     #[test]

@@ -38,10 +38,11 @@ pub fn parse(name: &str, text: &str) -> Result<(OpenAPI, Vec<String>), CodegenEr
         ));
     }
 
-    let notes = normalize(&mut value)
+    let notes: Vec<String> = normalize(&mut value)
         .into_iter()
         .map(|Note(note)| format!("{name}: {note}"))
         .collect();
+    one_type_per_outcome(name, &value)?;
     let spec: OpenAPI = serde_path_to_error::deserialize(value).map_err(|e| {
         CodegenError::new(
             name,
@@ -60,6 +61,44 @@ pub fn parse(name: &str, text: &str) -> Result<(OpenAPI, Vec<String>), CodegenEr
         ));
     }
     Ok((spec, notes))
+}
+
+/// progenitor needs one success type and one error type per operation; say which operation has more,
+/// and which statuses, instead of letting it stop on an assertion.
+fn one_type_per_outcome(name: &str, spec: &serde_json::Value) -> Result<(), CodegenError> {
+    let paths = spec.get("paths").and_then(|p| p.as_object()).into_iter().flatten();
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().into_iter().flatten() {
+            let Some(responses) = operation.get("responses").and_then(|r| r.as_object()) else {
+                continue;
+            };
+            for (outcome, matches) in [
+                ("success", (|s: &str| s.starts_with('2')) as fn(&str) -> bool),
+                ("error", |s: &str| {
+                    s.starts_with('4') || s.starts_with('5') || s == "default"
+                }),
+            ] {
+                let typed: Vec<(&String, String)> = responses
+                    .iter()
+                    .filter(|(status, _)| matches(status))
+                    .filter_map(|(status, r)| Some((status, r.get("content")?.to_string())))
+                    .collect();
+                if typed.iter().any(|(_, content)| *content != typed[0].1) {
+                    let statuses: Vec<&str> = typed.iter().map(|(s, _)| s.as_str()).collect();
+                    return Err(CodegenError::new(
+                        name,
+                        format!(
+                            "`{} {path}` has {outcome} responses with different bodies ({}); progenitor needs one \
+                             {outcome} type per operation: give them one schema, or remove all but one",
+                            method.to_uppercase(),
+                            statuses.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
