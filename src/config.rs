@@ -143,6 +143,7 @@ pub struct ClientBuilder {
     clock: Arc<dyn Clock>,
     refresh_timeout: Duration,
     retry: Retry,
+    allow_http: bool,
 }
 
 impl ClientBuilder {
@@ -161,6 +162,7 @@ impl ClientBuilder {
             triggers: DEFAULT_TRIGGER_STATUSES.to_vec(),
             clock: Arc::new(SystemClock),
             refresh_timeout: DEFAULT_REFRESH_TIMEOUT,
+            allow_http: false,
             retry: Retry {
                 attempts: DEFAULT_REFRESH_ATTEMPTS,
                 backoff: DEFAULT_REFRESH_BACKOFF,
@@ -252,10 +254,19 @@ impl ClientBuilder {
         self
     }
 
+    /// Allow plain `http` for the API and the token, refresh and revocation URLs beyond the loopback
+    /// interface. Default: `false` (https required, except for `127.0.0.0/8`, `::1` and `localhost`),
+    /// since tokens and client secrets would cross the network unencrypted.
+    pub fn danger_allow_http(mut self, allow: bool) -> Self {
+        self.allow_http = allow;
+        self
+    }
+
     /// Check the configuration and build the client.
     pub fn build(self) -> Result<Client, Error> {
-        let base = parse_url("base URL", &self.base_url, None)?;
-        let resolve = |what, url: &str| parse_url(what, url, Some(&base));
+        let allow_http = self.allow_http;
+        let base = parse_url("base URL", &self.base_url, None, allow_http)?;
+        let resolve = |what, url: &str| parse_url(what, url, Some(&base), allow_http);
         let token_override = self.token_url.as_deref().map(|u| resolve("token URL", u)).transpose()?;
         let refresh_override = self
             .refresh_url
@@ -318,14 +329,29 @@ impl ClientBuilder {
     }
 }
 
-fn parse_url(what: &str, url: &str, base: Option<&Url>) -> Result<Url, Error> {
+fn parse_url(what: &str, url: &str, base: Option<&Url>, allow_http: bool) -> Result<Url, Error> {
     let parsed = match base {
         Some(base) => base.join(url),
         None => Url::parse(url),
     };
     let parsed = parsed.map_err(|e| Error::Config(format!("{what} `{url}` is not a valid URL: {e}")))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(Error::Config(format!("{what} `{url}` is not an http(s) URL")));
+    match parsed.scheme() {
+        "https" => Ok(parsed),
+        "http" if allow_http || is_loopback(&parsed) => Ok(parsed),
+        "http" => Err(Error::Config(format!(
+            "{what} `{url}` is plain http: tokens would cross the network unencrypted. Use https, or \
+             `ClientBuilder::danger_allow_http(true)` if this network is trusted"
+        ))),
+        _ => Err(Error::Config(format!("{what} `{url}` is not an http(s) URL"))),
     }
-    Ok(parsed)
+}
+
+/// `127.0.0.0/8`, `::1` and `localhost`: traffic that never leaves the machine.
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
 }

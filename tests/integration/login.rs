@@ -157,6 +157,29 @@ async fn configuration_mistakes_are_reported_by_build() {
         matches!(&bad_url, Error::Config(m) if m.contains("base URL")),
         "{bad_url}"
     );
+    let plain = Client::builder("http://taskboard.example.com", "app")
+        .build()
+        .unwrap_err();
+    assert!(plain.to_string().contains("is plain http"), "{plain}");
+    let remote_token = Client::builder("https://taskboard.example.com", "app")
+        .token_url("http://auth.example.com/t")
+        .build();
+    assert!(
+        remote_token
+            .unwrap_err()
+            .to_string()
+            .contains("token URL `http://auth.example.com/t` is plain http")
+    );
+    Client::builder("http://taskboard.example.com", "app")
+        .danger_allow_http(true)
+        .build()
+        .expect("opted out");
+    Client::builder("http://localhost:8080", "app")
+        .build()
+        .expect("loopback is allowed");
+    Client::builder("http://[::1]:8080", "app")
+        .build()
+        .expect("loopback is allowed");
     let bad_scheme = Client::builder("ftp://example.com", "app").build().unwrap_err();
     assert!(bad_scheme.to_string().contains("not an http(s) URL"), "{bad_scheme}");
     let bad_trigger = Client::builder("http://127.0.0.1:1", "app")
