@@ -186,6 +186,18 @@ impl<S: TokenStore> Authenticated<S> {
         &self.store
     }
 
+    /// The session's state, published whenever it changes: each renewed (or adopted) token set, and
+    /// the end of the session. Subscribe to persist tokens elsewhere, or to log out the user
+    /// interface when the session ends.
+    pub fn session_changes(&self) -> tokio::sync::watch::Receiver<crate::SessionState> {
+        self.session.changes()
+    }
+
+    /// Counters since this process logged in or resumed the session.
+    pub fn metrics(&self) -> crate::Metrics {
+        self.session.counters().snapshot()
+    }
+
     /// End the session: revoke the refresh token (or, without one, the access token) at the
     /// revocation URL if one is configured (RFC 7009), and clear the store. Clones of this client fail
     /// with [`SessionEnd::LoggedOut`] from then on.

@@ -23,6 +23,7 @@ use reqwest::{Request, Response, StatusCode};
 use crate::api;
 use crate::challenge;
 use crate::error::{AuthError, Error};
+use crate::metrics::Counters;
 use crate::session::Session;
 
 /// How an operation is authorised (generated from the spec's `security`).
@@ -70,6 +71,7 @@ impl ClientHooks<Executor> for api::Client {
         match session.token().await {
             Ok(token) => {
                 request.headers_mut().insert(AUTHORIZATION, token.header().clone());
+                Counters::bump(&session.counters().requests);
                 Ok(())
             }
             Err(error) => {
@@ -102,7 +104,10 @@ impl ClientHooks<Executor> for api::Client {
         }
         let report = match session.rejected(sent.as_ref()).await {
             Err(error) => Report::Failed(error),
-            Ok(_) if resendable => Report::SendAgain,
+            Ok(_) if resendable => {
+                Counters::bump(&session.counters().resent);
+                Report::SendAgain
+            }
             Ok(_) => Report::NotRetried(response.status()),
         };
         tracing::debug!(status = %response.status(), operation = info.operation_id, ?report, "access token rejected");

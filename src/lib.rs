@@ -45,6 +45,7 @@ mod clock;
 mod config;
 mod error;
 mod executor;
+mod metrics;
 mod protocol;
 mod session;
 mod store;
@@ -58,6 +59,7 @@ pub use config::{
     DEFAULT_REFRESH_TIMEOUT, DEFAULT_TRIGGER_STATUSES, LOCK_TTL_MARGIN,
 };
 pub use error::{Error, InvalidTokenResponse, OAuthError, SessionEnd, TransientError};
+pub use metrics::{Metrics, SessionState};
 pub use progenitor_client::{ByteStream, ResponseValue};
 pub use protocol::MAX_TOKEN_RESPONSE_BYTES;
 pub use secrecy::{ExposeSecret, SecretString};

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::error::{AuthError, SessionEnd};
+use crate::metrics::{Counters, SessionState};
 use crate::protocol::{GrantRequest, TokenFailure};
 use crate::store::{DynStore, Expect, LockAttempt, Swap, Version, Versioned};
 use crate::token::{Grant, TokenSet};
@@ -104,9 +105,17 @@ impl Drop for Finish<'_> {
         let mut state = self.session.state();
         state.renewal = None;
         match &self.outcome {
-            Some(Ok(token)) => state.current = token.clone(),
-            Some(Err(AuthError::SessionEnded(end))) => state.ended = Some(end.clone()),
-            Some(Err(_)) | None => {}
+            Some(Ok(token)) if !Arc::ptr_eq(&state.current, token) => {
+                state.current = token.clone();
+                self.session
+                    .changes
+                    .send_replace(SessionState::Active(token.tokens.clone()));
+            }
+            Some(Err(AuthError::SessionEnded(end))) => {
+                state.ended = Some(end.clone());
+                self.session.changes.send_replace(SessionState::Ended(end.clone()));
+            }
+            Some(_) | None => {}
         }
     }
 }
@@ -119,6 +128,9 @@ pub(crate) struct Session {
     versions: Option<watch::Receiver<Version>>,
     /// The newest store version this session has looked at.
     acknowledged: AtomicU64,
+    /// The session's state, for the application to watch.
+    changes: watch::Sender<SessionState>,
+    counters: Counters,
 }
 
 impl fmt::Debug for Session {
@@ -135,6 +147,7 @@ impl Session {
     ) -> Result<Arc<Self>, AuthError> {
         let current = Arc::new(Token::new(stored.tokens, Some(stored.version), config.skew)?);
         let versions = store.versions();
+        let (changes, _) = watch::channel(SessionState::Active(current.tokens.clone()));
         Ok(Arc::new(Self {
             config,
             store,
@@ -145,6 +158,8 @@ impl Session {
             }),
             versions,
             acknowledged: AtomicU64::new(stored.version),
+            changes,
+            counters: Counters::default(),
         }))
     }
 
@@ -206,7 +221,11 @@ impl Session {
                 return Ok(state.current.clone());
             }
             let start = || {
-                tracing::debug!(?reason, "renewing the access token");
+                match reason {
+                    Reason::AheadOfExpiry => Counters::bump(&self.counters.renewals_ahead_of_expiry),
+                    Reason::Rejected => Counters::bump(&self.counters.renewals_after_rejection),
+                    Reason::StoreChanged => {}
+                }
                 // Its own task: a caller that gives up cannot cut a renewal in half (a refresh token
                 // spent at the server and its successor never stored).
                 let task = tokio::spawn(self.clone().run_renewal(seen.clone(), reason));
@@ -222,14 +241,28 @@ impl Session {
     }
 
     async fn run_renewal(self: Arc<Self>, seen: Arc<Token>, reason: Reason) -> Result<Arc<Token>, AuthError> {
+        let span = tracing::info_span!("renewal", ?reason);
         let mut finish = Finish {
             session: &self,
             outcome: None,
         };
-        let outcome = self.renewed(&seen, reason).await;
+        let outcome = tracing::Instrument::instrument(self.renewed(&seen, reason), span.clone()).await;
+        let _entered = span.enter();
         match &outcome {
+            Ok(token) if Arc::ptr_eq(token, &seen) => tracing::debug!("nothing newer in the store"),
             Ok(_) => tracing::debug!("access token renewed"),
-            Err(error) => tracing::warn!(?error, "renewing the access token failed"),
+            Err(error) => {
+                let counter = match error {
+                    AuthError::SessionEnded(_) => &self.counters.refresh_refused,
+                    AuthError::Transient(_) => &self.counters.refresh_transient,
+                    AuthError::InvalidTokenResponse(_) | AuthError::Config(_) => {
+                        &self.counters.refresh_invalid_response
+                    }
+                    AuthError::Store(_) => &self.counters.refresh_store_failed,
+                };
+                Counters::bump(counter);
+                tracing::warn!(?error, "renewing the access token failed");
+            }
         }
         finish.outcome = Some(outcome.clone());
         outcome
@@ -243,6 +276,7 @@ impl Session {
         let give_up = tokio::time::Instant::now() + ttl + LOCK_POLL;
         let lock = loop {
             if let Some(newer) = self.newer_in_store(seen).await {
+                Counters::bump(&self.counters.adopted_from_store);
                 return Ok(newer);
             }
             if reason == Reason::StoreChanged {
@@ -316,6 +350,7 @@ impl Session {
     /// pair: it is used from memory and written back when the store answers again.
     async fn refresh_and_store(self: &Arc<Self>, seen: &Token) -> Result<Arc<Token>, AuthError> {
         let tokens = self.request_renewal(&seen.tokens).await?;
+        Counters::bump(&self.counters.refreshes);
         let expect = seen.version().map_or(Expect::Empty, Expect::Version);
         let token = match self.save(expect, &tokens).await {
             Ok(Saved::Stored(version)) => Token::new(tokens, Some(version), self.config.skew)?,
@@ -416,7 +451,16 @@ impl Session {
 
     /// End the session here: every later call, on any clone, fails with `end`.
     pub(crate) fn end(&self, end: SessionEnd) {
-        self.state().ended = Some(end);
+        self.state().ended = Some(end.clone());
+        self.changes.send_replace(SessionState::Ended(end));
+    }
+
+    pub(crate) fn changes(&self) -> watch::Receiver<SessionState> {
+        self.changes.subscribe()
+    }
+
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
     }
 
     /// The tokens to revoke at logout: the refresh token if there is one, else the access token.

@@ -6,6 +6,7 @@ mod e2e;
 mod file_store;
 mod fleet;
 mod login;
+mod observe;
 mod redis;
 mod refresh;
 mod retry;

@@ -1,0 +1,87 @@
+//! What the application can watch: the session's state as it changes, and counters.
+
+use std::time::Duration;
+
+use httpmock::Method::POST;
+use oauth_sdk::{ExposeSecret, SessionEnd, SessionState};
+use serde_json::json;
+
+use crate::support::{Harness, LIFETIME};
+
+#[tokio::test]
+async fn counters_follow_requests_resends_and_renewals() {
+    let h = Harness::start().await;
+    let api = h.logged_in().await;
+    h.mock_me("at-1", 403).await;
+    h.mock_refresh("rt-1", "at-2", "rt-2").await;
+    h.mock_me("at-2", 200).await;
+    api.get_me().await.unwrap();
+    let after_rejection = api.metrics();
+    assert_eq!(
+        (
+            after_rejection.requests,
+            after_rejection.resent,
+            after_rejection.renewals_after_rejection,
+            after_rejection.refreshes
+        ),
+        (2, 1, 1, 1),
+        "{after_rejection:?}"
+    );
+
+    h.mock_refresh("rt-2", "at-3", "rt-3").await;
+    h.mock_me("at-3", 200).await;
+    h.clock.advance(Duration::from_secs(LIFETIME + 1));
+    api.get_me().await.unwrap();
+    let after_expiry = api.metrics();
+    assert_eq!(
+        (
+            after_expiry.renewals_ahead_of_expiry,
+            after_expiry.refreshes,
+            after_expiry.requests
+        ),
+        (1, 2, 3)
+    );
+    assert_eq!(after_expiry.refresh_refused, 0);
+}
+
+#[tokio::test]
+async fn session_changes_publish_each_renewal_and_the_end() {
+    let h = Harness::start().await;
+    let api = h.logged_in().await;
+    let mut changes = api.session_changes();
+    match &*changes.borrow_and_update() {
+        SessionState::Active(tokens) => assert_eq!(tokens.access_token().expose_secret(), "at-1"),
+        other => panic!("{other:?}"),
+    }
+    h.mock_refresh("rt-1", "at-2", "rt-2").await;
+    h.mock_me("at-2", 200).await;
+    h.clock.advance(Duration::from_secs(LIFETIME + 1));
+    api.get_me().await.unwrap();
+    assert!(changes.has_changed().unwrap());
+    match &*changes.borrow_and_update() {
+        SessionState::Active(tokens) => assert_eq!(tokens.access_token().expose_secret(), "at-2"),
+        other => panic!("{other:?}"),
+    }
+    api.clone().logout().await.unwrap();
+    assert!(matches!(
+        &*changes.borrow_and_update(),
+        SessionState::Ended(SessionEnd::LoggedOut)
+    ));
+}
+
+#[tokio::test]
+async fn a_refused_renewal_is_counted_and_published() {
+    let h = Harness::start().await;
+    let api = h.logged_in().await;
+    let changes = api.session_changes();
+    h.server
+        .mock_async(|when, then| {
+            when.method(POST).path("/oauth/token");
+            then.status(400).json_body(json!({"error": "invalid_grant"}));
+        })
+        .await;
+    h.clock.advance(Duration::from_secs(LIFETIME + 1));
+    assert!(api.get_me().await.unwrap_err().is_session_ended());
+    assert_eq!(api.metrics().refresh_refused, 1);
+    assert!(matches!(&*changes.borrow(), SessionState::Ended(SessionEnd::Refused(e)) if e.code() == "invalid_grant"));
+}
