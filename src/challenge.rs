@@ -169,4 +169,49 @@ mod tests {
             [&b"Bearer error=\"invalid_token\""[..]].into_iter()
         ));
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        fn token() -> impl Strategy<Value = String> {
+            "[A-Za-z0-9!#$%&'*+.^_`|~-]{1,12}"
+        }
+
+        proptest! {
+            #[test]
+            fn any_header_parses_without_panicking(header in any::<String>()) {
+                let _ = parse(&header);
+            }
+
+            #[test]
+            fn rendered_challenges_parse_back(
+                challenges in prop::collection::vec(
+                    (token(), prop::collection::vec((token(), "[ -~]{0,20}"), 0..4)),
+                    1..4,
+                )
+            ) {
+                let rendered: Vec<String> = challenges
+                    .iter()
+                    .map(|(scheme, params)| {
+                        let params: Vec<String> = params
+                            .iter()
+                            .map(|(name, value)| {
+                                let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
+                                format!("{name}=\"{escaped}\"")
+                            })
+                            .collect();
+                        format!("{scheme} {}", params.join(", "))
+                    })
+                    .collect();
+                let parsed = parse(&rendered.join(", "));
+                let expected: Vec<Challenge> = challenges
+                    .into_iter()
+                    .map(|(scheme, params)| Challenge { scheme, params })
+                    .collect();
+                prop_assert_eq!(parsed, expected);
+            }
+        }
+    }
 }

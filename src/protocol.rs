@@ -265,10 +265,20 @@ pub(crate) fn parse_token_response(
     let token_type = match response.token_type {
         None => "Bearer".to_owned(),
         Some(t) if t.eq_ignore_ascii_case("bearer") => "Bearer".to_owned(),
-        Some(other) => {
+        // A scheme name is short (`mac`, `DPoP`): quote it; anything longer may be a misplaced token.
+        Some(other) if other.len() <= 10 => {
             return Err(invalid(
                 status,
                 format!("token_type `{other}` is not supported (only Bearer)"),
+            ));
+        }
+        Some(other) => {
+            return Err(invalid(
+                status,
+                format!(
+                    "a token_type of {} characters is not supported (only Bearer)",
+                    other.len()
+                ),
             ));
         }
     };
@@ -436,5 +446,57 @@ mod tests {
         assert_eq!(reason(parse(200, r#"{"access_token":""}"#)), "access_token is empty");
         assert!(reason(parse(200, r#"{"access_token":"a\nb"}"#)).contains("HTTP header"));
         assert!(reason(parse(302, "")).contains("unexpected status"));
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #[test]
+            fn any_answer_is_a_token_set_or_a_typed_failure(status in 100u16..600, body in prop::collection::vec(any::<u8>(), 0..300)) {
+                let status = StatusCode::from_u16(status).unwrap();
+                let _ = parse_token_response(status, &body, NOW, Grant::Password);
+            }
+
+            #[test]
+            fn well_formed_answers_are_read_exactly(
+                access in "[A-Za-z0-9._~+/=-]{1,64}",
+                expires_in in any::<i64>(),
+                refresh in prop::option::of("[A-Za-z0-9._-]{1,64}"),
+                scopes in prop::collection::vec("[a-z.]{1,10}", 0..4),
+            ) {
+                let mut body = serde_json::json!({"access_token": access, "token_type": "bearer", "expires_in": expires_in});
+                if let Some(refresh) = &refresh {
+                    body["refresh_token"] = serde_json::json!(refresh);
+                }
+                if !scopes.is_empty() {
+                    body["scope"] = serde_json::json!(scopes.join(" "));
+                }
+                let tokens = parse_token_response(StatusCode::OK, body.to_string().as_bytes(), NOW, Grant::Password).unwrap();
+                prop_assert_eq!(tokens.access_token().expose_secret(), access.as_str());
+                prop_assert_eq!(tokens.refresh_token().map(|t| t.expose_secret().to_owned()), refresh);
+                prop_assert_eq!(tokens.scopes(), scopes.as_slice());
+                let expected = (expires_in > 0).then(|| NOW + Duration::from_secs(expires_in as u64).min(MAX_LIFETIME));
+                prop_assert_eq!(tokens.expires_at(), expected);
+            }
+
+            #[test]
+            fn failures_never_quote_the_access_token(access in "[A-Za-z0-9]{11,40}", field in "[a-z_]{1,12}") {
+                // The token misplaced where it makes the answer unusable: as the token type, as
+                // expires_in, beside broken JSON. (Real tokens are longer than the 10 characters up
+                // to which a token type is quoted.)
+                for body in [
+                    format!(r#"{{"access_token":"{access}","token_type":"{access}"}}"#),
+                    format!(r#"{{"access_token":"{access}","expires_in":"{access}"}}"#),
+                    format!(r#"{{"access_token":"{access}","{field}":}}"#),
+                ] {
+                    if let Err(TokenFailure::Invalid(e)) = parse_token_response(StatusCode::OK, body.as_bytes(), NOW, Grant::Password) {
+                        prop_assert!(!e.to_string().contains(&access), "{}", e);
+                    }
+                }
+            }
+        }
     }
 }
