@@ -13,6 +13,7 @@ fn main() {
     println!("cargo:rerun-if-changed={spec}");
     // Examples written for the demo API are compiled only when building it.
     println!("cargo::rustc-check-cfg=cfg(demo_spec)");
+    println!("cargo::rustc-check-cfg=cfg(fuzzing)");
     if spec == DEFAULT_SPEC {
         println!("cargo::rustc-cfg=demo_spec");
     }

@@ -70,6 +70,32 @@ pub use store::{
 };
 pub use token::{Grant, TokenSet};
 
+/// Entry points for the fuzz targets in `fuzz/` (cargo-fuzz builds with `--cfg fuzzing`); not API.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::time::SystemTime;
+
+    /// Parse a token endpoint's answer; a token set must be usable in a header.
+    pub fn token_response(status: u16, body: &[u8]) {
+        let Ok(status) = reqwest::StatusCode::from_u16(status) else {
+            return;
+        };
+        if let Ok(tokens) =
+            crate::protocol::parse_token_response(status, body, SystemTime::UNIX_EPOCH, crate::Grant::Password)
+        {
+            let token = secrecy::ExposeSecret::expose_secret(tokens.access_token());
+            assert!(!token.is_empty() && reqwest::header::HeaderValue::from_str(token).is_ok());
+        }
+    }
+
+    /// Parse a `WWW-Authenticate` header value.
+    pub fn www_authenticate(header: &[u8]) {
+        let _ = crate::challenge::parse(&String::from_utf8_lossy(header));
+        let _ = crate::challenge::is_insufficient_scope(std::iter::once(header));
+    }
+}
+
 /// The client types are cheap to clone and can be shared across tasks and threads.
 #[allow(dead_code)]
 fn _assert_impls() {
