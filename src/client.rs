@@ -108,10 +108,12 @@ impl Client {
     /// whose token has expired is renewed on the first request.
     pub async fn resume<S: TokenStore>(self, store: S) -> Result<Authenticated<S>, Error> {
         let stored = TokenStore::load(&store).await?.ok_or(Error::NoSession)?;
+        tracing::info!(version = stored.version, "resumed a stored session");
         self.authenticated(Arc::new(store), stored)
     }
 
     async fn start<S: TokenStore>(self, store: S, tokens: crate::TokenSet) -> Result<Authenticated<S>, Error> {
+        tracing::info!(grant = ?tokens.grant(), scopes = ?tokens.scopes(), "logged in");
         let version = match TokenStore::store(&store, Expect::Any, &tokens).await? {
             Swap::Stored(version) => version,
             Swap::Conflict(_) => {

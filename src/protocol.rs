@@ -128,7 +128,7 @@ impl TokenClient {
         }
         let request = self.authenticate(self.http.post(url.clone()), &mut form);
         let now = self.clock.now();
-        let (status, body) = self.send(request.form(&form)).await?;
+        let (status, body) = self.send(url, request.form(&form)).await?;
 
         let mut tokens = parse_token_response(status, &body, now, kind)?;
         if let GrantRequest::Refresh {
@@ -154,7 +154,7 @@ impl TokenClient {
     pub async fn revoke(&self, url: &Url, token: &SecretString, hint: &str) -> Result<(), TokenFailure> {
         let mut form = vec![("token", token.expose_secret()), ("token_type_hint", hint)];
         let request = self.authenticate(self.http.post(url.clone()), &mut form);
-        let (status, body) = self.send(request.form(&form)).await?;
+        let (status, body) = self.send(url, request.form(&form)).await?;
         if status.is_success() {
             return Ok(());
         }
@@ -191,11 +191,19 @@ impl TokenClient {
     }
 
     /// Send, classify transport failures and retryable statuses, and read the body through a limit.
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<(StatusCode, Vec<u8>), TokenFailure> {
+    async fn send(&self, url: &Url, request: reqwest::RequestBuilder) -> Result<(StatusCode, Vec<u8>), TokenFailure> {
         let transient = |cause| TokenFailure::Transient(TransientError { attempts: 1, cause });
         let network = |e: reqwest::Error| transient(TransientCause::Network(Arc::new(e.without_url())));
         let mut response = request.send().await.map_err(network)?;
         let status = response.status();
+        if response.url() != url {
+            // The client followed a redirect: credentials went to, and the answer came from, an
+            // address nobody configured. Not trusted, and said.
+            return Err(invalid(
+                status,
+                "the token endpoint redirected the request; configure its final URL instead",
+            ));
+        }
         if status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
         {
             return Err(transient(TransientCause::Status(status)));

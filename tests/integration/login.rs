@@ -188,3 +188,57 @@ async fn configuration_mistakes_are_reported_by_build() {
         .unwrap_err();
     assert!(bad_trigger.to_string().contains("not a 4xx"), "{bad_trigger}");
 }
+
+#[tokio::test]
+async fn a_token_answer_over_a_mebibyte_is_refused_not_read_whole() {
+    let h = Harness::start().await;
+    let huge = format!(
+        r#"{{"access_token":"at","padding":"{}"}}"#,
+        "x".repeat(oauth_sdk::MAX_TOKEN_RESPONSE_BYTES)
+    );
+    h.server
+        .mock_async(move |when, then| {
+            when.method(POST).path("/oauth/token");
+            then.status(200).header("content-type", "application/json").body(huge);
+        })
+        .await;
+    match h
+        .client()
+        .login_password(MemoryStore::new(), USERNAME, PASSWORD.into())
+        .await
+    {
+        Err(Error::InvalidTokenResponse(e)) => assert!(e.to_string().contains("larger than 1048576 bytes"), "{e}"),
+        other => panic!("expected an invalid token response, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_redirected_token_request_is_not_trusted() {
+    let h = Harness::start().await;
+    let elsewhere = h
+        .server
+        .mock_async(|when, then| {
+            when.path("/elsewhere");
+            then.status(200).json_body(token_body("at-1", Some("rt-1")));
+        })
+        .await;
+    h.server
+        .mock_async(|when, then| {
+            when.method(POST).path("/oauth/token");
+            then.status(307).header("location", "/elsewhere");
+        })
+        .await;
+    match h
+        .client()
+        .login_password(MemoryStore::new(), USERNAME, PASSWORD.into())
+        .await
+    {
+        Err(Error::InvalidTokenResponse(e)) => assert!(e.to_string().contains("redirected"), "{e}"),
+        other => panic!("expected the redirect to be refused, got {other:?}"),
+    }
+    assert_eq!(
+        elsewhere.calls_async().await,
+        1,
+        "the client followed it; the SDK refused the answer"
+    );
+}
