@@ -147,10 +147,10 @@ async fn worker() -> Result<(), Box<dyn std::error::Error>> {
                     if n >= requests {
                         return;
                     }
-                    if let Err(error) = api.get_me().await {
-                        if failed.fetch_add(1, Relaxed) < 5 {
-                            eprintln!("request failed: {error}");
-                        }
+                    if let Err(error) = api.get_me().await
+                        && failed.fetch_add(1, Relaxed) < 5
+                    {
+                        eprintln!("request failed: {error}");
                     }
                     if requests >= 4 && (n + 1) % (requests / 4) == 0 {
                         memory.lock().unwrap_or_else(|p| p.into_inner()).push(rss_kib());
