@@ -532,6 +532,50 @@ mod tests {
 
 #[cfg(test)]
 mod fixture {
+    /// One fixture per rule (`fixtures/normalize/`): each generates, and says what it changed.
+    #[test]
+    fn each_rule_has_a_fixture_that_generates() {
+        let expected = [
+            (
+                "default-beside-success",
+                "its `default` response is taken as the error type",
+            ),
+            ("mixed-error-bodies", "body-less error responses 404 dropped"),
+            ("several-media-types", "request body sent as application/json only"),
+            (
+                "multipart-body",
+                "POST /a left out: its request body is multipart/form-data",
+            ),
+            (
+                "missing-operation-ids",
+                "DELETE /v1/things/{id} has no operationId: named it `delete_v1_things_id`",
+            ),
+            ("deep-references", "points inside a component"),
+            ("string-boolean-defaults", "boolean default written as a string"),
+            ("colliding-schema-names", "schema `UserProfile` renamed `UserProfile2`"),
+            // Dropping `minLength: 0` changes no meaning: done silently.
+            ("zero-min-length", ""),
+        ];
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/normalize");
+        assert_eq!(
+            std::fs::read_dir(dir).unwrap().count(),
+            expected.len(),
+            "a fixture without an expectation"
+        );
+        for (name, note) in expected {
+            let path = format!("{dir}/{name}.json");
+            let generated = crate::generate(std::path::Path::new(&path)).unwrap_or_else(|e| panic!("{e}"));
+            match note {
+                "" => assert!(generated.warnings.is_empty(), "{name}: {:?}", generated.warnings),
+                note => assert!(
+                    generated.warnings.iter().any(|w| w.contains(note)),
+                    "{name}: {:?}",
+                    generated.warnings
+                ),
+            }
+        }
+    }
+
     /// One spec with every blocker found in published specs: progenitor refuses it as written; after
     /// normalisation it generates, and each change is reported.
     #[test]
