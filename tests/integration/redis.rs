@@ -254,3 +254,38 @@ async fn with_redis_down_and_no_session_in_memory_the_error_names_redis() {
     assert_eq!(error.store(), "redis");
     assert!(error.to_string().starts_with("redis token store:"), "{error}");
 }
+
+#[tokio::test]
+async fn a_caller_that_gives_up_mid_renewal_leaves_no_lock_and_a_whole_session() {
+    let redis = RedisServer::start();
+    let config = Config {
+        access_token_lifetime: Duration::from_secs(2),
+        token_latency: Some(Duration::from_millis(300)),
+        ..Config::default()
+    };
+    let (server, client) = reference_with(config).await;
+    let shared = store(&redis, "s").await;
+    let api = client
+        .login_password(shared.clone(), DEMO_USER.0, DEMO_USER.1.into())
+        .await
+        .unwrap();
+    let before = shared.load().await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+
+    let gave_up = tokio::time::timeout(Duration::from_millis(50), api.get_me()).await;
+    assert!(gave_up.is_err(), "the call was dropped in the middle of the renewal");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+
+    // The renewal finished on its own: the lock is free, and the session in Redis is the whole new one.
+    let LockAttempt::Acquired(_) = shared.try_lock(Duration::from_secs(1)).await.unwrap() else {
+        panic!("the renewal lock is still held");
+    };
+    let after = shared.load().await.unwrap().unwrap();
+    assert!(after.version > before.version);
+    assert_ne!(
+        after.tokens.refresh_token().unwrap().expose_secret(),
+        before.tokens.refresh_token().unwrap().expose_secret()
+    );
+    api.get_me().await.expect("the next request uses the renewed token");
+    assert_eq!(server.counters().refreshes_accepted, 1);
+}
