@@ -332,6 +332,15 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_reference_fails_with_a_message_naming_it() {
+        let text = r##"{"openapi":"3.0.3","info":{"title":"t","version":"1"},"paths":{"/a":{"get":{"operationId":"a",
+            "responses":{"200":{"description":"ok","content":{"application/json":{"schema":{"$ref":"#/components/schemas/Missing"}}}}}}}}}"##;
+        let err = crate::generate_from_str("x.json", text).unwrap_err();
+        assert!(err.problem.contains("#/components/schemas/Missing is missing"), "{err}");
+        assert!(err.problem.contains("must point to a component that exists"), "{err}");
+    }
+
+    #[test]
     fn two_success_types_fail_with_a_message_not_a_panic() {
         let path = format!("{}/fixtures/two-success-types.json", env!("CARGO_MANIFEST_DIR"));
         let err = crate::generate(std::path::Path::new(&path)).unwrap_err();

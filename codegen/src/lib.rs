@@ -114,13 +114,15 @@ fn run_progenitor(name: &str, spec: &openapiv3::OpenAPI) -> Result<TokenStream, 
                 .map(String::as_str)
                 .or_else(|| panic.downcast_ref::<&str>().copied())
                 .unwrap_or("(no message)");
+            let advice = if what.contains("response_types") {
+                "An operation has more than one success type or more than one error type: give each \
+                 operation one success schema and one error schema."
+            } else {
+                "Change or remove the construct it names (a `$ref` must point to a component that exists)."
+            };
             Err(CodegenError::new(
                 name,
-                format!(
-                    "progenitor stopped on a construct it does not support ({what}). The usual cause is an \
-                     operation with more than one success type or more than one error type (different schemas \
-                     for 200 and 201, say): give each operation one success schema and one error schema."
-                ),
+                format!("progenitor stopped on a construct it does not support ({what}). {advice}"),
             ))
         }
     }
