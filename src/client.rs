@@ -69,13 +69,7 @@ impl Client {
             password: &password,
             scopes: &flow.scopes,
         };
-        let tokens = self
-            .config
-            .tokens
-            .token(&flow.token, grant)
-            .await
-            .map_err(login_error)?;
-        self.start(store, tokens).await
+        self.login(store, &flow.token, grant).await
     }
 
     /// The client-credentials grant; the public `login_client_credentials` is generated when the spec
@@ -94,14 +88,19 @@ impl Client {
             [] => flow.scopes.clone(),
             some => some.iter().map(|s| (*s).to_owned()).collect(),
         };
-        let grant = GrantRequest::ClientCredentials { scopes: &scopes };
-        let tokens = self
-            .config
-            .tokens
-            .token(&flow.token, grant)
+        self.login(store, &flow.token, GrantRequest::ClientCredentials { scopes: &scopes })
             .await
-            .map_err(login_error)?;
-        self.start(store, tokens).await
+    }
+
+    /// Ask the token endpoint at `url` for a session, and start it in `store`.
+    async fn login<S: TokenStore>(
+        &self,
+        store: S,
+        url: &url::Url,
+        grant: GrantRequest<'_>,
+    ) -> Result<Authenticated<S>, Error> {
+        let tokens = self.config.tokens.token(url, grant).await.map_err(login_error)?;
+        self.clone().start(store, tokens).await
     }
 
     /// Continue the session already in `store` (a restarted process needs no new login). A session

@@ -54,6 +54,14 @@ struct Tokens {
 }
 
 impl Tokens {
+    /// A new family (one login's tokens) for `principal`.
+    fn new_family(&mut self, principal: Principal) -> u64 {
+        let family = self.next_family;
+        self.next_family += 1;
+        self.families.insert(family, (Arc::new(principal), Family::default()));
+        family
+    }
+
     fn revoke_family(&mut self, family: u64) -> bool {
         let Some((_, tokens)) = self.families.remove(&family) else {
             return false;
@@ -225,9 +233,7 @@ fn password(state: &State, form: &HashMap<String, String>, client: String) -> Re
         scopes: requested_scopes(form)?,
     };
     let mut tokens = state.tokens.write();
-    let family = tokens.next_family;
-    tokens.next_family += 1;
-    tokens.families.insert(family, (Arc::new(principal), Family::default()));
+    let family = tokens.new_family(principal);
     Ok(issue(state, &mut tokens, family, true))
 }
 
@@ -250,9 +256,7 @@ fn client_credentials(state: &State, form: &HashMap<String, String>, client: Str
         scopes: requested_scopes(form)?,
     };
     let mut tokens = state.tokens.write();
-    let family = tokens.next_family;
-    tokens.next_family += 1;
-    tokens.families.insert(family, (Arc::new(principal), Family::default()));
+    let family = tokens.new_family(principal);
     // RFC 6749 section 4.4.3: no refresh token for client credentials.
     Ok(issue(state, &mut tokens, family, false))
 }
