@@ -130,11 +130,11 @@ async fn every_operation_of_the_spec_works() {
 
 #[tokio::test]
 async fn tokens_expiring_mid_run_are_renewed_ahead_without_a_single_rejection() {
-    let (server, client) = reference(short_lived(600)).await;
+    let (server, client) = reference(short_lived(1000)).await;
     let api = login(client, MemoryStore::new()).await;
     for _ in 0..8 {
         api.get_me().await.expect("no call fails");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let counted = server.counters();
     assert!(counted.refreshes_accepted >= 2, "{counted:?}");
@@ -145,22 +145,23 @@ async fn tokens_expiring_mid_run_are_renewed_ahead_without_a_single_rejection() 
 
 #[tokio::test]
 async fn a_request_in_flight_when_a_refresh_revokes_its_token_is_sent_again_without_a_second_refresh() {
-    // Requests reach the handler 400 ms after they are sent. Tokens live 1 s and are renewed at half-life.
+    // Requests reach the handler 800 ms after they are sent. Tokens live 2 s and are renewed at
+    // half-life (1 s). Every event below is 200 ms or more from the next, for loaded machines.
     let (server, client) = reference(Config {
-        api_latency: Some(Duration::from_millis(400)),
-        ..short_lived(1000)
+        api_latency: Some(Duration::from_millis(800)),
+        ..short_lived(2000)
     })
     .await;
     let api = login(client, MemoryStore::new()).await;
     let started = tokio::time::Instant::now();
 
-    // Sent at 0.2 s with the first token, checked at 0.6 s: by then the refresh at 0.55 s revoked it.
-    tokio::time::sleep_until(started + Duration::from_millis(200)).await;
+    // Sent at 0.5 s with the first token, checked at 1.3 s: by then the refresh at 1.05 s revoked it.
+    tokio::time::sleep_until(started + Duration::from_millis(500)).await;
     let in_flight = tokio::spawn({
         let api = api.clone();
         async move { api.get_me().await.map(drop) }
     });
-    tokio::time::sleep_until(started + Duration::from_millis(550)).await;
+    tokio::time::sleep_until(started + Duration::from_millis(1050)).await;
     api.get_me().await.expect("renewed ahead, then sent");
     in_flight
         .await
