@@ -194,6 +194,13 @@ impl<S: TokenStore> Authenticated<S> {
         self.session.changes()
     }
 
+    /// Renew the session now, whatever its token's expiry: after the user's permissions changed, say.
+    /// Concurrent requests join this renewal; another process's newer session in a shared store is
+    /// adopted rather than refreshed again.
+    pub async fn refresh(&self) -> Result<(), Error> {
+        self.session.force_renewal().await.map(drop).map_err(Error::from)
+    }
+
     /// Counters since this process logged in or resumed the session.
     pub fn metrics(&self) -> crate::Metrics {
         self.session.counters().snapshot()

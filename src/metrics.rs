@@ -27,6 +27,8 @@ pub struct Metrics {
     pub renewals_ahead_of_expiry: u64,
     /// Renewals started because the API rejected the token.
     pub renewals_after_rejection: u64,
+    /// Renewals the application asked for ([`Authenticated::refresh`](crate::Authenticated::refresh)).
+    pub renewals_forced: u64,
     /// Sessions another process renewed, adopted from the store without a refresh.
     pub adopted_from_store: u64,
     /// Tokens this process obtained from the token endpoint by renewing (refresh grant or client
@@ -49,6 +51,7 @@ pub(crate) struct Counters {
     pub resent: AtomicU64,
     pub renewals_ahead_of_expiry: AtomicU64,
     pub renewals_after_rejection: AtomicU64,
+    pub renewals_forced: AtomicU64,
     pub adopted_from_store: AtomicU64,
     pub refreshes: AtomicU64,
     pub refresh_refused: AtomicU64,
@@ -68,6 +71,7 @@ impl Counters {
             resent: self.resent.load(Relaxed),
             renewals_ahead_of_expiry: self.renewals_ahead_of_expiry.load(Relaxed),
             renewals_after_rejection: self.renewals_after_rejection.load(Relaxed),
+            renewals_forced: self.renewals_forced.load(Relaxed),
             adopted_from_store: self.adopted_from_store.load(Relaxed),
             refreshes: self.refreshes.load(Relaxed),
             refresh_refused: self.refresh_refused.load(Relaxed),

@@ -81,6 +81,8 @@ pub(crate) enum Reason {
     Rejected,
     /// The store says another process stored a newer session: adopt it, refresh nothing.
     StoreChanged,
+    /// The application asked for a new token.
+    Forced,
 }
 
 type Renewal = Shared<BoxFuture<'static, Result<Arc<Token>, AuthError>>>;
@@ -209,6 +211,12 @@ impl Session {
         self.renew(&current, Reason::Rejected).await
     }
 
+    /// Renew now, whatever the token's expiry (joining a renewal already in flight).
+    pub(crate) async fn force_renewal(self: &Arc<Self>) -> Result<Arc<Token>, AuthError> {
+        let current = self.current()?;
+        self.renew(&current, Reason::Forced).await
+    }
+
     /// Renew the session once, however many callers ask: the first starts the renewal, the others
     /// join it, and a caller whose token was already replaced gets the replacement.
     async fn renew(self: &Arc<Self>, seen: &Arc<Token>, reason: Reason) -> Result<Arc<Token>, AuthError> {
@@ -224,6 +232,7 @@ impl Session {
                 match reason {
                     Reason::AheadOfExpiry => Counters::bump(&self.counters.renewals_ahead_of_expiry),
                     Reason::Rejected => Counters::bump(&self.counters.renewals_after_rejection),
+                    Reason::Forced => Counters::bump(&self.counters.renewals_forced),
                     Reason::StoreChanged => {}
                 }
                 // Its own task: a caller that gives up cannot cut a renewal in half (a refresh token

@@ -45,6 +45,19 @@ async fn counters_follow_requests_resends_and_renewals() {
 }
 
 #[tokio::test]
+async fn the_application_can_force_a_renewal() {
+    let h = Harness::start().await;
+    let api = h.logged_in().await;
+    let refresh = h.mock_refresh("rt-1", "at-2", "rt-2").await;
+    let me = h.mock_me("at-2", 200).await;
+    api.refresh().await.expect("renewed on request");
+    api.get_me().await.expect("sent with the new token");
+    refresh.assert_calls_async(1).await;
+    me.assert_calls_async(1).await;
+    assert_eq!(api.metrics().renewals_forced, 1);
+}
+
+#[tokio::test]
 async fn session_changes_publish_each_renewal_and_the_end() {
     let h = Harness::start().await;
     let api = h.logged_in().await;
