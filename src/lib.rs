@@ -47,6 +47,7 @@ mod error;
 mod executor;
 mod metrics;
 mod protocol;
+mod response;
 mod session;
 mod store;
 mod token;

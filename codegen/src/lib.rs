@@ -6,7 +6,8 @@
 //!    through the SDK's executor (`ClientHooks`, hooks mode `Expected`);
 //! 2. what progenitor ignores, read from the spec's `security` ([`security`]): which operations need a
 //!    token, the scopes each asks for, and the OAuth flows with their token URLs;
-//! 3. forwarders ([`forwarders`]) that put every operation on `Authenticated<S>` and the public ones on
+//! 3. progenitor's per-request work trimmed ([`trim`]);
+//! 4. forwarders ([`forwarders`]) that put every operation on `Authenticated<S>` and the public ones on
 //!    the logged-out `Client`, so the spec alone decides what can be called before login.
 //!
 //! `build.rs` is a short script around [`generate`]; everything that can fail here fails with a
@@ -16,6 +17,7 @@ pub mod forwarders;
 pub mod normalize;
 pub mod security;
 pub mod spec;
+pub mod trim;
 
 use std::fmt;
 use std::path::Path;
@@ -71,7 +73,9 @@ pub fn generate_from_str(name: &str, text: &str) -> Result<Generated, CodegenErr
     let (spec, notes) = spec::parse(name, text)?;
     let mut auth = security::analyse(name, &spec)?;
     auth.warnings.splice(0..0, notes);
-    let client = run_progenitor(name, &spec)?;
+    let mut client: syn::File = syn::parse2(run_progenitor(name, &spec)?)
+        .map_err(|e| CodegenError::new(name, format!("internal error reading progenitor's output: {e}")))?;
+    trim::apply(&mut client);
     let methods = forwarders::collect(name, &client, &auth)?;
 
     let forwarders = forwarders::emit(&methods);

@@ -13,3 +13,4 @@ mod retry;
 mod schema;
 mod secrets;
 mod ui;
+mod wire;
