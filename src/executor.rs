@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use progenitor_client::{ClientHooks, ClientInfo, OperationInfo, ResponseValue};
-use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use reqwest::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
 use reqwest::{Request, Response, StatusCode};
 
 use crate::api;
@@ -85,35 +85,52 @@ impl ClientHooks<Executor> for api::Client {
 
     /// Send; if the API rejects the token, renew it (once for all requests that saw the same token)
     /// and have [`run`] send the call once more, unless its body is a stream that cannot be replayed.
-    async fn exec(&self, request: Request, info: &OperationInfo) -> reqwest::Result<Response> {
-        let http = self.client();
-        let Some(session) = self.inner().session_for(info) else {
-            return http.execute(request).await;
-        };
-        let sent = request.headers().get(AUTHORIZATION).cloned();
-        let response = http.execute(request).await?;
-        if !rejects_token(&session.config().triggers, &response) {
-            return Ok(response);
-        }
-        let Ok((first, resendable)) = ATTEMPT.try_with(|a| (a.first, a.resendable)) else {
-            return Ok(response);
-        };
-        if !first {
-            // The one resend was rejected too: the API's answer stands.
-            return Ok(response);
-        }
-        let report = match session.rejected(sent.as_ref()).await {
-            Err(error) => Report::Failed(error),
-            Ok(_) if resendable => {
-                Counters::bump(&session.counters().resent);
-                Report::SendAgain
+    ///
+    /// The request goes into reqwest's (small, boxed) future before this one is made, so every call's
+    /// future need not hold the request too.
+    fn exec(&self, request: Request, info: &OperationInfo) -> impl Future<Output = reqwest::Result<Response>> {
+        let session = self.inner().session_for(info);
+        let sent = session.and_then(|_| request.headers().get(AUTHORIZATION).cloned());
+        let sending = self.client().execute(request);
+        async move {
+            let response = sending.await?;
+            match session {
+                Some(session) if rejects_token(&session.config().triggers, &response) => {
+                    // Boxed: the rare path's state stays out of every call's future.
+                    Box::pin(rejected(session, sent, response, info)).await
+                }
+                _ => Ok(response),
             }
-            Ok(_) => Report::NotRetried(response.status()),
-        };
-        tracing::debug!(status = %response.status(), operation = info.operation_id, ?report, "access token rejected");
-        let _ = ATTEMPT.try_with(|a| a.report.set(Some(report)));
-        Ok(response)
+        }
     }
+}
+
+/// The API rejected the token: renew it and tell `run` whether to send the call again. The API's answer
+/// is returned as it is; `run` decides what the caller sees.
+async fn rejected(
+    session: &Arc<Session>,
+    sent: Option<HeaderValue>,
+    response: Response,
+    info: &OperationInfo,
+) -> reqwest::Result<Response> {
+    let Ok((first, resendable)) = ATTEMPT.try_with(|a| (a.first, a.resendable)) else {
+        return Ok(response);
+    };
+    if !first {
+        // The one resend was rejected too: the API's answer stands.
+        return Ok(response);
+    }
+    let report = match session.rejected(sent.as_ref()).await {
+        Err(error) => Report::Failed(error),
+        Ok(_) if resendable => {
+            Counters::bump(&session.counters().resent);
+            Report::SendAgain
+        }
+        Ok(_) => Report::NotRetried(response.status()),
+    };
+    tracing::debug!(status = %response.status(), operation = info.operation_id, ?report, "access token rejected");
+    let _ = ATTEMPT.try_with(|a| a.report.set(Some(Box::new(report))));
+    Ok(response)
 }
 
 /// A trigger status, unless the API says the token lacks a scope (RFC 6750): renewing cannot help.
@@ -139,11 +156,12 @@ enum Report {
     NotRetried(StatusCode),
 }
 
-/// One attempt at a call, as the hooks see it.
+/// One attempt at a call, as the hooks see it. Kept to two words: the task-local is swapped in and
+/// out on every poll, and a report is rare.
 struct Attempt {
     first: bool,
     resendable: bool,
-    report: Cell<Option<Report>>,
+    report: Cell<Option<Box<Report>>>,
 }
 
 tokio::task_local! {
@@ -152,7 +170,7 @@ tokio::task_local! {
 
 fn report_failure(error: AuthError) {
     // Outside `run` there is no caller to tell; the generated code then returns the API's answer.
-    let _ = ATTEMPT.try_with(|a| a.report.set(Some(Report::Failed(error))));
+    let _ = ATTEMPT.try_with(|a| a.report.set(Some(Box::new(Report::Failed(error)))));
 }
 
 type Outcome<T, E> = Result<ResponseValue<T>, progenitor_client::Error<E>>;
@@ -164,11 +182,11 @@ where
     F: Future<Output = Outcome<T, E>>,
 {
     let (outcome, report) = attempt(true, resendable, call()).await;
-    let (outcome, report) = match report {
+    let (outcome, report) = match report.as_deref() {
         Some(Report::SendAgain) => attempt(false, false, call()).await,
-        report => (outcome, report),
+        _ => (outcome, report),
     };
-    match report {
+    match report.map(|r| *r) {
         Some(Report::Failed(error)) => Err(error.into()),
         Some(Report::NotRetried(status)) => Err(Error::NotRetried { status }),
         Some(Report::SendAgain) | None => outcome.map_err(Error::from),
@@ -179,7 +197,7 @@ async fn attempt<T, E>(
     first: bool,
     resendable: bool,
     call: impl Future<Output = Outcome<T, E>>,
-) -> (Outcome<T, E>, Option<Report>) {
+) -> (Outcome<T, E>, Option<Box<Report>>) {
     let attempt = Attempt {
         first,
         resendable,

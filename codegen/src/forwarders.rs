@@ -27,10 +27,9 @@ pub struct Method {
 ///
 /// progenitor emits one method per operation, in the order `security::analyse` walks them, and names
 /// each method after the operation id it writes into `OperationInfo`; both are checked here.
-pub fn collect(name: &str, client: &TokenStream, auth: &AuthModel) -> Result<Vec<Method>, CodegenError> {
+pub fn collect(name: &str, file: &syn::File, auth: &AuthModel) -> Result<Vec<Method>, CodegenError> {
     let internal =
         |what: String| CodegenError::new(name, format!("internal error reading progenitor's output: {what}"));
-    let file: syn::File = syn::parse2(client.clone()).map_err(|e| internal(e.to_string()))?;
 
     let mut operations = Vec::new();
     for item in &file.items {
@@ -235,7 +234,7 @@ fn forwarder(method: &Method) -> TokenStream {
         #[doc = #label]
         pub #sig {
             #(let #uploads = crate::executor::Upload::new(#uploads);)*
-            crate::executor::run(#resendable, || Box::pin(self.api().#name(#(#args),*))).await
+            crate::executor::run(#resendable, || self.api().#name(#(#args),*)).await
         }
     }
 }
