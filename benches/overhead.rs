@@ -432,6 +432,11 @@ fn main() {
         }
     });
 
+    if let Some(focus) = std::env::var("BENCH_FOCUS").ok().and_then(|c| c.parse().ok()) {
+        runtime.block_on(focus_on(&clients, focus));
+        return;
+    }
+
     // samples[case][concurrency] -> per round
     let mut samples: Vec<Vec<Vec<Sample>>> = Case::ALL
         .iter()
@@ -477,6 +482,34 @@ fn main() {
     std::fs::write(&path, with_results(&document, &report)).expect("write BENCHMARKS.md");
     std::fs::write(format!("{root}/benches/ratios.svg"), svg(&samples)).expect("write ratios.svg");
     eprintln!("wrote BENCHMARKS.md (between its result markers) and benches/ratios.svg");
+}
+
+/// `BENCH_FOCUS=32`: raw and `Authenticated<MemoryStore>` only, at one concurrency, in 30 short
+/// rounds alternating which goes first; prints the median ratio and writes nothing. For checking a
+/// change quickly.
+async fn focus_on(clients: &Arc<Clients>, concurrency: usize) {
+    let mut ratios = Vec::new();
+    for round in 0..30 {
+        let mut order = [Case::Raw, Case::Sdk];
+        order.rotate_left(round % 2);
+        let mut throughput = [0.0; 2];
+        for case in order {
+            throughput[usize::from(case == Case::Sdk)] =
+                measure(clients, case, concurrency, Duration::from_millis(500))
+                    .await
+                    .throughput;
+        }
+        ratios.push(throughput[1] / throughput[0]);
+    }
+    let mut sorted = ratios.clone();
+    sorted.sort_by(f64::total_cmp);
+    println!(
+        "concurrency {concurrency}: Authenticated<MemoryStore> / raw = {:.3} (median of {}; quartiles {:.3}–{:.3})",
+        median(ratios),
+        sorted.len(),
+        sorted[sorted.len() / 4],
+        sorted[sorted.len() * 3 / 4]
+    );
 }
 
 const BEGIN: &str = "<!-- results:begin (written by cargo bench --bench overhead) -->";

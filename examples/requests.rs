@@ -1,5 +1,5 @@
-//! `cargo run --release --example requests -- CLIENT N`: N sequential `GET /v1/me` against the
-//! reference server in this process, on one thread. CLIENT is `raw` (reqwest with a fixed bearer
+//! `cargo run --release --example requests -- CLIENT N [CONCURRENCY]`: N `GET /v1/me` against the
+//! reference server in this process, on one thread, by CONCURRENCY callers (default 1) at once. CLIENT is `raw` (reqwest with a fixed bearer
 //! header, the response parsed into `types::User`), `sdk` (`Authenticated<MemoryStore>::get_me`) or
 //! `sdk-redis` (`Authenticated<RedisStore>`, with a `redis-server` of its own; it also prints how many
 //! commands Redis processed during the N requests: none are needed on the request path).
@@ -22,6 +22,12 @@ use taskboard_server::{DEMO_CLIENT, DEMO_USER, RedisServer};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client_kind = std::env::args().nth(1).unwrap_or_else(|| "sdk".into());
     let n: usize = std::env::args().nth(2).map(|s| s.parse()).transpose()?.unwrap_or(1000);
+    let concurrency: usize = std::env::args()
+        .nth(3)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(1)
+        .max(1);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let server = taskboard_server::start(Default::default()).await?;
@@ -55,23 +61,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok(line.trim_start_matches("total_commands_processed:").trim().parse()?)
         };
         let before = redis_server.as_ref().map(commands).transpose()?;
-        for _ in 0..n {
-            match client_kind.as_str() {
-                "raw" => {
-                    let response = raw
-                        .get(&url)
-                        .header("authorization", &bearer)
-                        .send()
-                        .await?
-                        .error_for_status()?;
-                    let _user: oauth_sdk::types::User = serde_json::from_slice(&response.bytes().await?)?;
+        // `concurrency` callers, each making its share of the `n` requests, interleaved on this thread.
+        let caller = |requests: usize| {
+            let (raw, url, bearer, api, api_redis, client_kind) =
+                (&raw, &url, &bearer, &api, &api_redis, client_kind.as_str());
+            async move {
+                for _ in 0..requests {
+                    match client_kind {
+                        "raw" => {
+                            let response = raw
+                                .get(url)
+                                .header("authorization", bearer)
+                                .send()
+                                .await?
+                                .error_for_status()?;
+                            let _user: oauth_sdk::types::User = serde_json::from_slice(&response.bytes().await?)?;
+                        }
+                        "sdk" => drop(api.get_me().await?),
+                        "sdk-redis" => drop(api_redis.as_ref().ok_or("no Redis session")?.get_me().await?),
+                        other => {
+                            return Err(format!("unknown client `{other}`: raw, sdk or sdk-redis").into());
+                        }
+                    }
                 }
-                "sdk" => drop(api.get_me().await?),
-                "sdk-redis" => drop(api_redis.as_ref().ok_or("no Redis session")?.get_me().await?),
-                other => {
-                    return Err(format!("unknown client `{other}`: raw, sdk or sdk-redis").into());
-                }
+                Ok::<_, Box<dyn std::error::Error>>(())
             }
+        };
+        let callers = (0..concurrency).map(|i| caller(n / concurrency + usize::from(i < n % concurrency)));
+        for outcome in futures::future::join_all(callers).await {
+            outcome?;
         }
         if let (Some(redis_server), Some(before)) = (&redis_server, before) {
             // Minus one: the INFO command that reads the counter.
