@@ -63,6 +63,9 @@ pub use error::{Error, InvalidTokenResponse, OAuthError, SessionEnd, TransientEr
 pub use metrics::{Metrics, SessionState};
 pub use progenitor_client::{ByteStream, ResponseValue};
 pub use protocol::MAX_TOKEN_RESPONSE_BYTES;
+/// The `redis` crate the [`RedisStore`] is built on, for [`RedisStore::connect_with`].
+#[cfg(feature = "redis")]
+pub use redis;
 pub use secrecy::{ExposeSecret, SecretString};
 #[cfg(feature = "redis")]
 pub use store::RedisStore;

@@ -35,7 +35,7 @@ use axum::http::StatusCode;
 use tokio::sync::oneshot;
 
 pub use counters::{CounterSnapshot, Counters};
-pub use redis_server::RedisServer;
+pub use redis_server::{RedisServer, TLS_USER};
 
 /// The demo user every server knows.
 pub const DEMO_USER: (&str, &str) = ("ada", "correct horse battery staple");

@@ -107,9 +107,31 @@ impl RedisStore {
     /// Connect to Redis at `url` (`redis://`, `rediss://` for TLS; an ACL user and password may be in
     /// the URL) for session `session` under key prefix `prefix`. Many sessions (users, tenants) share
     /// one Redis under distinct session names.
+    ///
+    /// `rediss://` checks the server's certificate against the system's roots. For a private
+    /// certificate authority, or a client certificate, build the `redis::Client` and use
+    /// [`connect_with`](Self::connect_with).
     pub async fn connect(url: &str, prefix: &str, session: &str) -> Result<Self, StoreError> {
         // The URL may hold a password: errors describe the problem, never the URL.
         let client = redis::Client::open(url).map_err(|e| error(format!("invalid Redis URL ({:?})", e.kind())))?;
+        Self::connect_with(client, prefix, session).await
+    }
+
+    /// Like [`connect`](Self::connect), with a `redis::Client` built by the caller (the `redis` crate
+    /// is re-exported as `oauth_sdk::redis`), for what a URL cannot say:
+    ///
+    /// ```no_run
+    /// # async fn example(ca_pem: Vec<u8>) -> Result<(), oauth_sdk::Error> {
+    /// use oauth_sdk::RedisStore;
+    /// use oauth_sdk::redis::{Client, TlsCertificates};
+    ///
+    /// let certificates = TlsCertificates { client_tls: None, root_cert: Some(ca_pem) };
+    /// let client = Client::build_with_tls("rediss://app:password@redis.internal:6380/", certificates)
+    ///     .map_err(|e| oauth_sdk::StoreError::new("redis", e))?;
+    /// let store = RedisStore::connect_with(client, "taskboard", "user-42").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_with(client: redis::Client, prefix: &str, session: &str) -> Result<Self, StoreError> {
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(COMMAND_TIMEOUT))
             .set_response_timeout(Some(COMMAND_TIMEOUT))

@@ -1,5 +1,6 @@
 //! The Redis store against a real `redis-server` of the test's own: compare-and-set, isolation, the
-//! renewal lock, one refresh across OS processes, and nothing lost when Redis dies mid-renewal.
+//! renewal lock, one refresh across OS processes, nothing lost when Redis dies mid-renewal, and TLS
+//! with an ACL user.
 
 use std::time::{Duration, Instant};
 
@@ -288,4 +289,77 @@ async fn a_caller_that_gives_up_mid_renewal_leaves_no_lock_and_a_whole_session()
     );
     api.get_me().await.expect("the next request uses the renewed token");
     assert_eq!(server.counters().refreshes_accepted, 1);
+}
+
+/// `rediss://` with an ACL user: the store works over TLS when told the server's CA, including the
+/// pushed versions (the subscriber's own connection is TLS too), and a login through it.
+#[tokio::test]
+async fn a_tls_redis_with_an_acl_user_serves_the_session_and_its_pushes() {
+    let redis = RedisServer::start_tls();
+    let tls_store = || async {
+        let certificates = oauth_sdk::redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(redis.ca_pem().to_vec()),
+        };
+        let client = oauth_sdk::redis::Client::build_with_tls(redis.url().as_str(), certificates).expect("TLS client");
+        RedisStore::connect_with(client, "test", "tls")
+            .await
+            .expect("connected over TLS")
+    };
+    let (writer, reader) = (tls_store().await, tls_store().await);
+    let mut versions = reader.versions().expect("Redis pushes versions");
+    tokio::time::sleep(Duration::from_millis(200)).await; // let the subscription settle
+    let Swap::Stored(version) = writer.store(Expect::Empty, &tokens("over-tls")).await.unwrap() else {
+        panic!("first write")
+    };
+    tokio::time::timeout(Duration::from_secs(5), versions.wait_for(|v| *v >= version))
+        .await
+        .expect("the version is pushed over TLS")
+        .unwrap();
+    let loaded = reader.load().await.unwrap().expect("the session");
+    assert_eq!(loaded.tokens.access_token().expose_secret(), "over-tls");
+
+    let (_server, client) = reference(Duration::from_secs(3600)).await;
+    let api = client
+        .login_password(tls_store().await, DEMO_USER.0, DEMO_USER.1.into())
+        .await
+        .expect("login stores the session over TLS");
+    api.get_me().await.expect("a call");
+}
+
+/// The certificate is checked (an unknown CA is refused), and a refused connection or password is a
+/// store error that names Redis and quotes neither the URL nor the password.
+#[tokio::test]
+async fn a_tls_redis_refuses_an_unknown_ca_and_a_wrong_password_without_quoting_it() {
+    let redis = RedisServer::start_tls();
+    let (user, password) = taskboard_server::TLS_USER;
+
+    let unknown_ca = RedisStore::connect(&redis.url(), "test", "tls")
+        .await
+        .expect_err("the server's CA is not among the system's roots");
+    let message = unknown_ca.to_string();
+    assert!(
+        message.contains("redis") && message.contains("certificate"),
+        "{message}"
+    );
+    assert!(!message.contains(password), "{message}");
+
+    let wrong = redis.url().replace(password, "not-the-password");
+    let certificates = oauth_sdk::redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(redis.ca_pem().to_vec()),
+    };
+    let client = oauth_sdk::redis::Client::build_with_tls(wrong.as_str(), certificates).expect("TLS client");
+    let refused = RedisStore::connect_with(client, "test", "tls")
+        .await
+        .expect_err("a wrong password is refused");
+    let message = refused.to_string();
+    assert!(
+        message.contains("redis") && message.contains("authentication failed"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("not-the-password") && !message.contains(user),
+        "{message}"
+    );
 }
