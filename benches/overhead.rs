@@ -484,32 +484,38 @@ fn main() {
     eprintln!("wrote BENCHMARKS.md (between its result markers) and benches/ratios.svg");
 }
 
-/// `BENCH_FOCUS=32`: raw and `Authenticated<MemoryStore>` only, at one concurrency, in 30 short
-/// rounds alternating which goes first; prints the median ratio and writes nothing. For checking a
+/// `BENCH_FOCUS=32`: raw reqwest and the two `Authenticated` clients only, at one concurrency, in 30
+/// short rounds rotating which goes first; prints the median ratios and writes nothing. For checking a
 /// change quickly.
 async fn focus_on(clients: &Arc<Clients>, concurrency: usize) {
-    let mut ratios = Vec::new();
+    let cases = [Case::Raw, Case::Sdk, Case::SdkRedis];
+    let mut ratios = vec![Vec::new(); cases.len()];
     for round in 0..30 {
-        let mut order = [Case::Raw, Case::Sdk];
-        order.rotate_left(round % 2);
-        let mut throughput = [0.0; 2];
+        let mut order = cases;
+        order.rotate_left(round % cases.len());
+        let mut throughput = [0.0; 3];
         for case in order {
-            throughput[usize::from(case == Case::Sdk)] =
-                measure(clients, case, concurrency, Duration::from_millis(500))
-                    .await
-                    .throughput;
+            let at = cases.iter().position(|c| *c == case).unwrap_or_default();
+            throughput[at] = measure(clients, case, concurrency, Duration::from_millis(500))
+                .await
+                .throughput;
         }
-        ratios.push(throughput[1] / throughput[0]);
+        for (at, ratios) in ratios.iter_mut().enumerate() {
+            ratios.push(throughput[at] / throughput[0]);
+        }
     }
-    let mut sorted = ratios.clone();
-    sorted.sort_by(f64::total_cmp);
-    println!(
-        "concurrency {concurrency}: Authenticated<MemoryStore> / raw = {:.3} (median of {}; quartiles {:.3}–{:.3})",
-        median(ratios),
-        sorted.len(),
-        sorted[sorted.len() / 4],
-        sorted[sorted.len() * 3 / 4]
-    );
+    for (case, ratios) in cases.iter().zip(ratios).skip(1) {
+        let mut sorted = ratios.clone();
+        sorted.sort_by(f64::total_cmp);
+        println!(
+            "concurrency {concurrency}: {} / raw = {:.3} (median of {}; quartiles {:.3}–{:.3})",
+            case.name(),
+            median(ratios),
+            sorted.len(),
+            sorted[sorted.len() / 4],
+            sorted[sorted.len() * 3 / 4]
+        );
+    }
 }
 
 const BEGIN: &str = "<!-- results:begin (written by cargo bench --bench overhead) -->";
