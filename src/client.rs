@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use crate::api;
 use crate::config::{ClientBuilder, Config};
 use crate::error::{Error, SessionEnd};
-use crate::executor::Executor;
+use crate::executor::{Attempt, Attempts};
 use crate::protocol::{GrantRequest, TokenFailure};
 use crate::session::Session;
 use crate::store::{DynStore, Expect, Swap, TokenStore, Versioned};
@@ -44,11 +44,13 @@ impl Client {
         Self { api, config }
     }
 
+    /// The generated client for a call's attempt: logged out, there is no token to be rejected, so
+    /// the one client serves every attempt.
     #[allow(
         dead_code,
         reason = "used by the generated forwarders of public operations, if the spec has any"
     )]
-    pub(crate) fn api(&self) -> &api::Client {
+    pub(crate) fn api_for(&self, _: Attempt) -> &api::Client {
         &self.api
     }
 
@@ -129,12 +131,8 @@ impl Client {
     fn authenticated<S: TokenStore>(self, store: Arc<S>, stored: Versioned) -> Result<Authenticated<S>, Error> {
         let dyn_store: Arc<dyn DynStore> = store.clone();
         let session = Session::new(self.config.clone(), dyn_store, stored)?;
-        let api = api::Client::new_with_client(
-            &self.config.base_url,
-            self.api.client.clone(),
-            Executor::logged_in(session.clone()),
-        );
-        Ok(Authenticated { api, session, store })
+        let apis = Attempts::new(&self.config.base_url, &self.api.client, &session);
+        Ok(Authenticated { apis, session, store })
     }
 }
 
@@ -152,7 +150,7 @@ fn login_error(failure: TokenFailure) -> Error {
 /// and [`Client::resume`]. Cheap to clone; clones share the session, so concurrent requests from all of
 /// them renew the token once. `S` is the [`TokenStore`] the session lives in.
 pub struct Authenticated<S: TokenStore> {
-    api: api::Client,
+    apis: Attempts,
     session: Arc<Session>,
     store: Arc<S>,
 }
@@ -160,7 +158,7 @@ pub struct Authenticated<S: TokenStore> {
 impl<S: TokenStore> Clone for Authenticated<S> {
     fn clone(&self) -> Self {
         Self {
-            api: self.api.clone(),
+            apis: self.apis.clone(),
             session: self.session.clone(),
             store: self.store.clone(),
         }
@@ -178,8 +176,9 @@ impl<S: TokenStore> fmt::Debug for Authenticated<S> {
 
 /// The session.
 impl<S: TokenStore> Authenticated<S> {
-    pub(crate) fn api(&self) -> &api::Client {
-        &self.api
+    /// The generated client for a call's attempt.
+    pub(crate) fn api_for(&self, attempt: Attempt) -> &api::Client {
+        self.apis.get(attempt)
     }
 
     /// The store the session lives in.

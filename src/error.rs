@@ -15,9 +15,8 @@ use crate::store::StoreError;
 /// `E` is the error body type the spec documents for the operation (`()` where there is none).
 ///
 /// progenitor's request hook can only fail with a `reqwest::Error`, which cannot say "the session has
-/// ended". So the SDK's hooks report such failures beside the call (in a task-local slot that each
-/// generated method opens), let the generated code finish, and the method returns the reported
-/// failure instead of the API's answer. Callers simply match on this enum.
+/// ended". So the SDK's hooks attach such failures to a response that the generated code hands back
+/// unread, and the method returns the attached failure instead. Callers simply match on this enum.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error<E = ()> {

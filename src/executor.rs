@@ -1,15 +1,19 @@
 //! The one place every generated request passes (progenitor's `ClientHooks`): attach the token,
 //! send, and on a rejected token renew once and send once more.
 //!
-//! Every generated forwarder calls [`run`] with a closure that makes the typed call. `run` opens a
-//! task-local [`Attempt`] around it; the hooks report there what the API's answer means: the token was
-//! rejected and has been renewed (send again), or a typed failure (session ended, token endpoint down,
-//! a stream that cannot be sent twice). `exec` can only return `reqwest` errors, so this is also how
-//! a typed failure reaches the caller: the generated code finishes with the API's own answer, and
-//! `run` returns the reported failure in its place.
+//! Every generated forwarder calls [`run`] with a closure that makes the typed call on the generated
+//! client for an [`Attempt`]: the first, the only one (a streamed body cannot be sent twice), or the
+//! resend after a renewal. The attempt is part of the client's [`Executor`], so `exec` knows whether a
+//! rejected token calls for a renewal and a resend, or whether the API's answer stands.
 //!
-//! Sending again from `run`, by calling the typed method once more, means no request has to be cloned
-//! up front in case it is rejected: the hot path pays nothing for the retry it rarely needs.
+//! When the token was rejected, or none could be had, the hooks tell `run` with a [`Report`] carried in
+//! the extensions of a `reqwest::Response` (progenitor's errors hold only its own types, and
+//! `UnexpectedResponse` holds a response): `exec` puts it on the API's answer, which the generated
+//! code then hands back unread (see `crate::response`); `pre` puts it on an empty one. `run` turns the
+//! report into the caller's typed error, or calls the typed method once more.
+//!
+//! Sending again from `run`, by calling the typed method again, means no request has to be cloned up
+//! front in case it is rejected: the hot path pays nothing for the retry it rarely needs.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -38,19 +42,30 @@ pub(crate) enum Access {
     Required,
 }
 
-/// The generated client's inner value: the session, if logged in.
+/// Which attempt at a call the generated client makes, and so what a rejected token leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Attempt {
+    /// The first, of a call that can be sent again: renew, and send again.
+    First,
+    /// The first and only, of a call whose body is a stream: renew, and report the status.
+    Only,
+    /// The resend after a renewal: the API's answer stands.
+    Resend,
+}
+
+/// The generated client's inner value: the session, if logged in, and the attempt.
 #[derive(Debug, Clone)]
 pub(crate) struct Executor {
     session: Option<Arc<Session>>,
+    attempt: Attempt,
 }
 
 impl Executor {
     pub(crate) fn logged_out() -> Self {
-        Self { session: None }
-    }
-
-    pub(crate) fn logged_in(session: Arc<Session>) -> Self {
-        Self { session: Some(session) }
+        Self {
+            session: None,
+            attempt: Attempt::First,
+        }
     }
 
     /// The session to authorise this operation with, if any.
@@ -59,6 +74,32 @@ impl Executor {
             Access::Public => None,
             Access::Optional | Access::Required => self.session.as_ref(),
         }
+    }
+}
+
+/// A logged-in session's generated client, once per [`Attempt`] (they differ only in their
+/// [`Executor`]). Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Attempts(Arc<[api::Client; 3]>);
+
+impl Attempts {
+    pub(crate) fn new(base_url: &str, http: &reqwest::Client, session: &Arc<Session>) -> Self {
+        let client = |attempt| {
+            let executor = Executor {
+                session: Some(session.clone()),
+                attempt,
+            };
+            api::Client::new_with_client(base_url, http.clone(), executor)
+        };
+        Self(Arc::new([
+            client(Attempt::First),
+            client(Attempt::Only),
+            client(Attempt::Resend),
+        ]))
+    }
+
+    pub(crate) fn get(&self, attempt: Attempt) -> &api::Client {
+        &self.0[attempt as usize]
     }
 }
 
@@ -74,30 +115,28 @@ impl ClientHooks<Executor> for api::Client {
                 Counters::bump(&session.counters().requests);
                 Ok(())
             }
-            Err(error) => {
-                report_failure(error);
-                Err(progenitor_client::Error::Custom(
-                    "no access token; see oauth_sdk::Error".into(),
-                ))
-            }
+            Err(error) => Err(progenitor_client::Error::UnexpectedResponse(
+                Report::Failed(error).on(Response::from(http::Response::new(Vec::<u8>::new()))),
+            )),
         }
     }
 
     /// Send; if the API rejects the token, renew it (once for all requests that saw the same token)
-    /// and have [`run`] send the call once more, unless its body is a stream that cannot be replayed.
+    /// and report whether [`run`] should send the call once more.
     ///
     /// The request goes into reqwest's (small, boxed) future before this one is made, so every call's
     /// future need not hold the request too.
     fn exec(&self, request: Request, info: &OperationInfo) -> impl Future<Output = reqwest::Result<Response>> {
         let session = self.inner().session_for(info);
+        let attempt = self.inner().attempt;
         let sent = session.and_then(|_| request.headers().get(AUTHORIZATION).cloned());
         let sending = self.client().execute(request);
         async move {
             let response = sending.await?;
             match session {
-                Some(session) if rejects_token(&session.config().triggers, &response) => {
+                Some(session) if attempt != Attempt::Resend && rejects_token(&session.config().triggers, &response) => {
                     // Boxed: the rare path's state stays out of every call's future.
-                    Box::pin(rejected(session, sent, response, info)).await
+                    Ok(Box::pin(rejected(session, attempt, sent, response, info)).await)
                 }
                 _ => Ok(response),
             }
@@ -105,32 +144,25 @@ impl ClientHooks<Executor> for api::Client {
     }
 }
 
-/// The API rejected the token: renew it and tell `run` whether to send the call again. The API's answer
-/// is returned as it is; `run` decides what the caller sees.
+/// The API rejected the token of a first attempt: renew it, and put on the API's answer what `run` is
+/// to do.
 async fn rejected(
     session: &Arc<Session>,
+    attempt: Attempt,
     sent: Option<HeaderValue>,
     response: Response,
     info: &OperationInfo,
-) -> reqwest::Result<Response> {
-    let Ok((first, resendable)) = ATTEMPT.try_with(|a| (a.first, a.resendable)) else {
-        return Ok(response);
-    };
-    if !first {
-        // The one resend was rejected too: the API's answer stands.
-        return Ok(response);
-    }
+) -> Response {
     let report = match session.rejected(sent.as_ref()).await {
         Err(error) => Report::Failed(error),
-        Ok(_) if resendable => {
+        Ok(_) if attempt == Attempt::First => {
             Counters::bump(&session.counters().resent);
             Report::SendAgain
         }
         Ok(_) => Report::NotRetried(response.status()),
     };
     tracing::debug!(status = %response.status(), operation = info.operation_id, ?report, "access token rejected");
-    let _ = ATTEMPT.try_with(|a| a.report.set(Some(Box::new(report))));
-    Ok(response)
+    report.on(response)
 }
 
 /// A trigger status, unless the API says the token lacks a scope (RFC 6750): renewing cannot help.
@@ -145,9 +177,9 @@ fn rejects_token(triggers: &[StatusCode], response: &Response) -> bool {
         )
 }
 
-/// What the hooks made of one attempt.
-#[derive(Debug)]
-enum Report {
+/// What the hooks made of an attempt, for [`run`].
+#[derive(Debug, Clone)]
+pub(crate) enum Report {
     /// No token could be had.
     Failed(AuthError),
     /// The token was rejected and has been renewed: send the call again.
@@ -156,58 +188,47 @@ enum Report {
     NotRetried(StatusCode),
 }
 
-/// One attempt at a call, as the hooks see it. Kept to two words: the task-local is swapped in and
-/// out on every poll, and a report is rare.
-struct Attempt {
-    first: bool,
-    resendable: bool,
-    report: Cell<Option<Box<Report>>>,
-}
+impl Report {
+    /// `response`, carrying this report.
+    fn on(self, mut response: Response) -> Response {
+        response.extensions_mut().insert(self);
+        response
+    }
 
-tokio::task_local! {
-    static ATTEMPT: Attempt;
-}
-
-fn report_failure(error: AuthError) {
-    // Outside `run` there is no caller to tell; the generated code then returns the API's answer.
-    let _ = ATTEMPT.try_with(|a| a.report.set(Some(Box::new(Report::Failed(error)))));
+    /// Whether `response` carries a report: if so, the generated code must hand it back unread.
+    pub(crate) fn is_on(response: &Response) -> bool {
+        response.extensions().get::<Report>().is_some()
+    }
 }
 
 type Outcome<T, E> = Result<ResponseValue<T>, progenitor_client::Error<E>>;
 
-/// Run a generated call: once, or, if the hooks say its token was rejected and renewed, twice. A
-/// typed failure the hooks report takes the place of the call's outcome.
-pub(crate) async fn run<T, E, F>(resendable: bool, call: impl Fn() -> F) -> Result<ResponseValue<T>, Error<E>>
+/// Run a generated call: once, or, if the hooks report that its token was rejected and renewed, twice.
+/// A typed failure the hooks report takes the place of the call's outcome.
+pub(crate) async fn run<T, E, F>(resendable: bool, call: impl Fn(Attempt) -> F) -> Result<ResponseValue<T>, Error<E>>
 where
     F: Future<Output = Outcome<T, E>>,
 {
-    let (outcome, report) = attempt(true, resendable, call()).await;
-    let (outcome, report) = match report.as_deref() {
-        Some(Report::SendAgain) => attempt(false, false, call()).await,
-        _ => (outcome, report),
+    let first = if resendable { Attempt::First } else { Attempt::Only };
+    let report = match call(first).await {
+        Err(progenitor_client::Error::UnexpectedResponse(mut response)) => match response.extensions_mut().remove() {
+            Some(report) => report,
+            None => return Err(progenitor_client::Error::UnexpectedResponse(response).into()),
+        },
+        outcome => return outcome.map_err(Error::from),
     };
-    match report.map(|r| *r) {
-        Some(Report::Failed(error)) => Err(error.into()),
-        Some(Report::NotRetried(status)) => Err(Error::NotRetried { status }),
-        Some(Report::SendAgain) | None => outcome.map_err(Error::from),
+    match report {
+        Report::SendAgain => call(Attempt::Resend).await.map_err(|e| match e {
+            progenitor_client::Error::UnexpectedResponse(mut response) => match response.extensions_mut().remove() {
+                // `pre` could not have a token for the resend.
+                Some(Report::Failed(error)) => error.into(),
+                _ => progenitor_client::Error::UnexpectedResponse(response).into(),
+            },
+            other => other.into(),
+        }),
+        Report::Failed(error) => Err(error.into()),
+        Report::NotRetried(status) => Err(Error::NotRetried { status }),
     }
-}
-
-async fn attempt<T, E>(
-    first: bool,
-    resendable: bool,
-    call: impl Future<Output = Outcome<T, E>>,
-) -> (Outcome<T, E>, Option<Box<Report>>) {
-    let attempt = Attempt {
-        first,
-        resendable,
-        report: Cell::new(None),
-    };
-    ATTEMPT
-        .scope(attempt, async {
-            (call.await, ATTEMPT.try_with(|a| a.report.take()).ok().flatten())
-        })
-        .await
 }
 
 /// A request body given by value, kept so the call can be sent again: a buffered body is kept as

@@ -234,7 +234,7 @@ fn forwarder(method: &Method) -> TokenStream {
         #[doc = #label]
         pub #sig {
             #(let #uploads = crate::executor::Upload::new(#uploads);)*
-            crate::executor::run(#resendable, || self.api().#name(#(#args),*)).await
+            crate::executor::run(#resendable, |attempt| self.api_for(attempt).#name(#(#args),*)).await
         }
     }
 }

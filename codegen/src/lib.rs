@@ -6,7 +6,7 @@
 //!    through the SDK's executor (`ClientHooks`, hooks mode `Expected`);
 //! 2. what progenitor ignores, read from the spec's `security` ([`security`]): which operations need a
 //!    token, the scopes each asks for, and the OAuth flows with their token URLs;
-//! 3. progenitor's per-request work trimmed ([`trim`]);
+//! 3. progenitor's methods rewritten ([`rewrite`]): less work per request, and the executor's reports handed back;
 //! 4. forwarders ([`forwarders`]) that put every operation on `Authenticated<S>` and the public ones on
 //!    the logged-out `Client`, so the spec alone decides what can be called before login.
 //!
@@ -15,9 +15,9 @@
 
 pub mod forwarders;
 pub mod normalize;
+pub mod rewrite;
 pub mod security;
 pub mod spec;
-pub mod trim;
 
 use std::fmt;
 use std::path::Path;
@@ -75,7 +75,16 @@ pub fn generate_from_str(name: &str, text: &str) -> Result<Generated, CodegenErr
     auth.warnings.splice(0..0, notes);
     let mut client: syn::File = syn::parse2(run_progenitor(name, &spec)?)
         .map_err(|e| CodegenError::new(name, format!("internal error reading progenitor's output: {e}")))?;
-    trim::apply(&mut client);
+    let handed_back = rewrite::apply(&mut client);
+    if handed_back != auth.operations.len() {
+        return Err(CodegenError::new(
+            name,
+            format!(
+                "internal error reading progenitor's output: {handed_back} status matches for {} operations",
+                auth.operations.len()
+            ),
+        ));
+    }
     let methods = forwarders::collect(name, &client, &auth)?;
 
     let forwarders = forwarders::emit(&methods);
