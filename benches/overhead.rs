@@ -403,7 +403,7 @@ fn main() {
     let (rounds, length) = if quick {
         (1, Duration::from_millis(300))
     } else {
-        (7, Duration::from_millis(2000))
+        (20, Duration::from_millis(700))
     };
 
     // The server gets a runtime (and thread) of its own, so client and server work are not interleaved
