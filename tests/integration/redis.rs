@@ -291,18 +291,22 @@ async fn a_caller_that_gives_up_mid_renewal_leaves_no_lock_and_a_whole_session()
     assert_eq!(server.counters().refreshes_accepted, 1);
 }
 
+/// A Redis client for `url` that trusts the CA of the TLS server `redis`.
+fn trusting_its_ca(redis: &RedisServer, url: &str) -> oauth_sdk::redis::Client {
+    let certificates = oauth_sdk::redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(redis.ca_pem().to_vec()),
+    };
+    oauth_sdk::redis::Client::build_with_tls(url, certificates).expect("TLS client")
+}
+
 /// `rediss://` with an ACL user: the store works over TLS when told the server's CA, including the
 /// pushed versions (the subscriber's own connection is TLS too), and a login through it.
 #[tokio::test]
 async fn a_tls_redis_with_an_acl_user_serves_the_session_and_its_pushes() {
     let redis = RedisServer::start_tls();
     let tls_store = || async {
-        let certificates = oauth_sdk::redis::TlsCertificates {
-            client_tls: None,
-            root_cert: Some(redis.ca_pem().to_vec()),
-        };
-        let client = oauth_sdk::redis::Client::build_with_tls(redis.url().as_str(), certificates).expect("TLS client");
-        RedisStore::connect_with(client, "test", "tls")
+        RedisStore::connect_with(trusting_its_ca(&redis, &redis.url()), "test", "tls")
             .await
             .expect("connected over TLS")
     };
@@ -345,12 +349,7 @@ async fn a_tls_redis_refuses_an_unknown_ca_and_a_wrong_password_without_quoting_
     assert!(!message.contains(password), "{message}");
 
     let wrong = redis.url().replace(password, "not-the-password");
-    let certificates = oauth_sdk::redis::TlsCertificates {
-        client_tls: None,
-        root_cert: Some(redis.ca_pem().to_vec()),
-    };
-    let client = oauth_sdk::redis::Client::build_with_tls(wrong.as_str(), certificates).expect("TLS client");
-    let refused = RedisStore::connect_with(client, "test", "tls")
+    let refused = RedisStore::connect_with(trusting_its_ca(&redis, &wrong), "test", "tls")
         .await
         .expect_err("a wrong password is refused");
     let message = refused.to_string();
