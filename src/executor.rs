@@ -9,8 +9,9 @@
 //! When the token was rejected, or none could be had, the hooks tell `run` with a [`Report`] carried in
 //! the extensions of a `reqwest::Response` (progenitor's errors hold only its own types, and
 //! `UnexpectedResponse` holds a response): `exec` puts it on the API's answer, which the generated
-//! code then hands back unread (see `crate::response`); `pre` puts it on an empty one. `run` turns the
-//! report into the caller's typed error, or calls the typed method once more.
+//! code then hands back unread (codegen's `rewrite` gives every status `match` a first arm for it);
+//! `pre` puts it on an empty one. `run` turns the report into the caller's typed error, or calls the
+//! typed method once more.
 //!
 //! Sending again from `run`, by calling the typed method again, means no request has to be cloned up
 //! front in case it is rejected: the hot path pays nothing for the retry it rarely needs.

@@ -121,13 +121,12 @@ impl RedisStore {
     /// is re-exported as `oauth_sdk::redis`), for what a URL cannot say:
     ///
     /// ```no_run
-    /// # async fn example(ca_pem: Vec<u8>) -> Result<(), oauth_sdk::Error> {
+    /// # async fn example(ca_pem: Vec<u8>) -> Result<(), Box<dyn std::error::Error>> {
     /// use oauth_sdk::RedisStore;
     /// use oauth_sdk::redis::{Client, TlsCertificates};
     ///
     /// let certificates = TlsCertificates { client_tls: None, root_cert: Some(ca_pem) };
-    /// let client = Client::build_with_tls("rediss://app:password@redis.internal:6380/", certificates)
-    ///     .map_err(|e| oauth_sdk::StoreError::new("redis", e))?;
+    /// let client = Client::build_with_tls("rediss://app:password@redis.internal:6380/", certificates)?;
     /// let store = RedisStore::connect_with(client, "taskboard", "user-42").await?;
     /// # Ok(()) }
     /// ```
