@@ -164,15 +164,7 @@ impl SeedClient {
 
     /// Log in and put the pair in Redis, as the seed does.
     async fn login(&self) -> Result<(), String> {
-        let response = self
-            .http
-            .post(format!("{}/oauth/token", self.base_url))
-            .basic_auth(DEMO_CLIENT.0, Some(DEMO_CLIENT.1))
-            .form(&[
-                ("grant_type", "password"),
-                ("username", DEMO_USER.0),
-                ("password", DEMO_USER.1),
-            ])
+        let response = password_grant(&self.http, &self.base_url)
             .send()
             .await
             .map_err(|e| e.to_string())?;
@@ -184,6 +176,17 @@ impl SeedClient {
             .await
             .map_err(|e| e.to_string())
     }
+}
+
+/// The demo user's password-grant request to the reference server's token endpoint, made by hand.
+fn password_grant(http: &reqwest::Client, base_url: &str) -> reqwest::RequestBuilder {
+    http.post(format!("{base_url}/oauth/token"))
+        .basic_auth(DEMO_CLIENT.0, Some(DEMO_CLIENT.1))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", DEMO_USER.0),
+            ("password", DEMO_USER.1),
+        ])
 }
 
 /// Requests done in one timed run of one case at one concurrency.
@@ -265,14 +268,7 @@ async fn logged_in_clients(server: &Server, redis: &RedisServer, key: &str) -> A
         .await
         .expect("login");
     let raw = reqwest::Client::new();
-    let login: serde_json::Value = raw
-        .post(format!("{}/oauth/token", server.base_url()))
-        .basic_auth(DEMO_CLIENT.0, Some(DEMO_CLIENT.1))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", DEMO_USER.0),
-            ("password", DEMO_USER.1),
-        ])
+    let login: serde_json::Value = password_grant(&raw, &server.base_url())
         .send()
         .await
         .and_then(|r| r.error_for_status())
