@@ -108,7 +108,10 @@ impl Client {
     /// Continue the session already in `store` (a restarted process needs no new login). A session
     /// whose token has expired is renewed on the first request.
     pub async fn resume<S: TokenStore>(self, store: S) -> Result<Authenticated<S>, Error> {
-        let stored = TokenStore::load(&store).await?.ok_or(Error::NoSession)?;
+        let stored = TokenStore::load(&store)
+            .await?
+            .filter(|s| !s.is_logged_out())
+            .ok_or(Error::NoSession)?;
         tracing::info!(version = stored.version, "resumed a stored session");
         self.authenticated(Arc::new(store), stored)
     }
@@ -125,7 +128,7 @@ impl Client {
                 )));
             }
         };
-        self.authenticated(Arc::new(store), Versioned { version, tokens })
+        self.authenticated(Arc::new(store), Versioned::live(version, tokens))
     }
 
     fn authenticated<S: TokenStore>(self, store: Arc<S>, stored: Versioned) -> Result<Authenticated<S>, Error> {

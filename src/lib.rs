@@ -71,6 +71,7 @@ pub use secrecy::{ExposeSecret, SecretString};
 pub use store::RedisStore;
 pub use store::{
     Expect, FileStore, LockAttempt, LockToken, MemoryStore, StoreError, Swap, TokenStore, Version, Versioned,
+    version_floor,
 };
 pub use token::{Grant, TokenSet};
 

@@ -147,7 +147,8 @@ impl Session {
         store: Arc<dyn DynStore>,
         stored: Versioned,
     ) -> Result<Arc<Self>, AuthError> {
-        let current = Arc::new(Token::new(stored.tokens, Some(stored.version), config.skew)?);
+        let tokens = stored.tokens.ok_or(AuthError::SessionEnded(SessionEnd::LoggedOut))?;
+        let current = Arc::new(Token::new(tokens, Some(stored.version), config.skew)?);
         let versions = store.versions();
         let (changes, _) = watch::channel(SessionState::Active(current.tokens.clone()));
         Ok(Arc::new(Self {
@@ -341,7 +342,7 @@ impl Session {
         if Some(stored.version) <= seen.version() {
             return None;
         }
-        let token = Token::new(stored.tokens, Some(stored.version), self.config.skew).ok()?;
+        let token = Token::new(stored.tokens?, Some(stored.version), self.config.skew).ok()?;
         (!token.is_due(self.config.clock().now())).then(|| Arc::new(token))
     }
 
@@ -363,7 +364,11 @@ impl Session {
         let expect = seen.version().map_or(Expect::Empty, Expect::Version);
         let token = match self.save(expect, &tokens).await {
             Ok(Saved::Stored(version)) => Token::new(tokens, Some(version), self.config.skew)?,
-            Ok(Saved::Newer(newer)) => Token::new(newer.tokens, Some(newer.version), self.config.skew)?,
+            Ok(Saved::Newer(newer)) => Token::new(
+                newer.tokens.ok_or(AuthError::SessionEnded(SessionEnd::LoggedOut))?,
+                Some(newer.version),
+                self.config.skew,
+            )?,
             Err(error) => {
                 tracing::warn!(%error, "renewed token kept in memory: the token store failed; writing it back later");
                 let token = Arc::new(Token::new(tokens, None, self.config.skew)?);

@@ -22,16 +22,45 @@ pub use self::redis::RedisStore;
 
 use crate::token::TokenSet;
 
-/// A version a store gives each session it writes; it only ever grows.
+/// A version a store gives each write of a session. It only ever grows, also across a loss of the
+/// store's data (a Redis restarted without persistence, a deleted file): a store that finds its
+/// counter gone starts the new one from [`version_floor`], so a version is never given twice.
 pub type Version = u64;
+
+/// Where a store whose version counter is gone starts a new one: the wall clock in microseconds,
+/// which is above every version given before, as long as the store wrote fewer than a million
+/// versions a second and the clock did not go back.
+pub fn version_floor() -> Version {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Version::try_from(now.as_micros()).unwrap_or(Version::MAX / 2)
+}
 
 /// A session as a store holds it.
 #[derive(Debug, Clone)]
 pub struct Versioned {
     /// The version of this write.
     pub version: Version,
-    /// The tokens.
-    pub tokens: TokenSet,
+    /// The tokens; `None` once the session was logged out. The store keeps that tombstone (with a
+    /// version of its own) so that every process still holding the session ends it, rather than
+    /// renewing it, and so that a renewal in flight cannot write it back.
+    pub tokens: Option<TokenSet>,
+}
+
+impl Versioned {
+    /// A live session.
+    pub fn live(version: Version, tokens: TokenSet) -> Self {
+        Self {
+            version,
+            tokens: Some(tokens),
+        }
+    }
+
+    /// True for the tombstone a logout leaves.
+    pub fn is_logged_out(&self) -> bool {
+        self.tokens.is_none()
+    }
 }
 
 /// What a write expects to find, so that it cannot overwrite a session it has not seen.
@@ -43,6 +72,18 @@ pub enum Expect {
     Version(Version),
     /// Anything: a fresh login replaces whatever was there.
     Any,
+}
+
+impl Expect {
+    /// Whether a store holding `current` (`None`: nothing at all, not even a tombstone) takes the
+    /// write: the one compare-and-set decision, shared by the stores written in Rust.
+    pub fn matches(self, current: Option<&Versioned>) -> bool {
+        match self {
+            Expect::Any => true,
+            Expect::Empty => current.is_none(),
+            Expect::Version(version) => current.is_some_and(|c| c.version == version),
+        }
+    }
 }
 
 /// The outcome of a compare-and-set write.
@@ -81,26 +122,44 @@ impl LockToken {
     }
 }
 
-/// A token store failed (unreachable, or holding something unreadable).
+/// A token store failed: unreachable (which may pass), or holding something this SDK cannot use
+/// (which will not).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{store} token store: {message}")]
 pub struct StoreError {
     store: &'static str,
     message: String,
+    unavailable: bool,
 }
 
 impl StoreError {
-    /// `store` names the kind of store ("redis", "file"); `cause` must not contain secrets.
+    /// The store could not be used for now (unreachable, timed out). `store` names the kind of store
+    /// ("redis", "file"); `cause` must not contain secrets.
     pub fn new(store: &'static str, cause: impl std::fmt::Display) -> Self {
         Self {
             store,
             message: cause.to_string(),
+            unavailable: true,
+        }
+    }
+
+    /// The store answered, but with something this SDK cannot use (an unreadable or foreign
+    /// session, a wrong format): trying again will not help.
+    pub fn invalid(store: &'static str, cause: impl std::fmt::Display) -> Self {
+        Self {
+            unavailable: false,
+            ..Self::new(store, cause)
         }
     }
 
     /// The kind of store that failed.
     pub fn store(&self) -> &'static str {
         self.store
+    }
+
+    /// True when the store could not be reached or did not answer in time: it may pass.
+    pub fn is_unavailable(&self) -> bool {
+        self.unavailable
     }
 }
 
@@ -115,14 +174,15 @@ impl StoreError {
     note = "use `oauth_sdk::MemoryStore` (the default), or implement `TokenStore` for your type"
 )]
 pub trait TokenStore: Send + Sync + 'static {
-    /// The session, with its version; `None` when there is none.
+    /// The session, with its version; a tombstone after logout; `None` when the store holds nothing.
     fn load(&self) -> impl Future<Output = Result<Option<Versioned>, StoreError>> + Send;
 
-    /// Write `tokens` if the store holds what `expect` says; otherwise change nothing and return what
-    /// it holds.
+    /// Write `tokens` as a new [`Version`] if the store holds what `expect` says
+    /// ([`Expect::matches`]); otherwise change nothing and return what it holds.
     fn store(&self, expect: Expect, tokens: &TokenSet) -> impl Future<Output = Result<Swap, StoreError>> + Send;
 
-    /// Remove the session.
+    /// Log the session out: replace it, whatever it is, with a tombstone of a new version
+    /// ([`Versioned::tokens`] `None`), which [`load`](TokenStore::load) returns until a new login.
     fn clear(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Take the session's renewal lock for `ttl`, so that one process renews while the others wait
@@ -187,6 +247,13 @@ struct Slot {
     last_version: Version,
 }
 
+impl Slot {
+    fn next_version(&mut self) -> Version {
+        self.last_version += 1;
+        self.last_version
+    }
+}
+
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
@@ -207,26 +274,18 @@ impl TokenStore for MemoryStore {
 
     async fn store(&self, expect: Expect, tokens: &TokenSet) -> Result<Swap, StoreError> {
         let mut slot = self.slot();
-        let current = slot.session.as_ref().map(|s| s.version);
-        let matches = match expect {
-            Expect::Any => true,
-            Expect::Empty => current.is_none(),
-            Expect::Version(version) => current == Some(version),
-        };
-        if !matches {
+        if !expect.matches(slot.session.as_ref()) {
             return Ok(Swap::Conflict(slot.session.clone()));
         }
-        slot.last_version += 1;
-        let version = slot.last_version;
-        slot.session = Some(Versioned {
-            version,
-            tokens: tokens.clone(),
-        });
+        let version = slot.next_version();
+        slot.session = Some(Versioned::live(version, tokens.clone()));
         Ok(Swap::Stored(version))
     }
 
     async fn clear(&self) -> Result<(), StoreError> {
-        self.slot().session = None;
+        let mut slot = self.slot();
+        let version = slot.next_version();
+        slot.session = Some(Versioned { version, tokens: None });
         Ok(())
     }
 }

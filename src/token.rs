@@ -60,6 +60,19 @@ pub struct TokenSet {
     scopes: Vec<String>,
     /// How the session was obtained.
     grant: Grant,
+    /// The login this session descends from: an id drawn at login that every renewal keeps, so that
+    /// a process can tell a renewal of its session from a new login.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    lineage: String,
+    /// How many renewals since that login: of two token sets of one lineage, the higher is newer.
+    #[serde(default)]
+    generation: u64,
+    /// The OAuth client the tokens were issued to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
+    /// The token endpoint that issued them (and that renews them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token_endpoint: Option<String>,
 }
 
 impl TokenSet {
@@ -73,6 +86,10 @@ impl TokenSet {
             issued_at,
             scopes: Vec::new(),
             grant,
+            lineage: String::new(),
+            generation: 0,
+            client_id: None,
+            token_endpoint: None,
         }
     }
 
@@ -132,6 +149,55 @@ impl TokenSet {
     /// How the session was obtained.
     pub fn grant(&self) -> Grant {
         self.grant
+    }
+
+    /// The login this session descends from (empty for a token set made by hand).
+    pub fn lineage(&self) -> &str {
+        &self.lineage
+    }
+
+    /// Renewals since that login.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The OAuth client the tokens were issued to, if recorded.
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
+    }
+
+    /// The token endpoint that issued them, if recorded.
+    pub fn token_endpoint(&self) -> Option<&str> {
+        self.token_endpoint.as_deref()
+    }
+
+    /// Issued to `client_id` by `token_endpoint`, as the first of a new lineage.
+    pub(crate) fn first_of_lineage(mut self, client_id: &str, token_endpoint: &str) -> Self {
+        self.lineage = uuid::Uuid::new_v4().simple().to_string();
+        self.generation = 0;
+        self.client_id = Some(client_id.to_owned());
+        self.token_endpoint = Some(token_endpoint.to_owned());
+        self
+    }
+
+    /// The renewal of `previous`: its lineage, one generation on.
+    pub(crate) fn succeeding(mut self, previous: &TokenSet) -> Self {
+        self.lineage = previous.lineage.clone();
+        self.generation = previous.generation + 1;
+        self.client_id = previous.client_id.clone();
+        self.token_endpoint = previous.token_endpoint.clone();
+        self
+    }
+
+    /// The same tokens (compared in memory, never printed).
+    pub(crate) fn is_same(&self, other: &TokenSet) -> bool {
+        use secrecy::ExposeSecret;
+        self.access_token.expose_secret() == other.access_token.expose_secret()
+    }
+
+    /// Whether `self` is a later renewal of the same login than `other`.
+    pub(crate) fn succeeds(&self, other: &TokenSet) -> bool {
+        !self.lineage.is_empty() && self.lineage == other.lineage && self.generation > other.generation
     }
 
     /// The JSON Schema of the stored form, for stores written in other languages and for migrations.

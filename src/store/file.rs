@@ -144,11 +144,9 @@ fn locked<T>(path: &Path, work: impl FnOnce() -> Result<T, StoreError>) -> Resul
 impl TokenStore for FileStore {
     async fn load(&self) -> Result<Option<Versioned>, StoreError> {
         self.blocking(|path| {
-            Ok(read(path)?.and_then(|s| {
-                s.tokens.map(|tokens| Versioned {
-                    version: s.version,
-                    tokens,
-                })
+            Ok(read(path)?.map(|s| Versioned {
+                version: s.version,
+                tokens: s.tokens,
             }))
         })
         .await
@@ -162,19 +160,14 @@ impl TokenStore for FileStore {
                 let (last_version, session) = match &current {
                     Some(s) => (
                         s.version,
-                        s.tokens.as_ref().map(|t| Versioned {
+                        Some(Versioned {
                             version: s.version,
-                            tokens: t.clone(),
+                            tokens: s.tokens.clone(),
                         }),
                     ),
                     None => (0, None),
                 };
-                let matches = match expect {
-                    Expect::Any => true,
-                    Expect::Empty => session.is_none(),
-                    Expect::Version(version) => session.as_ref().is_some_and(|s| s.version == version),
-                };
-                if !matches {
+                if !expect.matches(session.as_ref()) {
                     return Ok(Swap::Conflict(session));
                 }
                 let version = last_version + 1;
@@ -199,7 +192,7 @@ impl TokenStore for FileStore {
                     path,
                     &Stored {
                         format: FORMAT,
-                        version: stored.version,
+                        version: stored.version + 1,
                         tokens: None,
                     },
                 ),

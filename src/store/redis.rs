@@ -185,7 +185,7 @@ fn parse(version: &str, format: &str, tokens: &str) -> Result<Versioned, StoreEr
             e.column()
         ))
     })?;
-    Ok(Versioned { version, tokens })
+    Ok(Versioned::live(version, tokens))
 }
 
 impl TokenStore for RedisStore {
