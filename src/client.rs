@@ -12,8 +12,8 @@ use crate::error::{Error, SessionEnd};
 use crate::executor::{Attempt, Attempts};
 use crate::protocol::{GrantRequest, TokenFailure};
 use crate::session::Session;
-use crate::store::{DynStore, Expect, Swap, TokenStore, Versioned};
-use crate::token::Grant;
+use crate::store::{DynStore, Expect, Swap, TokenStore, Version, Versioned};
+use crate::token::{Grant, TokenSet};
 
 /// A client that is not logged in: it can call the operations the spec makes public, and log in.
 ///
@@ -102,21 +102,27 @@ impl Client {
         grant: GrantRequest<'_>,
     ) -> Result<Authenticated<S>, Error> {
         let tokens = self.config.tokens.token(url, grant).await.map_err(login_error)?;
+        let tokens = tokens.first_of_lineage(&self.config.tokens.client_id, url.as_str());
         self.clone().start(store, tokens).await
     }
 
     /// Continue the session already in `store` (a restarted process needs no new login). A session
     /// whose token has expired is renewed on the first request.
     pub async fn resume<S: TokenStore>(self, store: S) -> Result<Authenticated<S>, Error> {
-        let stored = TokenStore::load(&store)
-            .await?
-            .filter(|s| !s.is_logged_out())
-            .ok_or(Error::NoSession)?;
-        tracing::info!(version = stored.version, "resumed a stored session");
-        self.authenticated(Arc::new(store), stored)
+        let stored = TokenStore::load(&store).await?;
+        let Some(Versioned {
+            version,
+            tokens: Some(tokens),
+        }) = stored
+        else {
+            return Err(Error::NoSession);
+        };
+        self.config.check_origin(&tokens)?;
+        tracing::info!(version, "resumed a stored session");
+        self.authenticated(Arc::new(store), version, tokens)
     }
 
-    async fn start<S: TokenStore>(self, store: S, tokens: crate::TokenSet) -> Result<Authenticated<S>, Error> {
+    async fn start<S: TokenStore>(self, store: S, tokens: TokenSet) -> Result<Authenticated<S>, Error> {
         tracing::info!(grant = ?tokens.grant(), scopes = ?tokens.scopes(), "logged in");
         let version = match TokenStore::store(&store, Expect::Any, &tokens).await? {
             Swap::Stored(version) => version,
@@ -128,12 +134,17 @@ impl Client {
                 )));
             }
         };
-        self.authenticated(Arc::new(store), Versioned::live(version, tokens))
+        self.authenticated(Arc::new(store), version, tokens)
     }
 
-    fn authenticated<S: TokenStore>(self, store: Arc<S>, stored: Versioned) -> Result<Authenticated<S>, Error> {
+    fn authenticated<S: TokenStore>(
+        self,
+        store: Arc<S>,
+        version: Version,
+        tokens: TokenSet,
+    ) -> Result<Authenticated<S>, Error> {
         let dyn_store: Arc<dyn DynStore> = store.clone();
-        let session = Session::new(self.config.clone(), dyn_store, stored)?;
+        let session = Session::new(self.config.clone(), dyn_store, version, tokens)?;
         let apis = Attempts::new(&self.config.base_url, &self.api.client, &session);
         Ok(Authenticated { apis, session, store })
     }
@@ -203,6 +214,22 @@ impl<S: TokenStore> Authenticated<S> {
         self.session.force_renewal().await.map(drop).map_err(Error::from)
     }
 
+    /// Wait, for at most `timeout`, until a renewed session that the store could not take at the
+    /// time has been written to it. Call it before a process exits: a renewed session that never
+    /// reaches a shared store leaves there a refresh token the server has already rotated, which the
+    /// next process to resume would present. Fails with a (transient) store error if the write is
+    /// still pending at the timeout.
+    pub async fn flush(&self, timeout: std::time::Duration) -> Result<(), Error> {
+        if self.session.flush(timeout).await {
+            Ok(())
+        } else {
+            Err(Error::Store(crate::StoreError::new(
+                std::any::type_name::<S>(),
+                "a renewed session is still waiting to be written to the store",
+            )))
+        }
+    }
+
     /// Counters since this process logged in or resumed the session.
     pub fn metrics(&self) -> crate::Metrics {
         self.session.counters().snapshot()
@@ -213,7 +240,9 @@ impl<S: TokenStore> Authenticated<S> {
     /// with [`SessionEnd::LoggedOut`] from then on.
     ///
     /// The local session ends whatever happens; an error says the server or the store could not be
-    /// told.
+    /// told. Logout wins over any renewal in flight: the store keeps a tombstone, which a renewal
+    /// here or in another process cannot overwrite, and which ends the session in every process
+    /// that looks at the store.
     pub async fn logout(self) -> Result<(), Error> {
         let tokens = self.session.tokens();
         self.session.end(SessionEnd::LoggedOut);

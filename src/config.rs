@@ -13,7 +13,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
 use crate::executor::Executor;
 use crate::protocol::{Retry, TokenClient};
-use crate::token::Grant;
+use crate::token::{Grant, TokenSet};
 
 /// How long before expiry a token is renewed, by default.
 ///
@@ -38,9 +38,25 @@ pub const DEFAULT_REFRESH_ATTEMPTS: u32 = 3;
 /// default.
 pub const DEFAULT_REFRESH_BACKOFF: Duration = Duration::from_millis(200);
 
-/// How much longer than the longest possible renewal a shared store's renewal lock lives: the holder
-/// never loses it while it works, and if it dies the others wait at most this much longer.
-pub const LOCK_TTL_MARGIN: Duration = Duration::from_secs(1);
+/// How long one token-store call around a renewal may take, by default: a store that takes longer
+/// counts as unavailable. The renewal lock lives for this on top of the refresh's own time budget, so
+/// a holder that is paused (a GC pause, SIGSTOP) past it notices and does not send the refresh.
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a session does when its shared token store cannot be reached at renewal time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StoreOutage {
+    /// Do not refresh: keep sending the access token while it is valid, and past its expiry fail
+    /// with a transient [`Error::Store`] (`is_transient()`), until the store answers. The default:
+    /// a process that refreshed alone could present a refresh token that another process, which can
+    /// reach the store, has already spent.
+    #[default]
+    FailPastExpiry,
+    /// Refresh from this process's copy of the session and write the result back when the store
+    /// answers. Only for a deployment that knows it is the one process using the session.
+    RefreshAlone,
+}
 
 /// How the client authenticates to the token endpoint (RFC 6749 section 2.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -85,6 +101,8 @@ pub(crate) struct Config {
     pub revocation: Option<Url>,
     pub skew: Duration,
     pub triggers: Vec<StatusCode>,
+    pub store_timeout: Duration,
+    pub store_outage: StoreOutage,
 }
 
 impl Config {
@@ -92,11 +110,43 @@ impl Config {
         &*self.tokens.clock
     }
 
-    /// The renewal lock's time to live: every attempt at its timeout, every backoff, and the margin.
-    pub fn lock_ttl(&self) -> Duration {
+    /// The longest a refresh can take: every attempt at its timeout, and every backoff.
+    pub fn refresh_budget(&self) -> Duration {
         let Retry { attempts, backoff } = self.tokens.retry;
         let waits = (0..attempts.saturating_sub(1)).map(|n| backoff.saturating_mul(1 << n.min(16)));
-        self.tokens.timeout.saturating_mul(attempts) + waits.sum::<Duration>() + LOCK_TTL_MARGIN
+        self.tokens.timeout.saturating_mul(attempts) + waits.sum::<Duration>()
+    }
+
+    /// The renewal lock's time to live: the store calls before the refresh, the refresh, and the
+    /// write after it.
+    pub fn lock_ttl(&self) -> Duration {
+        self.refresh_budget() + self.store_timeout.saturating_mul(2)
+    }
+
+    /// Refuse a stored session issued to another client or by another token endpoint: two
+    /// applications sharing a key prefix, or staging and production sharing a store.
+    pub fn check_origin(&self, tokens: &TokenSet) -> Result<(), crate::StoreError> {
+        if let Some(client) = tokens.client_id()
+            && client != self.tokens.client_id
+        {
+            return Err(crate::StoreError::invalid(
+                "shared",
+                format!(
+                    "the stored session belongs to OAuth client `{client}`, not `{}`",
+                    self.tokens.client_id
+                ),
+            ));
+        }
+        let expected = self.flow(tokens.grant()).ok().map(|flow| flow.token.as_str());
+        if let (Some(endpoint), Some(expected)) = (tokens.token_endpoint(), expected)
+            && endpoint != expected
+        {
+            return Err(crate::StoreError::invalid(
+                "shared",
+                format!("the stored session was issued by `{endpoint}`, not by `{expected}`"),
+            ));
+        }
+        Ok(())
     }
 
     pub fn flow(&self, grant: Grant) -> Result<&FlowEndpoints, Error> {
@@ -138,12 +188,15 @@ pub struct ClientBuilder {
     revocation_url: Option<String>,
     scopes: Option<Vec<String>>,
     http: Option<reqwest::Client>,
+    token_http: Option<reqwest::ClientBuilder>,
     skew: Duration,
     triggers: Vec<StatusCode>,
     clock: Arc<dyn Clock>,
     refresh_timeout: Duration,
     retry: Retry,
     allow_http: bool,
+    store_timeout: Duration,
+    store_outage: StoreOutage,
 }
 
 impl ClientBuilder {
@@ -158,11 +211,14 @@ impl ClientBuilder {
             revocation_url: None,
             scopes: None,
             http: None,
+            token_http: None,
             skew: DEFAULT_REFRESH_SKEW,
             triggers: DEFAULT_TRIGGER_STATUSES.to_vec(),
             clock: Arc::new(SystemClock),
             refresh_timeout: DEFAULT_REFRESH_TIMEOUT,
             allow_http: false,
+            store_timeout: DEFAULT_STORE_TIMEOUT,
+            store_outage: StoreOutage::default(),
             retry: Retry {
                 attempts: DEFAULT_REFRESH_ATTEMPTS,
                 backoff: DEFAULT_REFRESH_BACKOFF,
@@ -210,9 +266,34 @@ impl ClientBuilder {
 
     /// The `reqwest::Client` to send everything with (share one across your application; set API
     /// timeouts, proxies and TLS on it). Default: `reqwest::Client::new()`, reqwest's defaults.
-    /// Token-endpoint requests always have their own [`refresh_timeout`](Self::refresh_timeout).
+    /// Token-endpoint requests do not use it: see [`token_http_client`](Self::token_http_client).
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
+        self
+    }
+
+    /// How to build the HTTP client for the token and revocation endpoints (for a proxy, a private
+    /// CA, or a client certificate for mTLS client authentication). Default:
+    /// `reqwest::Client::builder()`. Whatever is set here, the SDK then turns redirects off: a
+    /// redirected token request would carry the password, the refresh token or the client secret to
+    /// an address nobody configured, so a 3xx is an error naming the status.
+    pub fn token_http_client(mut self, builder: reqwest::ClientBuilder) -> Self {
+        self.token_http = Some(builder);
+        self
+    }
+
+    /// How long one token-store call around a renewal may take before the store counts as
+    /// unavailable. Default: [`DEFAULT_STORE_TIMEOUT`]. The renewal lock lives for the refresh's
+    /// budget plus twice this.
+    pub fn store_timeout(mut self, timeout: Duration) -> Self {
+        self.store_timeout = timeout;
+        self
+    }
+
+    /// What to do when the shared store cannot be reached at renewal time. Default:
+    /// [`StoreOutage::FailPastExpiry`].
+    pub fn store_outage(mut self, policy: StoreOutage) -> Self {
+        self.store_outage = policy;
         self
     }
 
@@ -306,11 +387,17 @@ impl ClientBuilder {
         let client_credentials = flow(flows.client_credentials)?;
 
         let http = self.http.unwrap_or_default();
+        let token_http = self
+            .token_http
+            .unwrap_or_default()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| Error::Config(format!("the token endpoint's HTTP client cannot be built: {e}")))?;
         let base_url = base.as_str().trim_end_matches('/').to_owned();
         let config = Arc::new(Config {
             base_url,
             tokens: TokenClient {
-                http: http.clone(),
+                http: token_http,
                 client_id: self.client_id,
                 client_secret: self.client_secret,
                 client_auth: self.client_auth,
@@ -323,6 +410,8 @@ impl ClientBuilder {
             revocation,
             skew: self.skew,
             triggers: self.triggers,
+            store_timeout: self.store_timeout,
+            store_outage: self.store_outage,
         });
         let api = api::Client::new_with_client(&config.base_url, http, Executor::logged_out());
         Ok(Client::new(api, config))

@@ -38,6 +38,14 @@ pub enum Error<E = ()> {
     #[error(transparent)]
     Transient(TransientError),
 
+    /// The token endpoint refused a renewal for a reason other than the grant itself: the client's
+    /// credentials (`invalid_client`, `unauthorized_client`: a configuration error), a malformed
+    /// request, or a 4xx from something in front of it (a proxy's HTML page). The session is not
+    /// over: it is kept, and renewed again on a later call. [`Error::SessionEnded`] is reserved for
+    /// `invalid_grant`, the one answer that says the refresh token itself is gone.
+    #[error("the token endpoint refused the renewal: {0} (the session is kept)")]
+    RenewalRefused(OAuthError),
+
     /// The token endpoint answered with something that is not a usable token response.
     #[error(transparent)]
     InvalidTokenResponse(InvalidTokenResponse),
@@ -108,10 +116,14 @@ impl<E> Error<E> {
         matches!(self, Error::SessionEnded(_))
     }
 
-    /// True for failures that may pass: the token endpoint or the API unreachable, or a stream
-    /// upload that must be sent again.
+    /// True for failures that may pass: the token endpoint, the token store or the API unreachable,
+    /// or a stream upload that must be sent again.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Transient(_) | Error::NotRetried { .. } | Error::Request(_))
+        match self {
+            Error::Transient(_) | Error::NotRetried { .. } | Error::Request(_) => true,
+            Error::Store(error) => error.is_unavailable(),
+            _ => false,
+        }
     }
 }
 
@@ -175,8 +187,8 @@ impl fmt::Display for OAuthError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SessionEnd {
-    /// The token endpoint refused to renew it (typically `invalid_grant`: the refresh token expired,
-    /// was revoked, or was presented twice).
+    /// The token endpoint answered `invalid_grant` to its refresh token: it expired, was revoked, or
+    /// was presented twice.
     #[error("the token endpoint refused to renew it: {0}")]
     Refused(OAuthError),
     /// It came from a password login without a refresh token; the SDK never keeps passwords.
@@ -238,6 +250,7 @@ impl InvalidTokenResponse {
 #[derive(Debug, Clone)]
 pub(crate) enum AuthError {
     SessionEnded(SessionEnd),
+    RenewalRefused(OAuthError),
     Transient(TransientError),
     InvalidTokenResponse(InvalidTokenResponse),
     Store(StoreError),
@@ -248,6 +261,7 @@ impl<E> From<AuthError> for Error<E> {
     fn from(error: AuthError) -> Self {
         match error {
             AuthError::SessionEnded(end) => Error::SessionEnded(end),
+            AuthError::RenewalRefused(oauth) => Error::RenewalRefused(oauth),
             AuthError::Transient(e) => Error::Transient(e),
             AuthError::InvalidTokenResponse(e) => Error::InvalidTokenResponse(e),
             AuthError::Store(e) => Error::Store(e),
@@ -259,6 +273,17 @@ impl<E> From<AuthError> for Error<E> {
 impl<E> From<StoreError> for Error<E> {
     fn from(error: StoreError) -> Self {
         Error::Store(error)
+    }
+}
+
+impl AuthError {
+    /// Whether the failure may pass, so that a still-valid token may be used meanwhile.
+    pub(crate) fn is_passing(&self) -> bool {
+        match self {
+            AuthError::Transient(_) | AuthError::RenewalRefused(_) | AuthError::InvalidTokenResponse(_) => true,
+            AuthError::Store(error) => error.is_unavailable(),
+            AuthError::SessionEnded(_) | AuthError::Config(_) => false,
+        }
     }
 }
 

@@ -57,7 +57,7 @@ pub use client::{Authenticated, Client};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
     ClientAuth, ClientBuilder, DEFAULT_REFRESH_ATTEMPTS, DEFAULT_REFRESH_BACKOFF, DEFAULT_REFRESH_SKEW,
-    DEFAULT_REFRESH_TIMEOUT, DEFAULT_TRIGGER_STATUSES, LOCK_TTL_MARGIN,
+    DEFAULT_REFRESH_TIMEOUT, DEFAULT_STORE_TIMEOUT, DEFAULT_TRIGGER_STATUSES, StoreOutage,
 };
 pub use error::{Error, InvalidTokenResponse, OAuthError, SessionEnd, TransientError};
 pub use metrics::{Metrics, SessionState};

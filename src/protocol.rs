@@ -196,6 +196,14 @@ impl TokenClient {
         let network = |e: reqwest::Error| transient(TransientCause::Network(Arc::new(e.without_url())));
         let mut response = request.send().await.map_err(network)?;
         let status = response.status();
+        if status.is_redirection() {
+            // The token client follows no redirects (`ClientBuilder::token_http_client`).
+            return Err(invalid(
+                status,
+                "the token endpoint answered with a redirect, which is not followed: it would carry the \
+                 credentials elsewhere; configure the endpoint's final URL instead",
+            ));
+        }
         if response.url() != url {
             // The client followed a redirect: credentials went to, and the answer came from, an
             // address nobody configured. Not trusted, and said.

@@ -1,9 +1,23 @@
 //! A logged-in session: the current token in memory, renewed once however many requests (and, with a
 //! shared store, however many processes) need it.
+//!
+//! The store is the one source of truth, and the token this process holds is a cache of it. A
+//! renewal ([`Session::renewed`]):
+//! 1. takes the store's renewal lock, waiting while another process holds it (and adopting what that
+//!    process stores);
+//! 2. reads the store and starts from the session it holds: never from this process's copy, unless
+//!    the store holds nothing (it lost its data) or an older renewal of this very session;
+//! 3. adopts that session if it is good for why the renewal was started;
+//! 4. else, while the lock's lease still covers the refresh, presents that session's refresh token;
+//! 5. stores the result (compare-and-set), or keeps it in memory and writes it back, still holding
+//!    the lock, until the store takes it.
+//!
+//! A logout leaves a tombstone in the store, which every later renewal, here or in another process,
+//! reads as the end of the session.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use futures::FutureExt;
@@ -11,12 +25,13 @@ use futures::future::{BoxFuture, Shared};
 use reqwest::header::HeaderValue;
 use secrecy::ExposeSecret;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
-use crate::config::Config;
+use crate::config::{Config, StoreOutage};
 use crate::error::{AuthError, SessionEnd};
 use crate::metrics::{Counters, SessionState};
 use crate::protocol::{GrantRequest, TokenFailure};
-use crate::store::{DynStore, Expect, LockAttempt, Swap, Version, Versioned};
+use crate::store::{DynStore, Expect, LockAttempt, LockToken, StoreError, Swap, Version, Versioned};
 use crate::token::{Grant, TokenSet};
 
 /// How often a process waiting for another one's renewal looks at the store, when the store pushes
@@ -24,14 +39,14 @@ use crate::token::{Grant, TokenSet};
 const LOCK_POLL: Duration = Duration::from_millis(50);
 
 /// The first wait before writing back a renewed session the store did not take; doubled up to
-/// [`WRITE_BACK_MAX_DELAY`].
-const WRITE_BACK_FIRST_DELAY: Duration = Duration::from_millis(200);
-const WRITE_BACK_MAX_DELAY: Duration = Duration::from_secs(5);
+/// [`WRITE_BACK_MAX_DELAY`]. Short: the renewal lock is held until the write lands.
+const WRITE_BACK_FIRST_DELAY: Duration = Duration::from_millis(50);
+const WRITE_BACK_MAX_DELAY: Duration = Duration::from_secs(2);
 
 /// A token as it is sent: the tokens, the header made once, and when to renew.
 pub(crate) struct Token {
     tokens: TokenSet,
-    /// The store version it was read or written as; 0 while it is not in the store.
+    /// The store version it was last seen as; 0 while it is not in the store.
     version: AtomicU64,
     header: HeaderValue,
     renew_at: Option<SystemTime>,
@@ -42,10 +57,16 @@ impl Token {
         let mut header = HeaderValue::try_from(format!("Bearer {}", tokens.access_token().expose_secret()))
             .map_err(|_| AuthError::Config("the access token cannot be sent in an HTTP header".into()))?;
         header.set_sensitive(true);
-        // Renew `skew` before expiry, but never earlier than half-way through the token's life.
+        let renewable = tokens.refresh_token().is_some() || tokens.grant() == Grant::ClientCredentials;
+        // Renew `skew` before expiry, but never earlier than half-way through the token's life. A
+        // token that cannot be renewed is used until it expires.
         let renew_at = tokens.expires_at().map(|expires| {
             let lifetime = expires.duration_since(tokens.issued_at()).unwrap_or_default();
-            expires - skew.min(lifetime / 2)
+            if renewable {
+                expires - skew.min(lifetime / 2)
+            } else {
+                expires
+            }
         });
         Ok(Self {
             tokens,
@@ -79,7 +100,7 @@ pub(crate) enum Reason {
     AheadOfExpiry,
     /// The API rejected it.
     Rejected,
-    /// The store says another process stored a newer session: adopt it, refresh nothing.
+    /// The store says another process stored something: look, adopt it, refresh nothing.
     StoreChanged,
     /// The application asked for a new token.
     Forced,
@@ -89,9 +110,9 @@ type Renewal = Shared<BoxFuture<'static, Result<Arc<Token>, AuthError>>>;
 
 struct State {
     current: Arc<Token>,
-    /// The renewal in flight, which every caller joins.
-    renewal: Option<Renewal>,
-    /// Set once the session can no longer be renewed; every later call fails with it.
+    /// The renewal in flight, which every caller joins, and why it was started.
+    renewal: Option<(Renewal, Reason)>,
+    /// Set once the session is over; every later call fails with it.
     ended: Option<SessionEnd>,
 }
 
@@ -106,6 +127,10 @@ impl Drop for Finish<'_> {
     fn drop(&mut self) {
         let mut state = self.session.state();
         state.renewal = None;
+        if state.ended.is_some() {
+            // Logged out meanwhile: nothing a renewal brings back revives the session.
+            return;
+        }
         match &self.outcome {
             Some(Ok(token)) if !Arc::ptr_eq(&state.current, token) => {
                 state.current = token.clone();
@@ -122,6 +147,32 @@ impl Drop for Finish<'_> {
     }
 }
 
+/// The renewal lock as held: its owner token (none for a store not shared between processes) and
+/// when it was taken, to tell whether its lease still covers a refresh.
+struct Lease {
+    lock: Option<LockToken>,
+    taken: Instant,
+}
+
+/// What the store holds, measured against the session this process holds.
+enum Newest {
+    /// Another session, to adopt or to renew: another process's renewal, or a new login.
+    Stored(Arc<Token>),
+    /// This process's session is the newest: the store holds it, an older renewal of it, or nothing
+    /// (it lost its data). `Expect` is what a write must find.
+    Ours(Expect),
+    /// The tombstone of a logout.
+    LoggedOut,
+}
+
+/// Where a renewed session ended up.
+enum Saved {
+    Stored(Version),
+    /// The store holds a session that is not an older renewal of this one: a new login.
+    Superseded(Arc<Token>),
+    LoggedOut,
+}
+
 pub(crate) struct Session {
     config: Arc<Config>,
     store: Arc<dyn DynStore>,
@@ -132,6 +183,8 @@ pub(crate) struct Session {
     acknowledged: AtomicU64,
     /// The session's state, for the application to watch.
     changes: watch::Sender<SessionState>,
+    /// True while a renewed session waits to be written back to the store.
+    unsaved: watch::Sender<bool>,
     counters: Counters,
 }
 
@@ -145,10 +198,10 @@ impl Session {
     pub(crate) fn new(
         config: Arc<Config>,
         store: Arc<dyn DynStore>,
-        stored: Versioned,
+        version: Version,
+        tokens: TokenSet,
     ) -> Result<Arc<Self>, AuthError> {
-        let tokens = stored.tokens.ok_or(AuthError::SessionEnded(SessionEnd::LoggedOut))?;
-        let current = Arc::new(Token::new(tokens, Some(stored.version), config.skew)?);
+        let current = Arc::new(Token::new(tokens, Some(version), config.skew)?);
         let versions = store.versions();
         let (changes, _) = watch::channel(SessionState::Active(current.tokens.clone()));
         Ok(Arc::new(Self {
@@ -160,8 +213,9 @@ impl Session {
                 ended: None,
             }),
             versions,
-            acknowledged: AtomicU64::new(stored.version),
+            acknowledged: AtomicU64::new(version),
             changes,
+            unsaved: watch::channel(false).0,
             counters: Counters::default(),
         }))
     }
@@ -189,7 +243,10 @@ impl Session {
     /// A token to send now. Within the skew of expiry it is renewed first; if that fails for a passing
     /// reason while the token is still valid, the token is used anyway.
     pub(crate) async fn token(self: &Arc<Self>) -> Result<Arc<Token>, AuthError> {
-        let current = self.current()?;
+        let current = match self.current() {
+            Err(AuthError::SessionEnded(SessionEnd::Refused(_))) => self.revive().await?,
+            other => other?,
+        };
         let now = self.config.clock().now();
         let reason = match (current.is_due(now), self.store_moved_on()) {
             (false, false) => return Ok(current),
@@ -197,7 +254,7 @@ impl Session {
             (false, true) => Reason::StoreChanged,
         };
         match self.renew(&current, reason).await {
-            Err(AuthError::Transient(_) | AuthError::Store(_)) if !current.is_expired(now) => Ok(current),
+            Err(error) if error.is_passing() && !current.is_expired(now) => Ok(current),
             outcome => outcome,
         }
     }
@@ -219,35 +276,47 @@ impl Session {
     }
 
     /// Renew the session once, however many callers ask: the first starts the renewal, the others
-    /// join it, and a caller whose token was already replaced gets the replacement.
+    /// join it, and a caller whose token was already replaced gets the replacement. A caller that
+    /// joined a renewal started only to look at the store, and got its own token back, starts one
+    /// for its own reason.
     async fn renew(self: &Arc<Self>, seen: &Arc<Token>, reason: Reason) -> Result<Arc<Token>, AuthError> {
-        let renewal = {
-            let mut state = self.state();
-            if let Some(end) = &state.ended {
-                return Err(AuthError::SessionEnded(end.clone()));
-            }
-            if !Arc::ptr_eq(&state.current, seen) {
-                return Ok(state.current.clone());
-            }
-            let start = || {
-                match reason {
-                    Reason::AheadOfExpiry => Counters::bump(&self.counters.renewals_ahead_of_expiry),
-                    Reason::Rejected => Counters::bump(&self.counters.renewals_after_rejection),
-                    Reason::Forced => Counters::bump(&self.counters.renewals_forced),
-                    Reason::StoreChanged => {}
+        let mut joined_a_look = false;
+        loop {
+            let (renewal, started_for) = {
+                let mut state = self.state();
+                if let Some(end) = &state.ended {
+                    return Err(AuthError::SessionEnded(end.clone()));
                 }
-                // Its own task: a caller that gives up cannot cut a renewal in half (a refresh token
-                // spent at the server and its successor never stored).
-                let task = tokio::spawn(self.clone().run_renewal(seen.clone(), reason));
-                task.map(|joined| {
-                    joined.unwrap_or_else(|e| Err(AuthError::Config(format!("renewal task failed: {e}"))))
-                })
-                .boxed()
-                .shared()
+                if !Arc::ptr_eq(&state.current, seen) {
+                    return Ok(state.current.clone());
+                }
+                state
+                    .renewal
+                    .get_or_insert_with(|| (self.start_renewal(seen, reason), reason))
+                    .clone()
             };
-            state.renewal.get_or_insert_with(start).clone()
-        };
-        renewal.await
+            let outcome = renewal.await;
+            let looked_only = started_for == Reason::StoreChanged && reason != Reason::StoreChanged;
+            match &outcome {
+                Ok(token) if looked_only && !joined_a_look && Arc::ptr_eq(token, seen) => joined_a_look = true,
+                _ => return outcome,
+            }
+        }
+    }
+
+    fn start_renewal(self: &Arc<Self>, seen: &Arc<Token>, reason: Reason) -> Renewal {
+        match reason {
+            Reason::AheadOfExpiry => Counters::bump(&self.counters.renewals_ahead_of_expiry),
+            Reason::Rejected => Counters::bump(&self.counters.renewals_after_rejection),
+            Reason::Forced => Counters::bump(&self.counters.renewals_forced),
+            Reason::StoreChanged => {}
+        }
+        // Its own task: a caller that gives up cannot cut a renewal in half (a refresh token spent
+        // at the server and its successor never stored).
+        let task = tokio::spawn(self.clone().run_renewal(seen.clone(), reason));
+        task.map(|joined| joined.unwrap_or_else(|e| Err(AuthError::Config(format!("renewal task failed: {e}")))))
+            .boxed()
+            .shared()
     }
 
     async fn run_renewal(self: Arc<Self>, seen: Arc<Token>, reason: Reason) -> Result<Arc<Token>, AuthError> {
@@ -265,7 +334,7 @@ impl Session {
                 let counter = match error {
                     AuthError::SessionEnded(_) => &self.counters.refresh_refused,
                     AuthError::Transient(_) => &self.counters.refresh_transient,
-                    AuthError::InvalidTokenResponse(_) | AuthError::Config(_) => {
+                    AuthError::InvalidTokenResponse(_) | AuthError::RenewalRefused(_) | AuthError::Config(_) => {
                         &self.counters.refresh_invalid_response
                     }
                     AuthError::Store(_) => &self.counters.refresh_store_failed,
@@ -278,72 +347,298 @@ impl Session {
         outcome
     }
 
-    /// The renewal, across processes: adopt a session another process stored; else take the store's
-    /// renewal lock (waiting while another process holds it), look once more, and only then redeem
-    /// the refresh token and store the result. One refresh per expiry, however many processes.
+    /// The renewal, across processes (the steps in the module's documentation).
     async fn renewed(self: &Arc<Self>, seen: &Arc<Token>, reason: Reason) -> Result<Arc<Token>, AuthError> {
-        let ttl = self.config.lock_ttl();
-        let give_up = tokio::time::Instant::now() + ttl + LOCK_POLL;
-        let lock = loop {
-            if let Some(newer) = self.newer_in_store(seen).await {
+        if reason == Reason::StoreChanged {
+            return self.adopt_from_store(seen).await;
+        }
+        // 1. The lock; while waiting for it, another process may store what this one needs.
+        let lease = match self.lock(seen).await? {
+            Ok(lease) => lease,
+            Err(adopted) => return Ok(adopted),
+        };
+        // 2. The newest session.
+        let newest = match self.load().await {
+            Ok(stored) => self.newest(seen, stored),
+            Err(error) if self.config.store_outage == StoreOutage::RefreshAlone => {
+                tracing::warn!(%error, "the token store failed; renewing alone, as configured");
+                Ok(Newest::Ours(seen.version().map_or(Expect::Empty, Expect::Version)))
+            }
+            Err(error) => Err(error.into()),
+        };
+        let (base, expect) = match newest {
+            Err(error) => return self.release(lease, Err(error)).await,
+            Ok(Newest::LoggedOut) => return self.release(lease, Err(logged_out())).await,
+            // 3. Another process renewed it (or a new login replaced it): adopt what is still good.
+            Ok(Newest::Stored(stored)) if !stored.is_due(self.config.clock().now()) => {
                 Counters::bump(&self.counters.adopted_from_store);
-                return Ok(newer);
+                return self.release(lease, Ok(stored)).await;
             }
-            if reason == Reason::StoreChanged {
-                return Ok(seen.clone());
+            Ok(Newest::Stored(stored)) => {
+                let expect = stored.version().map_or(Expect::Empty, Expect::Version);
+                (stored, expect)
             }
-            match self.store.try_lock(ttl).await {
-                Ok(LockAttempt::Acquired(lock)) => break Some(lock),
-                Ok(LockAttempt::NotShared) => break None,
-                Ok(LockAttempt::Busy) if tokio::time::Instant::now() < give_up => {
+            Ok(Newest::Ours(expect)) => (seen.clone(), expect),
+        };
+        // 4. A holder paused past its lease may no longer be the only one renewing: it must not send.
+        if lease.taken.elapsed() > self.config.store_timeout {
+            let error = StoreError::new("shared", "the renewal lock's lease ran out before the refresh was sent");
+            return self.release(lease, Err(error.into())).await;
+        }
+        // 5. Refresh, and store the result.
+        self.refresh_and_store(&base, expect, lease).await
+    }
+
+    /// Take the renewal lock: `Ok` with the lease, or `Err` with a session another process stored
+    /// meanwhile. A lock held past its TTL, or a store that cannot be reached, is a store error
+    /// (unless [`StoreOutage::RefreshAlone`]).
+    async fn lock(&self, seen: &Arc<Token>) -> Result<Result<Lease, Arc<Token>>, AuthError> {
+        let ttl = self.config.lock_ttl();
+        let give_up = Instant::now() + ttl + LOCK_POLL;
+        loop {
+            let taken = Instant::now();
+            let attempt = self.within(self.store.try_lock(ttl)).await;
+            let lock = match attempt {
+                Ok(LockAttempt::Acquired(lock)) => Some(lock),
+                Ok(LockAttempt::NotShared) => None,
+                Err(error) if self.config.store_outage == StoreOutage::RefreshAlone => {
+                    tracing::warn!(%error, "no renewal lock: the token store failed; renewing alone, as configured");
+                    None
+                }
+                Err(error) => return Err(error.into()),
+                Ok(LockAttempt::Busy) if Instant::now() < give_up => {
                     tracing::debug!("another process is renewing; waiting for its result");
                     self.wait_for_store().await;
+                    if let Ok(stored) = self.load().await {
+                        match self.newest(seen, stored)? {
+                            Newest::Stored(token) if !token.is_due(self.config.clock().now()) => {
+                                Counters::bump(&self.counters.adopted_from_store);
+                                return Ok(Err(token));
+                            }
+                            Newest::LoggedOut => return Err(logged_out()),
+                            _ => {}
+                        }
+                    }
+                    continue;
                 }
                 Ok(LockAttempt::Busy) => {
-                    return Err(AuthError::Store(crate::StoreError::new(
-                        "shared",
-                        "another process held the renewal lock for longer than its TTL",
-                    )));
+                    let error = StoreError::new("shared", "another process held the renewal lock past its TTL");
+                    return Err(error.into());
                 }
-                Err(error) => {
-                    // The store is down: renew in this process alone and write back later.
-                    tracing::warn!(%error, "no renewal lock: the token store failed");
-                    break None;
-                }
-            }
-        };
-        let outcome = match &lock {
-            // The previous holder may have stored its result just before this process took the lock.
-            Some(_) => match self.newer_in_store(seen).await {
-                Some(newer) => Ok(newer),
-                None => self.refresh_and_store(seen).await,
-            },
-            None => self.refresh_and_store(seen).await,
-        };
-        if let Some(lock) = lock
-            && let Err(error) = self.store.unlock(lock).await
+            };
+            return Ok(Ok(Lease { lock, taken }));
+        }
+    }
+
+    /// Release the lock, and pass `outcome` on.
+    async fn release(&self, lease: Lease, outcome: Result<Arc<Token>, AuthError>) -> Result<Arc<Token>, AuthError> {
+        if let Some(lock) = lease.lock
+            && let Err(error) = self.within(self.store.unlock(lock)).await
         {
             tracing::warn!(%error, "could not release the renewal lock; it expires by itself");
         }
         outcome
     }
 
-    /// A session in the store newer than `seen` and not yet due for renewal.
-    async fn newer_in_store(&self, seen: &Token) -> Option<Arc<Token>> {
-        let pushed = self.versions.as_ref().map_or(0, |v| *v.borrow());
-        let stored = match self.store.load().await {
-            Ok(stored) => stored?,
+    /// Only look at the store: adopt a session another process stored, end at a tombstone.
+    async fn adopt_from_store(&self, seen: &Arc<Token>) -> Result<Arc<Token>, AuthError> {
+        match self.newest(seen, self.load().await?)? {
+            Newest::Stored(token) => {
+                Counters::bump(&self.counters.adopted_from_store);
+                Ok(token)
+            }
+            Newest::LoggedOut => Err(logged_out()),
+            Newest::Ours(_) => Ok(seen.clone()),
+        }
+    }
+
+    /// What the store holds, measured against `seen`.
+    fn newest(&self, seen: &Arc<Token>, stored: Option<Versioned>) -> Result<Newest, AuthError> {
+        let Some(stored) = stored else {
+            return Ok(Newest::Ours(Expect::Empty));
+        };
+        self.acknowledged.fetch_max(stored.version, Relaxed);
+        let Some(tokens) = stored.tokens else {
+            return Ok(Newest::LoggedOut);
+        };
+        if tokens.is_same(&seen.tokens) {
+            seen.version.store(stored.version, Relaxed);
+            return Ok(Newest::Ours(Expect::Version(stored.version)));
+        }
+        if seen.tokens.succeeds(&tokens) {
+            return Ok(Newest::Ours(Expect::Version(stored.version)));
+        }
+        self.config.check_origin(&tokens)?;
+        Ok(Newest::Stored(Arc::new(Token::new(
+            tokens,
+            Some(stored.version),
+            self.config.skew,
+        )?)))
+    }
+
+    /// Present `base`'s refresh token once, and store the result. A store that fails does not lose
+    /// the rotated pair: it is used from memory and written back, under the lock, when the store
+    /// answers again.
+    async fn refresh_and_store(
+        self: &Arc<Self>,
+        base: &Arc<Token>,
+        expect: Expect,
+        lease: Lease,
+    ) -> Result<Arc<Token>, AuthError> {
+        let tokens = match self.request_renewal(&base.tokens).await {
+            Ok(tokens) => tokens.succeeding(&base.tokens),
+            Err(AuthError::SessionEnded(end)) => {
+                // Refused: but another process may have stored a newer session (a new login).
+                let outcome = match self.load().await.map(|stored| self.newest(base, stored)) {
+                    Ok(Ok(Newest::Stored(newer))) => Ok(newer),
+                    _ => Err(AuthError::SessionEnded(end)),
+                };
+                return self.release(lease, outcome).await;
+            }
+            Err(error) => return self.release(lease, Err(error)).await,
+        };
+        Counters::bump(&self.counters.refreshes);
+        let outcome = match self.save(expect, &tokens).await {
+            Ok(Saved::Stored(version)) => Token::new(tokens, Some(version), self.config.skew).map(Arc::new),
+            Ok(Saved::Superseded(newer)) => Ok(newer),
+            Ok(Saved::LoggedOut) => Err(logged_out()),
             Err(error) => {
-                tracing::warn!(%error, "cannot read the token store");
-                return None;
+                tracing::warn!(%error, "renewed token kept in memory: the token store failed; writing it back");
+                let token = Arc::new(Token::new(tokens, None, self.config.skew)?);
+                self.write_back(token.clone(), expect, lease);
+                return Ok(token);
             }
         };
-        self.acknowledged.fetch_max(pushed.max(stored.version), Relaxed);
-        if Some(stored.version) <= seen.version() {
-            return None;
+        self.release(lease, outcome).await
+    }
+
+    /// Store `tokens` expecting `expect`, and settle a conflict: the store lost its data (write into
+    /// the empty store), holds an older renewal of this session (write over it), holds exactly these
+    /// tokens (an earlier write that timed out landed), or holds a tombstone or a new login (which
+    /// win).
+    async fn save(&self, mut expect: Expect, tokens: &TokenSet) -> Result<Saved, StoreError> {
+        for _ in 0..4 {
+            let held = match self.within(self.store.store(expect, tokens)).await? {
+                Swap::Stored(version) => {
+                    self.acknowledged.fetch_max(version, Relaxed);
+                    return Ok(Saved::Stored(version));
+                }
+                Swap::Conflict(None) => {
+                    expect = Expect::Empty;
+                    continue;
+                }
+                Swap::Conflict(Some(held)) => held,
+            };
+            self.acknowledged.fetch_max(held.version, Relaxed);
+            match held.tokens {
+                None => return Ok(Saved::LoggedOut),
+                Some(stored) if stored.is_same(tokens) => return Ok(Saved::Stored(held.version)),
+                Some(stored) if tokens.succeeds(&stored) => expect = Expect::Version(held.version),
+                Some(stored) => {
+                    let token = Token::new(stored, Some(held.version), self.config.skew)
+                        .map_err(|_| StoreError::invalid("shared", "the stored access token is not a header value"))?;
+                    return Ok(Saved::Superseded(Arc::new(token)));
+                }
+            }
         }
-        let token = Token::new(stored.tokens?, Some(stored.version), self.config.skew).ok()?;
-        (!token.is_due(self.config.clock().now())).then(|| Arc::new(token))
+        Err(StoreError::new(
+            "shared",
+            "the stored session kept changing under the write",
+        ))
+    }
+
+    /// Keep trying to store `token` (with backoff) while it is the current token, holding the
+    /// renewal lock until it lands. The task holds the session, so it goes on after the application
+    /// drops its last handle (for as long as the runtime runs); [`Session::flush`] waits for it.
+    fn write_back(self: &Arc<Self>, token: Arc<Token>, expect: Expect, lease: Lease) {
+        self.unsaved.send_replace(true);
+        let session = self.clone();
+        tokio::spawn(async move {
+            let mut delay = WRITE_BACK_FIRST_DELAY;
+            loop {
+                if session.write_back_once(&token, expect).await {
+                    break;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(WRITE_BACK_MAX_DELAY);
+            }
+            session.unsaved.send_replace(false);
+            let _ = session.release(lease, Ok(token)).await;
+        });
+    }
+
+    /// One attempt at the write-back: true once there is nothing left to write.
+    async fn write_back_once(&self, token: &Arc<Token>, expect: Expect) -> bool {
+        {
+            let state = self.state();
+            if state.ended.is_some() || !Arc::ptr_eq(&state.current, token) {
+                // Logged out, or replaced by a session adopted from the store.
+                return true;
+            }
+        }
+        match self.save(expect, &token.tokens).await {
+            Ok(Saved::Stored(version)) => {
+                token.version.store(version, Relaxed);
+                tracing::info!(version, "renewed token written back to the token store");
+                true
+            }
+            Ok(Saved::Superseded(_)) => true,
+            Ok(Saved::LoggedOut) => {
+                self.end(SessionEnd::LoggedOut);
+                true
+            }
+            Err(error) => {
+                tracing::debug!(%error, "token store still failing; will write back later");
+                false
+            }
+        }
+    }
+
+    /// Wait until a renewed session kept in memory has been written to the store, for at most
+    /// `timeout`. Returns whether nothing is left unsaved.
+    pub(crate) async fn flush(&self, timeout: Duration) -> bool {
+        let mut unsaved = self.unsaved.subscribe();
+        tokio::time::timeout(timeout, unsaved.wait_for(|pending| !pending))
+            .await
+            .is_ok()
+    }
+
+    /// A session ended by a refused refresh looks at the store once more on each call: another
+    /// process may have logged in again.
+    async fn revive(self: &Arc<Self>) -> Result<Arc<Token>, AuthError> {
+        let (ended, end) = {
+            let state = self.state();
+            (state.current.clone(), state.ended.clone())
+        };
+        let ended_error = || AuthError::SessionEnded(end.clone().unwrap_or(SessionEnd::LoggedOut));
+        let Ok(Newest::Stored(token)) = self
+            .load()
+            .await
+            .map(|s| self.newest(&ended, s))
+            .unwrap_or(Err(ended_error()))
+        else {
+            return Err(ended_error());
+        };
+        let mut state = self.state();
+        if !matches!(state.ended, Some(SessionEnd::Refused(_))) || state.renewal.is_some() {
+            return Err(ended_error());
+        }
+        tracing::info!("a new session in the store replaces the refused one");
+        state.ended = None;
+        state.current = token.clone();
+        self.changes.send_replace(SessionState::Active(token.tokens.clone()));
+        Ok(token)
+    }
+
+    async fn load(&self) -> Result<Option<Versioned>, StoreError> {
+        self.within(self.store.load()).await
+    }
+
+    /// A store call, bounded by the store timeout: a store that does not answer is unavailable.
+    async fn within<T>(&self, call: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+        tokio::time::timeout(self.config.store_timeout, call)
+            .await
+            .unwrap_or_else(|_| Err(StoreError::new("shared", "the store did not answer within its timeout")))
     }
 
     /// Wait until the store pushes a new version, or for one poll interval.
@@ -354,78 +649,6 @@ impl Session {
             }
             None => tokio::time::sleep(LOCK_POLL).await,
         }
-    }
-
-    /// Redeem the refresh token and store the result. A store that fails does not lose the rotated
-    /// pair: it is used from memory and written back when the store answers again.
-    async fn refresh_and_store(self: &Arc<Self>, seen: &Token) -> Result<Arc<Token>, AuthError> {
-        let tokens = self.request_renewal(&seen.tokens).await?;
-        Counters::bump(&self.counters.refreshes);
-        let expect = seen.version().map_or(Expect::Empty, Expect::Version);
-        let token = match self.save(expect, &tokens).await {
-            Ok(Saved::Stored(version)) => Token::new(tokens, Some(version), self.config.skew)?,
-            Ok(Saved::Newer(newer)) => Token::new(
-                newer.tokens.ok_or(AuthError::SessionEnded(SessionEnd::LoggedOut))?,
-                Some(newer.version),
-                self.config.skew,
-            )?,
-            Err(error) => {
-                tracing::warn!(%error, "renewed token kept in memory: the token store failed; writing it back later");
-                let token = Arc::new(Token::new(tokens, None, self.config.skew)?);
-                self.write_back(token.clone(), expect);
-                return Ok(token);
-            }
-        };
-        Ok(Arc::new(token))
-    }
-
-    /// Store `tokens` expecting `expect`; if the store was emptied meanwhile (a restarted Redis
-    /// without persistence), store them into the empty store.
-    async fn save(&self, expect: Expect, tokens: &TokenSet) -> Result<Saved, crate::StoreError> {
-        let saved = match self.store.store(expect, tokens).await? {
-            Swap::Conflict(None) if expect != Expect::Empty => self.store.store(Expect::Empty, tokens).await?,
-            swap => swap,
-        };
-        Ok(match saved {
-            Swap::Stored(version) => {
-                self.acknowledged.fetch_max(version, Relaxed);
-                Saved::Stored(version)
-            }
-            // A newer session was stored meanwhile (a new login): it wins.
-            Swap::Conflict(Some(newer)) => Saved::Newer(newer),
-            Swap::Conflict(None) => {
-                return Err(crate::StoreError::new("shared", "the store refused the write"));
-            }
-        })
-    }
-
-    /// Keep trying to store `token` (with backoff) while it is the current token.
-    fn write_back(self: &Arc<Self>, token: Arc<Token>, expect: Expect) {
-        let session: Weak<Self> = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut delay = WRITE_BACK_FIRST_DELAY;
-            loop {
-                tokio::time::sleep(delay).await;
-                let Some(session) = session.upgrade() else {
-                    return;
-                };
-                if !Arc::ptr_eq(&session.state().current, &token) {
-                    return;
-                }
-                match session.save(expect, &token.tokens).await {
-                    Ok(Saved::Stored(version)) => {
-                        token.version.store(version, Relaxed);
-                        tracing::info!(version, "renewed token written back to the token store");
-                        return;
-                    }
-                    Ok(Saved::Newer(_)) => return,
-                    Err(error) => {
-                        tracing::debug!(%error, "token store still failing; will write back later");
-                        delay = (delay * 2).min(WRITE_BACK_MAX_DELAY);
-                    }
-                }
-            }
-        });
     }
 
     /// Redeem the refresh token, or re-acquire a client-credentials token.
@@ -457,7 +680,11 @@ impl Session {
             .token(url, grant)
             .await
             .map_err(|failure| match failure {
-                TokenFailure::Refused(oauth) => AuthError::SessionEnded(SessionEnd::Refused(oauth)),
+                // Only `invalid_grant` says the grant is gone; anything else leaves the session.
+                TokenFailure::Refused(oauth) if oauth.code() == "invalid_grant" => {
+                    AuthError::SessionEnded(SessionEnd::Refused(oauth))
+                }
+                TokenFailure::Refused(oauth) => AuthError::RenewalRefused(oauth),
                 TokenFailure::Transient(e) => AuthError::Transient(e),
                 TokenFailure::Invalid(e) => AuthError::InvalidTokenResponse(e),
             })
@@ -487,8 +714,6 @@ impl Session {
     }
 }
 
-/// Where a renewed session ended up.
-enum Saved {
-    Stored(Version),
-    Newer(Versioned),
+fn logged_out() -> AuthError {
+    AuthError::SessionEnded(SessionEnd::LoggedOut)
 }

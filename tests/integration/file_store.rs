@@ -46,7 +46,7 @@ async fn the_file_is_owner_only_replaced_whole_and_compare_and_set() {
     };
     assert!(v3 > v2, "versions are not reused after clear");
     let loaded = store.load().await.unwrap().unwrap();
-    assert_eq!(loaded.tokens.access_token().expose_secret(), "three");
+    assert_eq!(loaded.tokens.as_ref().unwrap().access_token().expose_secret(), "three");
     let leftovers: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().into_string().ok())

@@ -135,7 +135,8 @@ async fn logout_revokes_the_refresh_token_clears_the_store_and_ends_every_clone(
 
     api.logout().await.expect("logged out");
     revoke.assert_calls_async(1).await;
-    assert!(h.store.load().await.unwrap().is_none(), "the store is cleared");
+    let stored = h.store.load().await.unwrap().expect("a tombstone");
+    assert!(stored.is_logged_out(), "the store holds the logout's tombstone");
     match other_handle.get_me().await {
         Err(Error::SessionEnded(SessionEnd::LoggedOut)) => {}
         other => panic!("expected the session to be over, got {other:?}"),
@@ -147,7 +148,11 @@ async fn logout_without_a_revocation_url_clears_the_store() {
     let h = Harness::start().await;
     let api = h.logged_in().await;
     api.logout().await.expect("logged out");
-    assert!(h.store.load().await.unwrap().is_none());
+    assert!(h.store.load().await.unwrap().expect("a tombstone").is_logged_out());
+    assert!(matches!(
+        h.client().resume(h.store.clone()).await,
+        Err(Error::NoSession)
+    ));
 }
 
 #[tokio::test]
@@ -213,7 +218,7 @@ async fn a_token_answer_over_a_mebibyte_is_refused_not_read_whole() {
 }
 
 #[tokio::test]
-async fn a_redirected_token_request_is_not_trusted() {
+async fn token_requests_never_follow_redirects() {
     let h = Harness::start().await;
     let elsewhere = h
         .server
@@ -233,12 +238,15 @@ async fn a_redirected_token_request_is_not_trusted() {
         .login_password(MemoryStore::new(), USERNAME, PASSWORD.into())
         .await
     {
-        Err(Error::InvalidTokenResponse(e)) => assert!(e.to_string().contains("redirected"), "{e}"),
+        Err(Error::InvalidTokenResponse(e)) => {
+            assert!(e.to_string().contains("redirect"), "{e}");
+            assert_eq!(e.status(), 307);
+        }
         other => panic!("expected the redirect to be refused, got {other:?}"),
     }
     assert_eq!(
         elsewhere.calls_async().await,
-        1,
-        "the client followed it; the SDK refused the answer"
+        0,
+        "the credentials must not be carried to the redirect's target"
     );
 }
