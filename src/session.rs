@@ -8,9 +8,11 @@
 //! 2. reads the store and starts from the session it holds: never from this process's copy, unless
 //!    the store holds nothing (it lost its data) or an older renewal of this very session;
 //! 3. adopts that session if it is good for why the renewal was started;
-//! 4. else, while the lock's lease still covers the refresh, presents that session's refresh token;
-//! 5. stores the result (compare-and-set), or keeps it in memory and writes it back, still holding
-//!    the lock, until the store takes it.
+//! 4. else claims the session's refresh token in the store (a compare-and-set, so that no other
+//!    process presents it, even one that took a lock this process lost) and, unless the claim has
+//!    run out meanwhile (a paused process), presents it;
+//! 5. stores the result (compare-and-set), or keeps it in memory and writes it back, the claim still
+//!    standing, until the store takes it.
 //!
 //! A logout leaves a tombstone in the store, which every later renewal, here or in another process,
 //! reads as the end of the session.
@@ -39,7 +41,8 @@ use crate::token::{Grant, TokenSet};
 const LOCK_POLL: Duration = Duration::from_millis(50);
 
 /// The first wait before writing back a renewed session the store did not take; doubled up to
-/// [`WRITE_BACK_MAX_DELAY`]. Short: the renewal lock is held until the write lands.
+/// [`WRITE_BACK_MAX_DELAY`]. Short: the claim in the store keeps other processes waiting until it
+/// lapses, and the write must land before that.
 const WRITE_BACK_FIRST_DELAY: Duration = Duration::from_millis(50);
 const WRITE_BACK_MAX_DELAY: Duration = Duration::from_secs(2);
 
@@ -147,11 +150,9 @@ impl Drop for Finish<'_> {
     }
 }
 
-/// The renewal lock as held: its owner token (none for a store not shared between processes) and
-/// when it was taken, to tell whether its lease still covers a refresh.
+/// The renewal lock as held: its owner token (none for a store not shared between processes).
 struct Lease {
     lock: Option<LockToken>,
-    taken: Instant,
 }
 
 /// What the store holds, measured against the session this process holds.
@@ -163,6 +164,8 @@ enum Newest {
     Ours(Expect),
     /// The tombstone of a logout.
     LoggedOut,
+    /// Another process is presenting the stored session's refresh token right now.
+    Claimed,
 }
 
 /// Where a renewed session ended up.
@@ -174,6 +177,8 @@ enum Saved {
 }
 
 pub(crate) struct Session {
+    /// This session's id in renewal claims: random, per process and session.
+    id: String,
     config: Arc<Config>,
     store: Arc<dyn DynStore>,
     state: Mutex<State>,
@@ -201,10 +206,11 @@ impl Session {
         version: Version,
         tokens: TokenSet,
     ) -> Result<Arc<Self>, AuthError> {
-        let current = Arc::new(Token::new(tokens, Some(version), config.skew)?);
+        let current = Arc::new(Token::new(tokens.unclaimed(), Some(version), config.skew)?);
         let versions = store.versions();
         let (changes, _) = watch::channel(SessionState::Active(current.tokens.clone()));
-        Ok(Arc::new(Self {
+        let session = Arc::new(Self {
+            id: uuid::Uuid::new_v4().simple().to_string(),
             config,
             store,
             state: Mutex::new(State {
@@ -217,7 +223,31 @@ impl Session {
             changes,
             unsaved: watch::channel(false).0,
             counters: Counters::default(),
-        }))
+        });
+        session.follow_store();
+        Ok(session)
+    }
+
+    /// Adopt what other processes store as soon as the store says so, not at the next call: a
+    /// process that is idle when another renews keeps the newest session all the same, which is
+    /// what lets it re-seed a store that lost its data with the newest session, not an older one.
+    fn follow_store(self: &Arc<Self>) {
+        let Some(mut versions) = self.versions.clone() else {
+            return;
+        };
+        let session = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while versions.changed().await.is_ok() {
+                let Some(session) = session.upgrade() else {
+                    return;
+                };
+                if let Ok(current) = session.current()
+                    && session.store_moved_on()
+                {
+                    let _ = session.renew(&current, Reason::StoreChanged).await;
+                }
+            }
+        });
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -352,27 +382,53 @@ impl Session {
         if reason == Reason::StoreChanged {
             return self.adopt_from_store(seen).await;
         }
-        // 1. The lock; while waiting for it, another process may store what this one needs.
-        let lease = match self.lock(seen).await? {
-            Ok(lease) => lease,
-            Err(adopted) => return Ok(adopted),
-        };
+        let give_up = Instant::now() + self.config.lock_ttl() + LOCK_POLL;
+        loop {
+            if let Some(lease) = self.lock().await?
+                && let Some(outcome) = self.renew_holding(seen, lease).await
+            {
+                return outcome;
+            }
+            // Another process is renewing: wait for its result, and adopt it.
+            if Instant::now() >= give_up {
+                let error = StoreError::new("shared", "another process held the renewal past its lock's TTL");
+                return Err(error.into());
+            }
+            self.wait_for_store().await;
+            match self.newest(seen, self.load().await?)? {
+                Newest::Stored(token) if !token.is_due(self.config.clock().now()) => {
+                    Counters::bump(&self.counters.adopted_from_store);
+                    return Ok(token);
+                }
+                Newest::LoggedOut => return Err(logged_out()),
+                _ => {}
+            }
+        }
+    }
+
+    /// Steps 2 to 5, holding the lock; `None` if another process turns out to be renewing.
+    async fn renew_holding(self: &Arc<Self>, seen: &Arc<Token>, lease: Lease) -> Option<Result<Arc<Token>, AuthError>> {
+        let alone = self.config.store_outage == StoreOutage::RefreshAlone;
         // 2. The newest session.
         let newest = match self.load().await {
             Ok(stored) => self.newest(seen, stored),
-            Err(error) if self.config.store_outage == StoreOutage::RefreshAlone => {
+            Err(error) if alone => {
                 tracing::warn!(%error, "the token store failed; renewing alone, as configured");
                 Ok(Newest::Ours(seen.version().map_or(Expect::Empty, Expect::Version)))
             }
             Err(error) => Err(error.into()),
         };
         let (base, expect) = match newest {
-            Err(error) => return self.release(lease, Err(error)).await,
-            Ok(Newest::LoggedOut) => return self.release(lease, Err(logged_out())).await,
-            // 3. Another process renewed it (or a new login replaced it): adopt what is still good.
+            Err(error) => return Some(self.release(lease, Err(error)).await),
+            Ok(Newest::LoggedOut) => return Some(self.release(lease, Err(logged_out())).await),
+            Ok(Newest::Claimed) => {
+                let _ = self.release(lease, Ok(seen.clone())).await;
+                return None;
+            }
+            // 3. Another process renewed it, or a new login replaced it: adopt what is still good.
             Ok(Newest::Stored(stored)) if !stored.is_due(self.config.clock().now()) => {
                 Counters::bump(&self.counters.adopted_from_store);
-                return self.release(lease, Ok(stored)).await;
+                return Some(self.release(lease, Ok(stored)).await);
             }
             Ok(Newest::Stored(stored)) => {
                 let expect = stored.version().map_or(Expect::Empty, Expect::Version);
@@ -380,53 +436,46 @@ impl Session {
             }
             Ok(Newest::Ours(expect)) => (seen.clone(), expect),
         };
-        // 4. A holder paused past its lease may no longer be the only one renewing: it must not send.
-        if lease.taken.elapsed() > self.config.store_timeout {
-            let error = StoreError::new("shared", "the renewal lock's lease ran out before the refresh was sent");
-            return self.release(lease, Err(error.into())).await;
+        // 4. Claim the refresh token in the store (compare-and-set), so that no other process
+        //    presents it, even one that took a lock this process lost.
+        let claimed_at = Instant::now();
+        let until = SystemTime::now() + self.config.lock_ttl();
+        let claimed = match self.within(self.store.store(expect, &base.tokens.claimed(&self.id, until))).await {
+            Ok(Swap::Stored(version)) => Expect::Version(version),
+            Ok(Swap::Conflict(_)) => {
+                // The store changed since it was read: read it again.
+                let _ = self.release(lease, Ok(seen.clone())).await;
+                return None;
+            }
+            Err(error) if alone => {
+                tracing::warn!(%error, "the token store failed; renewing alone, as configured");
+                expect
+            }
+            Err(error) => return Some(self.release(lease, Err(error.into())).await),
+        };
+        // A holder paused past the claim's margin may no longer be the only one renewing: it must not
+        // send.
+        if claimed_at.elapsed() > self.config.store_timeout {
+            self.unclaim(&base, claimed).await;
+            let error = StoreError::new("shared", "the renewal's claim ran out before the refresh was sent");
+            return Some(self.release(lease, Err(error.into())).await);
         }
         // 5. Refresh, and store the result.
-        self.refresh_and_store(&base, expect, lease).await
+        Some(self.refresh_and_store(&base, claimed, lease).await)
     }
 
-    /// Take the renewal lock: `Ok` with the lease, or `Err` with a session another process stored
-    /// meanwhile. A lock held past its TTL, or a store that cannot be reached, is a store error
-    /// (unless [`StoreOutage::RefreshAlone`]).
-    async fn lock(&self, seen: &Arc<Token>) -> Result<Result<Lease, Arc<Token>>, AuthError> {
-        let ttl = self.config.lock_ttl();
-        let give_up = Instant::now() + ttl + LOCK_POLL;
-        loop {
-            let taken = Instant::now();
-            let attempt = self.within(self.store.try_lock(ttl)).await;
-            let lock = match attempt {
-                Ok(LockAttempt::Acquired(lock)) => Some(lock),
-                Ok(LockAttempt::NotShared) => None,
-                Err(error) if self.config.store_outage == StoreOutage::RefreshAlone => {
-                    tracing::warn!(%error, "no renewal lock: the token store failed; renewing alone, as configured");
-                    None
-                }
-                Err(error) => return Err(error.into()),
-                Ok(LockAttempt::Busy) if Instant::now() < give_up => {
-                    tracing::debug!("another process is renewing; waiting for its result");
-                    self.wait_for_store().await;
-                    if let Ok(stored) = self.load().await {
-                        match self.newest(seen, stored)? {
-                            Newest::Stored(token) if !token.is_due(self.config.clock().now()) => {
-                                Counters::bump(&self.counters.adopted_from_store);
-                                return Ok(Err(token));
-                            }
-                            Newest::LoggedOut => return Err(logged_out()),
-                            _ => {}
-                        }
-                    }
-                    continue;
-                }
-                Ok(LockAttempt::Busy) => {
-                    let error = StoreError::new("shared", "another process held the renewal lock past its TTL");
-                    return Err(error.into());
-                }
-            };
-            return Ok(Ok(Lease { lock, taken }));
+    /// Take the renewal lock: `None` if another process holds it. A store that cannot be reached is a
+    /// store error, unless [`StoreOutage::RefreshAlone`].
+    async fn lock(&self) -> Result<Option<Lease>, AuthError> {
+        match self.within(self.store.try_lock(self.config.lock_ttl())).await {
+            Ok(LockAttempt::Acquired(lock)) => Ok(Some(Lease { lock: Some(lock) })),
+            Ok(LockAttempt::NotShared) => Ok(Some(Lease { lock: None })),
+            Ok(LockAttempt::Busy) => Ok(None),
+            Err(error) if self.config.store_outage == StoreOutage::RefreshAlone => {
+                tracing::warn!(%error, "no renewal lock: the token store failed; renewing alone, as configured");
+                Ok(Some(Lease { lock: None }))
+            }
+            Err(error) => Err(error.into()),
         }
     }
 
@@ -440,7 +489,16 @@ impl Session {
         outcome
     }
 
-    /// Only look at the store: adopt a session another process stored, end at a tombstone.
+    /// Withdraw this process's claim on `base` after a refresh that did not happen or failed, so
+    /// that the next renewal need not wait for the claim to lapse.
+    async fn unclaim(&self, base: &Token, claimed: Expect) {
+        if let Err(error) = self.within(self.store.store(claimed, &base.tokens.unclaimed())).await {
+            tracing::debug!(%error, "could not withdraw the renewal claim; it lapses by itself");
+        }
+    }
+
+    /// Only look at the store: adopt a session another process stored, end at a tombstone, and put
+    /// this session back if the store lost it or holds an older renewal of it.
     async fn adopt_from_store(&self, seen: &Arc<Token>) -> Result<Arc<Token>, AuthError> {
         match self.newest(seen, self.load().await?)? {
             Newest::Stored(token) => {
@@ -448,7 +506,17 @@ impl Session {
                 Ok(token)
             }
             Newest::LoggedOut => Err(logged_out()),
-            Newest::Ours(_) => Ok(seen.clone()),
+            Newest::Ours(expect) if expect != seen.version().map_or(Expect::Empty, Expect::Version) => {
+                match self.save(expect, &seen.tokens).await? {
+                    Saved::Stored(version) => {
+                        seen.version.store(version, Relaxed);
+                        Ok(seen.clone())
+                    }
+                    Saved::Superseded(newer) => Ok(newer),
+                    Saved::LoggedOut => Err(logged_out()),
+                }
+            }
+            Newest::Ours(_) | Newest::Claimed => Ok(seen.clone()),
         }
     }
 
@@ -461,6 +529,9 @@ impl Session {
         let Some(tokens) = stored.tokens else {
             return Ok(Newest::LoggedOut);
         };
+        if tokens.claimed_by_other(&self.id, SystemTime::now()) {
+            return Ok(Newest::Claimed);
+        }
         if tokens.is_same(&seen.tokens) {
             seen.version.store(stored.version, Relaxed);
             return Ok(Newest::Ours(Expect::Version(stored.version)));
@@ -469,11 +540,8 @@ impl Session {
             return Ok(Newest::Ours(Expect::Version(stored.version)));
         }
         self.config.check_origin(&tokens)?;
-        Ok(Newest::Stored(Arc::new(Token::new(
-            tokens,
-            Some(stored.version),
-            self.config.skew,
-        )?)))
+        let token = Token::new(tokens.unclaimed(), Some(stored.version), self.config.skew)?;
+        Ok(Newest::Stored(Arc::new(token)))
     }
 
     /// Present `base`'s refresh token once, and store the result. A store that fails does not lose
@@ -487,15 +555,15 @@ impl Session {
     ) -> Result<Arc<Token>, AuthError> {
         let tokens = match self.request_renewal(&base.tokens).await {
             Ok(tokens) => tokens.succeeding(&base.tokens),
-            Err(AuthError::SessionEnded(end)) => {
+            Err(error) => {
+                self.unclaim(base, expect).await;
                 // Refused: but another process may have stored a newer session (a new login).
-                let outcome = match self.load().await.map(|stored| self.newest(base, stored)) {
-                    Ok(Ok(Newest::Stored(newer))) => Ok(newer),
-                    _ => Err(AuthError::SessionEnded(end)),
+                let outcome = match (&error, self.load().await.map(|stored| self.newest(base, stored))) {
+                    (AuthError::SessionEnded(_), Ok(Ok(Newest::Stored(newer)))) => Ok(newer),
+                    _ => Err(error),
                 };
                 return self.release(lease, outcome).await;
             }
-            Err(error) => return self.release(lease, Err(error)).await,
         };
         Counters::bump(&self.counters.refreshes);
         let outcome = match self.save(expect, &tokens).await {
@@ -505,8 +573,9 @@ impl Session {
             Err(error) => {
                 tracing::warn!(%error, "renewed token kept in memory: the token store failed; writing it back");
                 let token = Arc::new(Token::new(tokens, None, self.config.skew)?);
-                self.write_back(token.clone(), expect, lease);
-                return Ok(token);
+                self.write_back(token.clone(), expect);
+                // The claim in the store, not the lock, keeps other processes off the spent token.
+                return self.release(lease, Ok(token)).await;
             }
         };
         self.release(lease, outcome).await
@@ -547,10 +616,10 @@ impl Session {
         ))
     }
 
-    /// Keep trying to store `token` (with backoff) while it is the current token, holding the
-    /// renewal lock until it lands. The task holds the session, so it goes on after the application
-    /// drops its last handle (for as long as the runtime runs); [`Session::flush`] waits for it.
-    fn write_back(self: &Arc<Self>, token: Arc<Token>, expect: Expect, lease: Lease) {
+    /// Keep trying to store `token` (with backoff) while it is the current token. The task holds the
+    /// session, so it goes on after the application drops its last handle (for as long as the
+    /// runtime runs); [`Session::flush`] waits for it.
+    fn write_back(self: &Arc<Self>, token: Arc<Token>, expect: Expect) {
         self.unsaved.send_replace(true);
         let session = self.clone();
         tokio::spawn(async move {
@@ -563,7 +632,6 @@ impl Session {
                 delay = (delay * 2).min(WRITE_BACK_MAX_DELAY);
             }
             session.unsaved.send_replace(false);
-            let _ = session.release(lease, Ok(token)).await;
         });
     }
 
@@ -606,22 +674,17 @@ impl Session {
     /// A session ended by a refused refresh looks at the store once more on each call: another
     /// process may have logged in again.
     async fn revive(self: &Arc<Self>) -> Result<Arc<Token>, AuthError> {
-        let (ended, end) = {
+        let (refused, end) = {
             let state = self.state();
             (state.current.clone(), state.ended.clone())
         };
-        let ended_error = || AuthError::SessionEnded(end.clone().unwrap_or(SessionEnd::LoggedOut));
-        let Ok(Newest::Stored(token)) = self
-            .load()
-            .await
-            .map(|s| self.newest(&ended, s))
-            .unwrap_or(Err(ended_error()))
-        else {
-            return Err(ended_error());
+        let ended = AuthError::SessionEnded(end.unwrap_or(SessionEnd::LoggedOut));
+        let Ok(Ok(Newest::Stored(token))) = self.load().await.map(|stored| self.newest(&refused, stored)) else {
+            return Err(ended);
         };
         let mut state = self.state();
         if !matches!(state.ended, Some(SessionEnd::Refused(_))) || state.renewal.is_some() {
-            return Err(ended_error());
+            return Err(ended);
         }
         tracing::info!("a new session in the store replaces the refused one");
         state.ended = None;

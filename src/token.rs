@@ -73,6 +73,24 @@ pub struct TokenSet {
     /// The token endpoint that issued them (and that renews them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     token_endpoint: Option<String>,
+    /// Set while a process is presenting this session's refresh token: written into the store with
+    /// a compare-and-set before the refresh is sent, so that no other process presents it too, even
+    /// if the store's renewal lock was lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    renewing: Option<Claim>,
+}
+
+/// A process's claim to renew a session: who, and until when (wall-clock time, so that processes on
+/// other machines can tell when a claim whose owner died lapses).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub(crate) struct Claim {
+    /// The claiming session's id, random per process and session.
+    owner: String,
+    /// When the claim lapses.
+    #[serde(with = "rfc3339")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
+    until: SystemTime,
 }
 
 impl TokenSet {
@@ -90,6 +108,7 @@ impl TokenSet {
             generation: 0,
             client_id: None,
             token_endpoint: None,
+            renewing: None,
         }
     }
 
@@ -186,7 +205,32 @@ impl TokenSet {
         self.generation = previous.generation + 1;
         self.client_id = previous.client_id.clone();
         self.token_endpoint = previous.token_endpoint.clone();
+        self.renewing = None;
         self
+    }
+
+    /// These tokens, claimed for renewal by `owner` until `until`.
+    pub(crate) fn claimed(&self, owner: &str, until: SystemTime) -> Self {
+        let mut claimed = self.clone();
+        claimed.renewing = Some(Claim {
+            owner: owner.to_owned(),
+            until,
+        });
+        claimed
+    }
+
+    /// These tokens, with no claim.
+    pub(crate) fn unclaimed(&self) -> Self {
+        let mut unclaimed = self.clone();
+        unclaimed.renewing = None;
+        unclaimed
+    }
+
+    /// Whether a process other than `owner` has a claim on these tokens that has not lapsed.
+    pub(crate) fn claimed_by_other(&self, owner: &str, now: SystemTime) -> bool {
+        self.renewing
+            .as_ref()
+            .is_some_and(|claim| claim.owner != owner && now < claim.until)
     }
 
     /// The same tokens (compared in memory, never printed).

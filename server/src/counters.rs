@@ -13,6 +13,7 @@ pub struct Counters {
     pub(crate) reused_refresh_tokens: AtomicU64,
     pub(crate) families_revoked: AtomicU64,
     pub(crate) revocations: AtomicU64,
+    pub(crate) redirected_token_requests: AtomicU64,
     api_statuses: Box<[AtomicU64]>,
 }
 
@@ -27,6 +28,7 @@ impl Default for Counters {
             reused_refresh_tokens: AtomicU64::new(0),
             families_revoked: AtomicU64::new(0),
             revocations: AtomicU64::new(0),
+            redirected_token_requests: AtomicU64::new(0),
             api_statuses: (0..600).map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -63,6 +65,7 @@ impl Counters {
             reused_refresh_tokens: self.reused_refresh_tokens.load(Relaxed),
             families_revoked: self.families_revoked.load(Relaxed),
             revocations: self.revocations.load(Relaxed),
+            redirected_token_requests: self.redirected_token_requests.load(Relaxed),
             api_statuses,
         }
     }
@@ -87,6 +90,8 @@ pub struct CounterSnapshot {
     pub families_revoked: u64,
     /// Calls to the revocation endpoint.
     pub revocations: u64,
+    /// Token requests that followed a redirect of the token endpoint to `/oauth/elsewhere`.
+    pub redirected_token_requests: u64,
     /// API responses by status.
     pub api_statuses: BTreeMap<u16, u64>,
 }

@@ -86,6 +86,8 @@ pub(crate) struct State {
     pub counters: Counters,
     pub tokens: oauth::Registry,
     pub data: api::Data,
+    /// While set, the token endpoint answers every request with a redirect to `/oauth/elsewhere`.
+    pub redirect_token_requests: std::sync::atomic::AtomicBool,
 }
 
 /// A server running on a loopback port; stops when dropped.
@@ -110,6 +112,21 @@ impl Server {
     pub fn counters(&self) -> CounterSnapshot {
         self.state.counters.snapshot()
     }
+
+    /// Whether `refresh_token` is one the server would redeem now: issued, not yet rotated, and in a
+    /// family that is not revoked.
+    pub fn refresh_token_is_current(&self, refresh_token: &str) -> bool {
+        self.state.tokens.refresh_token_is_current(refresh_token)
+    }
+
+    /// Make the token endpoint answer `307 Temporary Redirect` to `/oauth/elsewhere` (a misconfigured
+    /// proxy, or an attacker), or stop. `/oauth/elsewhere` counts what reaches it
+    /// ([`CounterSnapshot::redirected_token_requests`]) and refuses it.
+    pub fn redirect_token_requests(&self, redirect: bool) {
+        self.state
+            .redirect_token_requests
+            .store(redirect, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Drop for Server {
@@ -132,6 +149,7 @@ pub async fn start_on(config: Config, addr: SocketAddr) -> std::io::Result<Serve
         counters: Counters::default(),
         tokens: oauth::Registry::default(),
         data: api::Data::default(),
+        redirect_token_requests: std::sync::atomic::AtomicBool::new(false),
     });
     let router = axum::Router::new()
         .merge(oauth::routes())

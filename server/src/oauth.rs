@@ -91,6 +91,14 @@ impl Registry {
         self.tokens.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    pub(crate) fn refresh_token_is_current(&self, token: &str) -> bool {
+        let tokens = self.read();
+        tokens
+            .refresh
+            .get(token)
+            .is_some_and(|refresh| !refresh.used && tokens.families.contains_key(&refresh.family))
+    }
+
     /// The principal of a live access token.
     pub(crate) fn check(&self, token: &str) -> Option<Arc<Principal>> {
         let tokens = self.read();
@@ -103,6 +111,14 @@ pub(crate) fn routes() -> Router<Arc<State>> {
     Router::new()
         .route("/oauth/token", post(token))
         .route("/oauth/revoke", post(revoke))
+        .route("/oauth/elsewhere", post(elsewhere))
+}
+
+/// Where a redirected token request lands: a client that follows the redirect has sent its
+/// credentials here.
+async fn elsewhere(Extract(state): Extract<Arc<State>>) -> Response {
+    Counters::bump(&state.counters.redirected_token_requests);
+    oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "not a token endpoint")
 }
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
@@ -186,6 +202,13 @@ fn requested_scopes(form: &HashMap<String, String>) -> Result<Vec<String>, Respo
 async fn token(Extract(state): Extract<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
     if let Some(latency) = state.config.token_latency {
         tokio::time::sleep(latency).await;
+    }
+    if state.redirect_token_requests.load(std::sync::atomic::Ordering::Relaxed) {
+        let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
+        response
+            .headers_mut()
+            .insert(header::LOCATION, HeaderValue::from_static("/oauth/elsewhere"));
+        return response;
     }
     let form = form(&body);
     let counters = &state.counters;

@@ -12,5 +12,7 @@ mod refresh;
 mod retry;
 mod schema;
 mod secrets;
+mod sim_store;
+mod simulation;
 mod ui;
 mod wire;

@@ -1,0 +1,306 @@
+//! A shared token store that behaves like Redis (compare-and-set on a version, a lock with a TTL,
+//! change notifications) with faults the test switches on: an outage, latency, a write that lands
+//! but reports failure, a lock key lost, a lock owner that stalls, notifications held back, and the
+//! loss of every key (a restart without persistence).
+//!
+//! Each simulated process gets its own handle ([`SimShared::handle`]); the handles share the data.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use oauth_sdk::{
+    Expect, LockAttempt, LockToken, StoreError, Swap, TokenSet, TokenStore, Version, Versioned, version_floor,
+};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// A small seeded generator (xorshift64*): one seed decides every choice of a schedule.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// In `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    /// True with probability `percent`%.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// The faults in force; the test changes them between (and during) steps.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Every call fails, as against a Redis that is down.
+    pub down: bool,
+    /// Every call fails to write, reads still work.
+    pub writes_fail: bool,
+    /// Added to every call.
+    pub latency: Duration,
+    /// `try_lock` never answers.
+    pub lock_hangs: bool,
+    /// Percent of writes that land but report a failure (a timeout after the server applied it).
+    pub lost_write_replies: u64,
+    /// The next lock taken is lost at once (a failover to a replica that never saw it).
+    pub lose_next_lock: bool,
+    /// The next lock owner stalls this long on its next call after taking it (a GC pause), and
+    /// its lock expires meanwhile.
+    pub stall_next_owner: Option<Duration>,
+    /// Change notifications are held back (as over a broken subscription) until released.
+    pub hold_notifications: bool,
+}
+
+#[derive(Default)]
+struct Data {
+    record: Option<Versioned>,
+    counter: Option<Version>,
+    lock: Option<(String, Instant)>,
+    /// Each handle's notification feed, and whether one is held back for it.
+    feeds: Vec<(watch::Sender<Version>, Option<Version>)>,
+    faults: Faults,
+    /// The handle that is to stall on its next call.
+    stalled: Option<(usize, Duration)>,
+    rng: Option<Rng>,
+    /// Calls that failed by a fault, for the test's bookkeeping.
+    pub failed_calls: u64,
+}
+
+impl Data {
+    fn next_version(&mut self) -> Version {
+        let next = match self.counter {
+            Some(counter) => counter + 1,
+            // The counter is gone: start above every version given before, as RedisStore does.
+            None => version_floor().max(self.record.as_ref().map_or(0, |r| r.version + 1)),
+        };
+        self.counter = Some(next);
+        next
+    }
+
+    fn publish(&mut self, version: Version) {
+        let hold = self.faults.hold_notifications;
+        for (feed, held) in &mut self.feeds {
+            if hold {
+                *held = Some(version);
+            } else {
+                feed.send_if_modified(|newest| {
+                    let newer = version > *newest;
+                    *newest = (*newest).max(version);
+                    newer
+                });
+            }
+        }
+    }
+}
+
+/// The data every handle shares.
+#[derive(Clone, Default)]
+pub struct SimShared(Arc<Mutex<Data>>);
+
+impl SimShared {
+    /// A store whose random faults (lost write replies) draw from `seed`.
+    pub fn new(seed: u64) -> Self {
+        let shared = Self::default();
+        shared.data().rng = Some(Rng::new(seed ^ 0x5EED));
+        shared
+    }
+
+    fn data(&self) -> MutexGuard<'_, Data> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A handle for one simulated process.
+    pub fn handle(&self) -> SimStore {
+        let mut data = self.data();
+        let newest = data.counter.unwrap_or(0);
+        let (feed, versions) = watch::channel(newest);
+        data.feeds.push((feed, None));
+        SimStore {
+            shared: self.clone(),
+            index: data.feeds.len() - 1,
+            versions,
+        }
+    }
+
+    /// Change the faults in force.
+    pub fn faults(&self, change: impl FnOnce(&mut Faults)) {
+        let mut data = self.data();
+        change(&mut data.faults);
+        if !data.faults.hold_notifications {
+            // A subscription that comes back reads the current version (as RedisStore's does).
+            for (feed, held) in &mut data.feeds {
+                if let Some(version) = held.take() {
+                    feed.send_if_modified(|newest| {
+                        let newer = version > *newest;
+                        *newest = (*newest).max(version);
+                        newer
+                    });
+                }
+            }
+        }
+    }
+
+    /// The faults in force.
+    pub fn current_faults(&self) -> Faults {
+        self.data().faults.clone()
+    }
+
+    /// Lose every key: the session, the counter, the lock (a Redis restarted without persistence).
+    pub fn wipe(&self) {
+        let mut data = self.data();
+        data.record = None;
+        data.counter = None;
+        data.lock = None;
+    }
+
+    /// What the store holds now, without faults.
+    pub fn peek(&self) -> Option<Versioned> {
+        self.data().record.clone()
+    }
+
+    /// How many calls have failed by a fault.
+    pub fn failed_calls(&self) -> u64 {
+        self.data().failed_calls
+    }
+}
+
+/// One process's handle on the shared store.
+#[derive(Clone)]
+pub struct SimStore {
+    shared: SimShared,
+    index: usize,
+    versions: watch::Receiver<Version>,
+}
+
+impl std::fmt::Debug for SimStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimStore").field("index", &self.index).finish_non_exhaustive()
+    }
+}
+
+fn unavailable(what: &str) -> StoreError {
+    StoreError::new("sim", what)
+}
+
+impl SimStore {
+    /// Wait out the latency, then fail if the store is down.
+    async fn enter(&self, writes: bool) -> Result<(), StoreError> {
+        let latency = self.shared.data().faults.latency;
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        let mut data = self.shared.data();
+        if data.faults.down || (writes && data.faults.writes_fail) {
+            data.failed_calls += 1;
+            return Err(unavailable("the simulated store is down"));
+        }
+        Ok(())
+    }
+
+    /// Whether the reply to a write that landed is lost.
+    fn reply_lost(&self) -> bool {
+        let mut data = self.shared.data();
+        let percent = data.faults.lost_write_replies;
+        let lost = percent > 0 && data.rng.as_mut().is_some_and(|rng| rng.chance(percent));
+        if lost {
+            data.failed_calls += 1;
+        }
+        lost
+    }
+}
+
+impl TokenStore for SimStore {
+    async fn load(&self) -> Result<Option<Versioned>, StoreError> {
+        self.enter(false).await?;
+        let (record, stall) = {
+            let mut data = self.shared.data();
+            let stall = match data.stalled {
+                Some((index, stall)) if index == self.index => data.stalled.take().map(|_| stall),
+                _ => None,
+            };
+            (data.record.clone(), stall)
+        };
+        if let Some(stall) = stall {
+            // Read, then stalled: the process goes on with what it read, now old.
+            tokio::time::sleep(stall).await;
+        }
+        Ok(record)
+    }
+
+    async fn store(&self, expect: Expect, tokens: &TokenSet) -> Result<Swap, StoreError> {
+        self.enter(true).await?;
+        let swap = {
+            let mut data = self.shared.data();
+            if expect.matches(data.record.as_ref()) {
+                let version = data.next_version();
+                data.record = Some(Versioned::live(version, tokens.clone()));
+                data.publish(version);
+                Swap::Stored(version)
+            } else {
+                Swap::Conflict(data.record.clone())
+            }
+        };
+        if matches!(swap, Swap::Stored(_)) && self.reply_lost() {
+            return Err(unavailable("the reply to a write was lost"));
+        }
+        Ok(swap)
+    }
+
+    async fn clear(&self) -> Result<(), StoreError> {
+        self.enter(true).await?;
+        let mut data = self.shared.data();
+        let version = data.next_version();
+        data.record = Some(Versioned { version, tokens: None });
+        data.publish(version);
+        Ok(())
+    }
+
+    async fn try_lock(&self, ttl: Duration) -> Result<LockAttempt, StoreError> {
+        if self.shared.data().faults.lock_hangs {
+            std::future::pending::<()>().await;
+        }
+        self.enter(true).await?;
+        let mut data = self.shared.data();
+        let now = Instant::now();
+        if data.lock.as_ref().is_some_and(|(_, expires)| *expires > now) {
+            return Ok(LockAttempt::Busy);
+        }
+        let owner = uuid::Uuid::new_v4().simple().to_string();
+        if std::mem::take(&mut data.faults.lose_next_lock) {
+            // Granted, but the key is gone at once: the next process gets it too.
+            data.lock = None;
+        } else if let Some(stall) = data.faults.stall_next_owner.take() {
+            // The owner stalls past its lock's TTL.
+            data.lock = None;
+            data.stalled = Some((self.index, stall));
+        } else {
+            data.lock = Some((owner.clone(), now + ttl));
+        }
+        Ok(LockAttempt::Acquired(LockToken::new(owner)))
+    }
+
+    async fn unlock(&self, lock: LockToken) -> Result<(), StoreError> {
+        self.enter(true).await?;
+        let mut data = self.shared.data();
+        if data.lock.as_ref().is_some_and(|(owner, _)| owner == lock.as_str()) {
+            data.lock = None;
+        }
+        Ok(())
+    }
+
+    fn versions(&self) -> Option<watch::Receiver<Version>> {
+        Some(self.versions.clone())
+    }
+}
