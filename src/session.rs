@@ -434,13 +434,26 @@ impl Session {
                 let expect = stored.version().map_or(Expect::Empty, Expect::Version);
                 (stored, expect)
             }
+            // The store lost this session (a Redis restarted without persistence): put it back, and
+            // give a process that holds a newer renewal of it time to write that over it first.
+            Ok(Newest::Ours(Expect::Empty)) if seen.version().is_some() => {
+                tracing::warn!("the token store lost the session; putting it back before renewing");
+                let _ = self.within(self.store.store(Expect::Empty, &seen.tokens)).await;
+                let _ = self.release(lease, Ok(seen.clone())).await;
+                seen.version.store(0, Relaxed);
+                tokio::time::sleep(self.config.store_timeout).await;
+                return None;
+            }
             Ok(Newest::Ours(expect)) => (seen.clone(), expect),
         };
         // 4. Claim the refresh token in the store (compare-and-set), so that no other process
         //    presents it, even one that took a lock this process lost.
         let claimed_at = Instant::now();
         let until = SystemTime::now() + self.config.lock_ttl();
-        let claimed = match self.within(self.store.store(expect, &base.tokens.claimed(&self.id, until))).await {
+        let claimed = match self
+            .within(self.store.store(expect, &base.tokens.claimed(&self.id, until)))
+            .await
+        {
             Ok(Swap::Stored(version)) => Expect::Version(version),
             Ok(Swap::Conflict(_)) => {
                 // The store changed since it was read: read it again.

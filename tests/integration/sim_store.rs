@@ -186,7 +186,9 @@ pub struct SimStore {
 
 impl std::fmt::Debug for SimStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimStore").field("index", &self.index).finish_non_exhaustive()
+        f.debug_struct("SimStore")
+            .field("index", &self.index)
+            .finish_non_exhaustive()
     }
 }
 

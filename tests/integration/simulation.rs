@@ -66,15 +66,23 @@ async fn simulation() {
             match outcome {
                 Ok(summary) => refreshes += summary.refreshes,
                 Err(failure) => {
-                    eprintln!("seed {seed} failed: {failure}\n  replay: SIM_SEED={seed} cargo test --test integration simulation -- --nocapture");
+                    eprintln!(
+                        "seed {seed} failed: {failure}\n  replay: SIM_SEED={seed} cargo test --test integration simulation -- --nocapture"
+                    );
                     failures.push(seed);
                 }
             }
         }
     }
-    println!("{seeds} seeds, {refreshes} refreshes accepted, {} failed", failures.len());
+    println!(
+        "{seeds} seeds, {refreshes} refreshes accepted, {} failed",
+        failures.len()
+    );
     assert!(failures.is_empty(), "failing seeds: {failures:?}");
-    assert!(refreshes > seeds, "the schedules renewed too little to test anything: {refreshes}");
+    assert!(
+        refreshes > seeds,
+        "the schedules renewed too little to test anything: {refreshes}"
+    );
 }
 
 /// What a passing schedule did.
@@ -121,6 +129,8 @@ struct World {
     /// The last step a logout happened at, and whether a login followed.
     logout_step: Option<usize>,
     logged_in_since_logout: bool,
+    /// The last step the store lost every key at.
+    wipe_step: Option<usize>,
     failed_calls: usize,
     verbose: bool,
 }
@@ -184,6 +194,7 @@ impl World {
             store_failures: 0,
             logout_step: None,
             logged_in_since_logout: true,
+            wipe_step: None,
             failed_calls: 0,
             verbose,
         }
@@ -258,7 +269,11 @@ impl World {
                 said = format!("store down: {}", f.down);
             }),
             1 => self.shared.faults(|f| {
-                f.latency = if f.latency.is_zero() { STORE_TIMEOUT * 2 } else { Duration::ZERO };
+                f.latency = if f.latency.is_zero() {
+                    STORE_TIMEOUT * 2
+                } else {
+                    Duration::ZERO
+                };
                 said = format!("store latency: {:?}", f.latency);
             }),
             2 => self.shared.faults(|f| {
@@ -282,11 +297,11 @@ impl World {
                 said = format!("notifications held back: {}", f.hold_notifications);
             }),
             7 => {
-                // Data loss between renewals: the store's subscriptions catch up first (as Redis's do
-                // when they reconnect), and no renewal is half-way.
+                // Held-back notifications reach every process first, as RedisStore's subscription
+                // reads the current version when it reconnects; the loss comes at once after.
                 self.shared.faults(|f| f.hold_notifications = false);
-                self.settle().await;
                 self.shared.wipe();
+                self.wipe_step = Some(self.step);
                 said = "the store loses every key".into();
             }
             _ => {
@@ -309,7 +324,9 @@ impl World {
         match error {
             Error::Store(e) => e.is_unavailable() && recent(self.store_fault_at),
             Error::InvalidTokenResponse(e) => e.status() == 307 && recent(self.redirect_at),
-            Error::SessionEnded(SessionEnd::LoggedOut) => self.logout_step.is_some_and(|at| at >= self.processes[p].since),
+            Error::SessionEnded(SessionEnd::LoggedOut) => {
+                self.logout_step.is_some_and(|at| at >= self.processes[p].since)
+            }
             _ => false,
         }
     }
@@ -325,7 +342,10 @@ impl World {
             }
             Ok(())
         } else {
-            Err(format!("step {}: p{p} {what} failed, and nothing explains it: {error:?}", self.step))
+            Err(format!(
+                "step {}: p{p} {what} failed, and nothing explains it: {error:?}",
+                self.step
+            ))
         }
     }
 
@@ -433,7 +453,8 @@ impl World {
         }
     }
 
-    /// Wait until no write-back is pending and every process holds what the store holds.
+    /// Wait until no write-back is pending and every process holds what the store holds (or has
+    /// ended, if the store holds a tombstone).
     async fn settle(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         for process in &self.processes {
@@ -442,12 +463,16 @@ impl World {
             }
         }
         while Instant::now() < deadline {
-            let stored = self.shared.peek().and_then(|record| record.tokens);
+            let stored = self.shared.peek();
             let in_step = self.processes.iter().filter_map(|p| p.api.as_ref()).all(|api| {
-                match (&*api.session_changes().borrow(), &stored) {
-                    (SessionState::Active(mine), Some(stored)) => {
+                match (
+                    &*api.session_changes().borrow(),
+                    stored.as_ref().map(|r| r.tokens.as_ref()),
+                ) {
+                    (SessionState::Active(mine), Some(Some(stored))) => {
                         mine.access_token().expose_secret() == stored.access_token().expose_secret()
                     }
+                    (SessionState::Active(_), Some(None)) => false,
                     _ => true,
                 }
             });
@@ -484,9 +509,17 @@ impl World {
         }
         let stored = self.shared.peek();
         let logged_out = self.logout_step.is_some() && !self.logged_in_since_logout;
+        // What the loss of every key explains: a logout's tombstone lost before every process saw
+        // it (they put the session back), or a session lost with no process left holding it.
+        let wiped_after = |step: Option<usize>| self.wipe_step.is_some_and(|wipe| step.is_none_or(|s| wipe >= s));
+        let anyone_live = self.processes.iter().any(|p| p.api.is_some());
         match stored.as_ref().map(|record| record.tokens.as_ref()) {
             Some(None) if logged_out => {}
             None if logged_out => {}
+            None if !anyone_live && wiped_after(None) => {}
+            Some(Some(_)) if logged_out && wiped_after(self.logout_step) => {
+                self.say("the logout's tombstone was lost with every key, before every process saw it".into());
+            }
             Some(Some(tokens)) if !logged_out => {
                 let refresh = tokens.refresh_token().map(|t| t.expose_secret().to_owned());
                 if !refresh.is_some_and(|t| self.server.refresh_token_is_current(&t)) {
