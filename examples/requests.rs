@@ -39,7 +39,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .login_password(MemoryStore::new(), DEMO_USER.0, DEMO_USER.1.into())
             .await?;
         let stored = api.store().load().await?.ok_or("no session")?;
-        let bearer = format!("Bearer {}", stored.tokens.access_token().expose_secret());
+        let bearer = format!(
+            "Bearer {}",
+            stored
+                .tokens
+                .as_ref()
+                .ok_or("logged out")?
+                .access_token()
+                .expose_secret()
+        );
         let (raw, url) = (reqwest::Client::new(), format!("{}/v1/me", server.base_url()));
         let redis_server = (client_kind == "sdk-redis").then(RedisServer::start);
         let api_redis = match &redis_server {

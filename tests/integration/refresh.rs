@@ -210,7 +210,10 @@ async fn the_newest_refresh_token_is_always_the_one_presented() {
     me2.assert_calls_async(1).await;
     me3.assert_calls_async(1).await;
     let stored = h.store.load().await.unwrap().expect("a session");
-    assert_eq!(stored.tokens.refresh_token().unwrap().expose_secret(), "rt-3");
+    assert_eq!(
+        stored.tokens.as_ref().unwrap().refresh_token().unwrap().expose_secret(),
+        "rt-3"
+    );
 }
 
 #[tokio::test]
@@ -231,8 +234,11 @@ async fn a_refresh_answer_without_a_refresh_token_keeps_the_old_one() {
     api.get_me().await.unwrap();
     refresh.assert_calls_async(1).await;
     let stored = h.store.load().await.unwrap().unwrap();
-    assert_eq!(stored.tokens.access_token().expose_secret(), "at-2");
-    assert_eq!(stored.tokens.refresh_token().unwrap().expose_secret(), "rt-1");
+    assert_eq!(stored.tokens.as_ref().unwrap().access_token().expose_secret(), "at-2");
+    assert_eq!(
+        stored.tokens.as_ref().unwrap().refresh_token().unwrap().expose_secret(),
+        "rt-1"
+    );
 }
 
 #[tokio::test]
@@ -261,5 +267,8 @@ async fn a_caller_that_gives_up_mid_refresh_does_not_lose_the_rotated_token() {
     refresh.assert_calls_async(1).await;
     new.assert_calls_async(1).await;
     let stored = h.store.load().await.unwrap().unwrap();
-    assert_eq!(stored.tokens.refresh_token().unwrap().expose_secret(), "rt-2");
+    assert_eq!(
+        stored.tokens.as_ref().unwrap().refresh_token().unwrap().expose_secret(),
+        "rt-2"
+    );
 }
