@@ -331,7 +331,7 @@ async fn storm(case: Case, revoked_not_expired: bool, redis: &RedisServer, serve
             .expect("session");
         revoke(
             &server,
-            oauth_sdk::ExposeSecret::expose_secret(stored.tokens.as_ref().unwrap().access_token()),
+            oauth_sdk::ExposeSecret::expose_secret(stored.tokens.as_ref().expect("a live session").access_token()),
         )
         .await;
         revoke(&server, &clients.seed.tokens().await.expect("seed tokens").access_token).await;

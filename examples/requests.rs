@@ -41,7 +41,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let stored = api.store().load().await?.ok_or("no session")?;
         let bearer = format!(
             "Bearer {}",
-            stored.tokens.as_ref().unwrap().access_token().expose_secret()
+            stored
+                .tokens
+                .as_ref()
+                .ok_or("logged out")?
+                .access_token()
+                .expose_secret()
         );
         let (raw, url) = (reqwest::Client::new(), format!("{}/v1/me", server.base_url()));
         let redis_server = (client_kind == "sdk-redis").then(RedisServer::start);

@@ -67,12 +67,12 @@ pub use protocol::MAX_TOKEN_RESPONSE_BYTES;
 #[cfg(feature = "redis")]
 pub use redis;
 pub use secrecy::{ExposeSecret, SecretString};
-#[cfg(feature = "redis")]
-pub use store::RedisStore;
 pub use store::{
     Expect, FileStore, LockAttempt, LockToken, MemoryStore, StoreError, Swap, TokenStore, Version, Versioned,
     version_floor,
 };
+#[cfg(feature = "redis")]
+pub use store::{RedisOptions, RedisStore};
 pub use token::{Grant, TokenSet};
 
 /// Entry points for the fuzz targets in `fuzz/` (cargo-fuzz builds with `--cfg fuzzing`); not API.

@@ -18,7 +18,7 @@ mod redis;
 
 pub use self::file::FileStore;
 #[cfg(feature = "redis")]
-pub use self::redis::RedisStore;
+pub use self::redis::{RedisOptions, RedisStore};
 
 use crate::token::TokenSet;
 

@@ -1,8 +1,10 @@
 //! A `redis-server` of a test's own, on a free loopback port, stopped by its pid when dropped. Fails
 //! loudly when the binary is missing: a test that needs Redis never skips.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 /// A running `redis-server` child process.
@@ -25,13 +27,13 @@ pub const TLS_USER: (&str, &str) = ("app", "s3cret-pass");
 impl RedisServer {
     /// Start one that keeps nothing on disk.
     pub fn start() -> Self {
-        Self::launch(free_port(), None)
+        Self::launch(None, None, None)
     }
 
     /// Start one that persists to `dir` (append-only file), so that it comes back from
     /// [`restart`](Self::restart) with its data.
     pub fn start_persistent(dir: &Path) -> Self {
-        Self::launch(free_port(), Some(dir.to_owned()))
+        Self::launch(None, Some(dir.to_owned()), None)
     }
 
     /// Start one that speaks only TLS (`rediss://`), with a certificate for 127.0.0.1 signed by a
@@ -42,8 +44,7 @@ impl RedisServer {
         std::fs::create_dir_all(&dir).expect("a temporary directory");
         make_certificates(&dir);
         let ca_pem = std::fs::read(dir.join("ca.crt")).expect("the CA certificate");
-        let port = free_port();
-        let mut server = Self::launch_with(port, None, Some(&dir));
+        let mut server = Self::launch(None, None, Some(&dir));
         server.tls = Some(Tls { dir, ca_pem });
         server
     }
@@ -54,11 +55,31 @@ impl RedisServer {
         self.tls.as_ref().map(|t| t.ca_pem.as_slice()).unwrap_or_default()
     }
 
-    fn launch(port: u16, dir: Option<PathBuf>) -> Self {
-        Self::launch_with(port, dir, None)
+    /// Start on `port`, or on a free one. A free port found by binding and releasing it can be taken
+    /// by another test's server before this one binds it: that server then exits, and this one tries
+    /// another port, rather than leave the test talking to someone else's Redis.
+    fn launch(port: Option<u16>, dir: Option<PathBuf>, tls: Option<&Path>) -> Self {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let chosen = port.unwrap_or_else(free_port);
+            match Self::try_launch(chosen, dir.as_deref(), tls) {
+                Ok(child) => {
+                    return Self {
+                        child: Some(child),
+                        port: chosen,
+                        dir,
+                        tls: None,
+                    };
+                }
+                Err(log) if port.is_none() && attempts < 5 && log.contains("in use") => continue,
+                Err(log) => panic!("redis-server did not start on port {chosen}:\n{log}"),
+            }
+        }
     }
 
-    fn launch_with(port: u16, dir: Option<PathBuf>, tls: Option<&Path>) -> Self {
+    /// Spawn redis-server and wait until it says it accepts connections; on failure, its log.
+    fn try_launch(port: u16, dir: Option<&Path>, tls: Option<&Path>) -> Result<Child, String> {
         let mut command = Command::new("redis-server");
         command.args(["--bind", "127.0.0.1", "--save", ""]);
         match tls {
@@ -89,28 +110,45 @@ impl RedisServer {
                     "+@all",
                 ]),
         };
-        match &dir {
+        match dir {
             Some(dir) => command
                 .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
                 .arg(dir),
             None => command.args(["--appendonly", "no"]),
         };
-        let child = command.stdout(Stdio::null()).spawn().unwrap_or_else(|e| {
+        let mut child = command.stdout(Stdio::piped()).spawn().unwrap_or_else(|e| {
             panic!("cannot start redis-server ({e}): install Redis 7 so that `redis-server` is on PATH")
         });
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "redis-server did not listen on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Self {
-            child: Some(child),
-            port,
-            dir,
-            tls: None,
+        // The log, line by line, until redis-server exits. Read to the end, also once it is ready: a
+        // full pipe would stop the server at its next log line.
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (lines, log) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = lines.send(line);
+            }
+        });
+        // Its own word, not a connection to the port, which could be another test's server. Generous:
+        // on a busy machine a start (loading an append-only file, say) can take seconds.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut seen = String::new();
+        loop {
+            match log.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) if line.contains("Ready to accept connections") => return Ok(child),
+                Ok(line) => {
+                    seen.push_str(&line);
+                    seen.push('\n');
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let _ = child.wait();
+                    return Err(seen);
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!("{seen}(not ready after 60 s)"));
+                }
+            }
         }
     }
 
@@ -134,7 +172,7 @@ impl RedisServer {
     pub fn restart(&mut self) {
         assert!(self.tls.is_none(), "restart is for plain servers");
         self.kill();
-        *self = Self::launch(self.port, self.dir.take());
+        *self = Self::launch(Some(self.port), self.dir.take(), None);
     }
 }
 

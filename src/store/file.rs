@@ -2,29 +2,39 @@
 //!
 //! - The file is created with mode 0600 (owner only) and replaced atomically: written to a temporary
 //!   file in the same directory, flushed to disk, renamed over the old one.
-//! - Writes are a compare-and-set under an advisory lock on `FILE.lock`; the version counter survives
-//!   `clear` (the file keeps it, with no tokens), so a version is never reused.
+//! - On Unix, a session file that is not a regular file of this process's user, readable and writable
+//!   by that user only, is refused rather than used: a symbolic link or a file another user can write
+//!   would let that user plant a session or redirect the write of one, and one others can read gives
+//!   them the tokens.
+//! - Writes are a compare-and-set under an advisory lock on `FILE.lock`, waited for at most
+//!   [`FileStore::with_lock_timeout`]. Logout leaves a tombstone (a version, no tokens), so the version
+//!   only grows; a file that is gone restarts at [`version_floor`], above every version given before.
 //! - The renewal lock is an advisory lock on `FILE.renew`: two processes on one machine renew once,
 //!   and the operating system releases the lock of a process that dies.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Expect, LockAttempt, LockToken, StoreError, Swap, TokenStore, Version, Versioned};
+use crate::store::{Expect, LockAttempt, LockToken, StoreError, Swap, TokenStore, Version, Versioned, version_floor};
 use crate::token::TokenSet;
 
 const FORMAT: u32 = 1;
+
+/// How long a write waits for another writer's lock by default: far longer than any write takes, so
+/// reaching it means a holder that is stuck, not slow.
+const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A session in a file. Cheap to clone; clones share the renewal lock.
 #[derive(Clone, Debug)]
 pub struct FileStore {
     inner: Arc<Inner>,
+    lock_timeout: Duration,
 }
 
 #[derive(Debug)]
@@ -38,12 +48,43 @@ struct Inner {
 struct Stored {
     format: u32,
     version: Version,
-    /// `None` after `clear`: no session, but the version counter is kept.
+    /// `None` after `clear`: the tombstone of a logged-out session.
     tokens: Option<TokenSet>,
 }
 
-fn error(cause: impl std::fmt::Display) -> StoreError {
+impl From<Stored> for Versioned {
+    fn from(stored: Stored) -> Self {
+        Versioned {
+            version: stored.version,
+            tokens: stored.tokens,
+        }
+    }
+}
+
+fn unavailable(cause: impl std::fmt::Display) -> StoreError {
     StoreError::new("file", cause)
+}
+
+fn invalid(cause: impl std::fmt::Display) -> StoreError {
+    StoreError::invalid("file", cause)
+}
+
+/// What the file system refuses for good (permissions, a symbolic link, a directory) will not pass
+/// by trying again; anything else (a full disk, an I/O error) may.
+fn io_error(doing: &str, path: &Path, e: std::io::Error) -> StoreError {
+    use std::io::ErrorKind;
+    let message = format!("cannot {doing} {}: {e}", path.display());
+    #[cfg(unix)]
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        return invalid(format!("{message} (a symbolic link, which is not followed)"));
+    }
+    match e.kind() {
+        ErrorKind::PermissionDenied
+        | ErrorKind::IsADirectory
+        | ErrorKind::NotADirectory
+        | ErrorKind::ReadOnlyFilesystem => invalid(message),
+        _ => unavailable(message),
+    }
 }
 
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
@@ -60,7 +101,17 @@ impl FileStore {
                 path: path.into(),
                 held: Mutex::new(HashMap::new()),
             }),
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
         }
+    }
+
+    /// How long a write waits for another writer's lock on `FILE.lock` before it fails with an
+    /// unavailable [`StoreError`] (default 10 s). A write holds the lock for the time of one small
+    /// file write; a lock held longer belongs to a process that is stuck, or to something else that
+    /// took it, and waiting for it forever would hang the session.
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
     }
 
     /// The file's path.
@@ -74,19 +125,107 @@ impl FileStore {
         work: impl FnOnce(&Path) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let path = self.inner.path.clone();
-        tokio::task::spawn_blocking(move || work(&path)).await.map_err(error)?
+        tokio::task::spawn_blocking(move || work(&path))
+            .await
+            .map_err(unavailable)?
     }
 }
 
-fn read(path: &Path) -> Result<Option<Stored>, StoreError> {
-    let text = match std::fs::read(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(error(format!("cannot read {}: {e}", path.display()))),
+/// Refuse a session file that another user could have planted, could change or can read.
+#[cfg(unix)]
+fn check_session_file(path: &Path, metadata: &std::fs::Metadata) -> Result<(), StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    check_regular(path, metadata)?;
+    check_owner_only(path, metadata.uid(), metadata.mode(), current_user())
+}
+
+/// The owner and permission half of [`check_session_file`], apart so that a test can give it another
+/// owner than the user running the tests.
+#[cfg(unix)]
+fn check_owner_only(path: &Path, owner: u32, mode: u32, user: u32) -> Result<(), StoreError> {
+    if owner != user {
+        return Err(invalid(format!(
+            "{} belongs to user {owner}, not to this process's user {user}; refusing a session file of another user",
+            path.display()
+        )));
+    }
+    let mode = mode & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(invalid(format!(
+            "{} has mode {mode:03o}: group or others may read or write it; a session file must be 0600 \
+             (if the file is yours and was not read by others, `chmod 600` it)",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Refuse a symbolic link (which could point the store at any file) or anything but a regular file.
+#[cfg(unix)]
+fn check_regular(path: &Path, metadata: &std::fs::Metadata) -> Result<(), StoreError> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = metadata.file_type();
+    let what = if kind.is_file() {
+        return Ok(());
+    } else if kind.is_symlink() {
+        "a symbolic link"
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a named pipe"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
     };
+    Err(invalid(format!(
+        "{} is {what}; the store uses only a regular file there",
+        path.display()
+    )))
+}
+
+#[cfg(unix)]
+fn current_user() -> u32 {
+    // SAFETY: geteuid has no preconditions, cannot fail and touches no memory of ours.
+    unsafe { libc::geteuid() }
+}
+
+fn read(path: &Path) -> Result<Option<Stored>, StoreError> {
+    read_bytes(path)?.map(|text| parse(path, &text)).transpose()
+}
+
+/// The file's contents, once it passed the checks; `None` when there is no file.
+fn read_bytes(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+    #[cfg(unix)]
+    match std::fs::symlink_metadata(path) {
+        Ok(metadata) => check_session_file(path, &metadata)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error("inspect", path, e)),
+    }
+    let mut options = OpenOptions::new();
+    options.read(true);
+    // No following a link put there after the check, and no blocking on a named pipe.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    let mut file = match options.open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error("open", path, e)),
+    };
+    // The path may have been replaced between the check and the open: check what was opened.
+    #[cfg(unix)]
+    check_session_file(path, &file.metadata().map_err(|e| io_error("inspect", path, e))?)?;
+    let mut text = Vec::new();
+    file.read_to_end(&mut text).map_err(|e| io_error("read", path, e))?;
+    Ok(Some(text))
+}
+
+fn parse(path: &Path, text: &[u8]) -> Result<Stored, StoreError> {
     // serde's message may quote a value, which here may be a token: say only where it failed.
-    let stored: Stored = serde_json::from_slice(&text).map_err(|e| {
-        error(format!(
+    let stored: Stored = serde_json::from_slice(text).map_err(|e| {
+        invalid(format!(
             "{} is not a readable session (line {}, column {})",
             path.display(),
             e.line(),
@@ -94,83 +233,122 @@ fn read(path: &Path) -> Result<Option<Stored>, StoreError> {
         ))
     })?;
     if stored.format != FORMAT {
-        return Err(error(format!(
+        return Err(invalid(format!(
             "{} has format {}; this SDK reads format {FORMAT}",
             path.display(),
             stored.format
         )));
     }
-    Ok(Some(stored))
+    Ok(stored)
 }
 
 /// Write atomically: a temporary file with mode 0600, flushed, renamed over `path`.
 fn write(path: &Path, stored: &Stored) -> Result<(), StoreError> {
     let temporary = sibling(path, &format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
+    // The one place the session's secrets are written out.
+    let json = serde_json::to_vec(stored)
+        .map_err(|e| unavailable(format!("cannot serialise the session for {}: {e}", path.display())))?;
     let result = (|| {
         let mut options = OpenOptions::new();
+        // create_new: never through a link or into a file someone else made.
         options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(&temporary)?;
-        // The one place the session's secrets are written out.
-        file.write_all(&serde_json::to_vec(stored)?)?;
+        file.write_all(&json)?;
         file.sync_all()?;
         std::fs::rename(&temporary, path)?;
         if let Some(directory) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             File::open(directory)?.sync_all()?;
         }
-        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+        Ok(())
     })();
     result.map_err(|e| {
         let _ = std::fs::remove_file(&temporary);
-        error(format!("cannot write {}: {e}", path.display()))
+        io_error("write", path, e)
     })
 }
 
-/// Hold the store's write lock (blocking) for the duration of `work`.
-fn locked<T>(path: &Path, work: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+/// Open a lock file beside the session, creating it owner-only, and never through a symbolic link:
+/// one planted there would make the store create or lock a file of the planter's choosing.
+fn open_lock_file(path: &Path) -> Result<File, StoreError> {
+    #[cfg(unix)]
+    match std::fs::symlink_metadata(path) {
+        Ok(metadata) => check_regular(path, &metadata)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_error("inspect", path, e)),
+    }
+    let mut options = OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+        // O_NONBLOCK: a named pipe put there fails to open instead of blocking; no effect on a file.
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(|e| io_error("open", path, e))?;
+    #[cfg(unix)]
+    check_regular(path, &file.metadata().map_err(|e| io_error("inspect", path, e))?)?;
+    Ok(file)
+}
+
+/// Hold the store's write lock for the duration of `work`, waiting at most `timeout` for it.
+///
+/// Polls rather than blocking in `flock`, which cannot be given a timeout.
+fn locked<T>(path: &Path, timeout: Duration, work: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
     let lock_path = sibling(path, ".lock");
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| error(format!("cannot open {}: {e}", lock_path.display())))?;
-    lock.lock()
-        .map_err(|e| error(format!("cannot lock {}: {e}", lock_path.display())))?;
+    let lock = open_lock_file(&lock_path)?;
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match lock.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(unavailable(format!(
+                        "{} is held by another writer; gave up waiting after {timeout:?}",
+                        lock_path.display()
+                    )));
+                }
+                std::thread::sleep(pause.min(deadline - now));
+                pause = (pause * 2).min(Duration::from_millis(25));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_error("lock", &lock_path, e)),
+        }
+    }
     work()
+}
+
+/// The version of the next write over `current`: one more, or, when there is no file (never
+/// written, or deleted), the floor that is above every version the lost file can have held.
+fn next_version(current: Option<&Versioned>) -> Version {
+    current.map_or_else(version_floor, |c| c.version + 1)
 }
 
 impl TokenStore for FileStore {
     async fn load(&self) -> Result<Option<Versioned>, StoreError> {
-        self.blocking(|path| {
-            Ok(read(path)?.map(|s| Versioned {
-                version: s.version,
-                tokens: s.tokens,
-            }))
-        })
-        .await
+        self.blocking(|path| Ok(read(path)?.map(Versioned::from))).await
     }
 
     async fn store(&self, expect: Expect, tokens: &TokenSet) -> Result<Swap, StoreError> {
         let tokens = tokens.clone();
+        let timeout = self.lock_timeout;
         self.blocking(move |path| {
-            locked(path, || {
-                let current = read(path)?;
-                let (last_version, session) = match &current {
-                    Some(s) => (
-                        s.version,
-                        Some(Versioned {
-                            version: s.version,
-                            tokens: s.tokens.clone(),
-                        }),
-                    ),
-                    None => (0, None),
+            locked(path, timeout, || {
+                let current = match read_bytes(path)?.map(|text| parse(path, &text)) {
+                    None => None,
+                    Some(Ok(stored)) => Some(Versioned::from(stored)),
+                    // A fresh login replaces whatever is there, as a logout does, also a session
+                    // this SDK cannot read; a compare-and-set cannot compare with it.
+                    Some(Err(_)) if expect == Expect::Any => None,
+                    Some(Err(unreadable)) => return Err(unreadable),
                 };
-                if !expect.matches(session.as_ref()) {
-                    return Ok(Swap::Conflict(session));
+                if !expect.matches(current.as_ref()) {
+                    return Ok(Swap::Conflict(current));
                 }
-                let version = last_version + 1;
+                let version = next_version(current.as_ref());
                 write(
                     path,
                     &Stored {
@@ -186,17 +364,21 @@ impl TokenStore for FileStore {
     }
 
     async fn clear(&self) -> Result<(), StoreError> {
-        self.blocking(|path| {
-            locked(path, || match read(path)? {
-                Some(stored) => write(
+        let timeout = self.lock_timeout;
+        self.blocking(move |path| {
+            locked(path, timeout, || {
+                // A logout replaces whatever is there, also a session this SDK cannot read (its
+                // version then unknown: the floor is above it), but never a file that failed the
+                // checks, which is not the store's to replace.
+                let current = read_bytes(path)?.and_then(|text| parse(path, &text).ok());
+                write(
                     path,
                     &Stored {
                         format: FORMAT,
-                        version: stored.version + 1,
+                        version: next_version(current.map(Versioned::from).as_ref()),
                         tokens: None,
                     },
-                ),
-                None => Ok(()),
+                )
             })
         })
         .await
@@ -205,34 +387,62 @@ impl TokenStore for FileStore {
     async fn try_lock(&self, ttl: Duration) -> Result<LockAttempt, StoreError> {
         // The operating system releases the lock of a process that dies: no TTL is needed.
         let _ = ttl;
-        let renew_path = sibling(&self.inner.path, ".renew");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&renew_path)
-            .map_err(|e| error(format!("cannot open {}: {e}", renew_path.display())))?;
-        match file.try_lock() {
-            Ok(()) => {
-                let owner = uuid::Uuid::new_v4().simple().to_string();
-                self.inner
-                    .held
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(owner.clone(), file);
-                Ok(LockAttempt::Acquired(LockToken::new(owner)))
-            }
-            Err(std::fs::TryLockError::WouldBlock) => Ok(LockAttempt::Busy),
-            Err(std::fs::TryLockError::Error(e)) => Err(error(format!("cannot lock {}: {e}", renew_path.display()))),
-        }
-    }
-
-    async fn unlock(&self, lock: LockToken) -> Result<(), StoreError> {
+        let taken = self
+            .blocking(|path| {
+                let renew_path = sibling(path, ".renew");
+                let file = open_lock_file(&renew_path)?;
+                match file.try_lock() {
+                    Ok(()) => Ok(Some(file)),
+                    Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+                    Err(std::fs::TryLockError::Error(e)) => Err(io_error("lock", &renew_path, e)),
+                }
+            })
+            .await?;
+        let Some(file) = taken else {
+            return Ok(LockAttempt::Busy);
+        };
+        let owner = uuid::Uuid::new_v4().simple().to_string();
         self.inner
             .held
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .insert(owner.clone(), file);
+        Ok(LockAttempt::Acquired(LockToken::new(owner)))
+    }
+
+    async fn unlock(&self, lock: LockToken) -> Result<(), StoreError> {
+        let released = self
+            .inner
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
             .remove(lock.as_str());
+        // Closing the file releases the lock, and closing may block (on a network file system).
+        if let Some(file) = released {
+            let _ = tokio::task::spawn_blocking(move || drop(file)).await;
+        }
         Ok(())
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_file_of_another_user_or_open_to_others_is_refused() {
+        let path = Path::new("/tmp/session.json");
+        assert!(check_owner_only(path, 1000, 0o100600, 1000).is_ok());
+        let foreign = check_owner_only(path, 1001, 0o100600, 1000).unwrap_err();
+        assert!(!foreign.is_unavailable());
+        assert!(
+            foreign.to_string().contains("/tmp/session.json belongs to user 1001"),
+            "{foreign}"
+        );
+        for mode in [0o100640, 0o100604, 0o100620, 0o100602, 0o100660] {
+            let open = check_owner_only(path, 1000, mode, 1000).unwrap_err();
+            assert!(!open.is_unavailable());
+            assert!(open.to_string().contains("/tmp/session.json has mode"), "{open}");
+        }
     }
 }

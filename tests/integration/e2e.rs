@@ -212,7 +212,7 @@ async fn an_api_that_answers_401_works_the_same() {
         .basic_auth(DEMO_CLIENT.0, Some(DEMO_CLIENT.1))
         .form(&[(
             "token",
-            secrecy::ExposeSecret::expose_secret(stored.tokens.as_ref().unwrap().access_token()),
+            secrecy::ExposeSecret::expose_secret(stored.tokens.as_ref().expect("a live session").access_token()),
         )])
         .send()
         .await
@@ -232,7 +232,7 @@ async fn logout_revokes_the_session_at_the_server() {
     let api = login(client.clone(), store.clone()).await;
     let copy = MemoryStore::new();
     let stolen = store.load().await.unwrap().unwrap();
-    copy.store(oauth_sdk::Expect::Any, stolen.tokens.as_ref().unwrap())
+    copy.store(oauth_sdk::Expect::Any, stolen.tokens.as_ref().expect("a live session"))
         .await
         .unwrap();
 

@@ -4,7 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use oauth_sdk::{Client, Expect, ExposeSecret, LockAttempt, RedisStore, Swap, TokenStore};
+use oauth_sdk::redis::AsyncCommands;
+use oauth_sdk::{
+    Client, Expect, ExposeSecret, LockAttempt, RedisOptions, RedisStore, Swap, TokenStore, Versioned, version_floor,
+};
 use taskboard_server::{Config, DEMO_CLIENT, DEMO_USER, RedisServer, Server};
 
 use crate::fleet::Fleet;
@@ -16,10 +19,77 @@ fn tokens(access: &str) -> oauth_sdk::TokenSet {
         .with_lifetime(Duration::from_secs(60))
 }
 
+/// Timeouts for a machine busy with other builds and tests: far above what a local Redis takes, so
+/// that a slow moment does not fail a test that is not about timeouts.
+fn patient() -> RedisOptions {
+    RedisOptions::default()
+        .with_connect_timeout(Duration::from_secs(10))
+        .with_command_timeout(Duration::from_secs(10))
+}
+
 async fn store(redis: &RedisServer, session: &str) -> RedisStore {
-    RedisStore::connect(&redis.url(), "test", session)
+    store_with(redis, session, patient()).await
+}
+
+async fn store_with(redis: &RedisServer, session: &str, options: RedisOptions) -> RedisStore {
+    let client = oauth_sdk::redis::Client::open(redis.url()).unwrap();
+    RedisStore::connect_with_options(client, "test", session, options)
         .await
         .expect("connected to the test's redis-server")
+}
+
+fn live(stored: &Versioned) -> &oauth_sdk::TokenSet {
+    stored.tokens.as_ref().expect("a live session, not a tombstone")
+}
+
+/// A plain connection of the test's own, to look at and meddle with what the store keeps.
+async fn raw(redis: &RedisServer) -> oauth_sdk::redis::aio::MultiplexedConnection {
+    raw_with(&oauth_sdk::redis::Client::open(redis.url()).unwrap()).await
+}
+
+async fn raw_with(client: &oauth_sdk::redis::Client) -> oauth_sdk::redis::aio::MultiplexedConnection {
+    let config = oauth_sdk::redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(10)))
+        .set_response_timeout(Some(Duration::from_secs(10)));
+    client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .expect("a connection of the test's own")
+}
+
+/// Wait until `count` stores follow session `session`'s pushed versions: each subscribes in a task of
+/// its own, in its own time.
+async fn until_subscribed(connection: &mut oauth_sdk::redis::aio::MultiplexedConnection, session: &str, count: u64) {
+    let channel = format!("test:{{{session}}}:changed");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, subscribers): (String, u64) = oauth_sdk::redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&channel)
+            .query_async(connection)
+            .await
+            .unwrap();
+        if subscribers >= count {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{subscribers} of {count} subscribers to {channel}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Wait for a pushed version of at least `version`.
+async fn until_pushed(versions: &mut tokio::sync::watch::Receiver<oauth_sdk::Version>, version: oauth_sdk::Version) {
+    let pushed = tokio::time::timeout(Duration::from_secs(30), versions.wait_for(|v| *v >= version))
+        .await
+        .map(|newest| newest.map(|_| ()));
+    assert!(
+        matches!(pushed, Ok(Ok(()))),
+        "version {version} was not pushed; the newest is {}",
+        *versions.borrow()
+    );
 }
 
 async fn reference(lifetime: Duration) -> (Server, Client) {
@@ -53,7 +123,7 @@ async fn compare_and_set_refuses_a_writer_holding_an_older_session() {
     match a.store(Expect::Version(v1), &tokens("stale")).await.unwrap() {
         Swap::Conflict(Some(current)) => {
             assert_eq!(current.version, v2);
-            assert_eq!(current.tokens.as_ref().unwrap().access_token().expose_secret(), "two");
+            assert_eq!(live(&current).access_token().expose_secret(), "two");
         }
         other => panic!("the older writer must lose, got {other:?}"),
     }
@@ -63,7 +133,7 @@ async fn compare_and_set_refuses_a_writer_holding_an_older_session() {
     ));
     // Versions are never reused, even after the session is cleared.
     a.clear().await.unwrap();
-    let Swap::Stored(v3) = a.store(Expect::Empty, &tokens("three")).await.unwrap() else {
+    let Swap::Stored(v3) = a.store(Expect::Any, &tokens("three")).await.unwrap() else {
         panic!("after clear")
     };
     assert!(v3 > v2);
@@ -78,10 +148,7 @@ async fn sessions_in_one_redis_stay_isolated() {
     bob.store(Expect::Any, &tokens("bob-token")).await.unwrap();
     bob.clear().await.unwrap();
     let ada_now = ada.load().await.unwrap().expect("ada's session is untouched");
-    assert_eq!(
-        ada_now.tokens.as_ref().unwrap().access_token().expose_secret(),
-        "ada-token"
-    );
+    assert_eq!(live(&ada_now).access_token().expose_secret(), "ada-token");
     let LockAttempt::Acquired(_) = ada.try_lock(Duration::from_secs(5)).await.unwrap() else {
         panic!("ada's lock")
     };
@@ -96,14 +163,12 @@ async fn a_stored_version_is_pushed_to_other_processes() {
     let redis = RedisServer::start();
     let (writer, reader) = (store(&redis, "s").await, store(&redis, "s").await);
     let mut versions = reader.versions().expect("Redis pushes versions");
-    tokio::time::sleep(Duration::from_millis(200)).await; // let the subscription settle
+    // Both stores subscribed, so the version comes by the push, not by the read after subscribing.
+    until_subscribed(&mut raw(&redis).await, "s", 2).await;
     let Swap::Stored(version) = writer.store(Expect::Any, &tokens("one")).await.unwrap() else {
         panic!()
     };
-    tokio::time::timeout(Duration::from_secs(5), versions.wait_for(|v| *v >= version))
-        .await
-        .unwrap()
-        .unwrap();
+    until_pushed(&mut versions, version).await;
 }
 
 #[tokio::test]
@@ -151,12 +216,15 @@ async fn another_process_s_renewal_is_adopted_without_a_refresh_or_a_rejection()
         .login_password(store(&redis, "s").await, DEMO_USER.0, DEMO_USER.1.into())
         .await
         .unwrap();
-    let second = client.resume(store(&redis, "s").await).await.unwrap();
+    let second_store = store(&redis, "s").await;
+    let mut pushed_to_second = second_store.versions().expect("Redis pushes versions");
+    let second = client.resume(second_store).await.unwrap();
     second.get_me().await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await; // both tokens are now past half-life
 
     first.get_me().await.unwrap(); // renews, and the server revokes the old access token
-    tokio::time::sleep(Duration::from_millis(200)).await; // the new version reaches `second`
+    let renewed = store(&redis, "s").await.load().await.unwrap().unwrap().version;
+    until_pushed(&mut pushed_to_second, renewed).await;
     second.get_me().await.expect("uses the session `first` stored");
     let counted = server.counters();
     assert_eq!(counted.refreshes_accepted, 1, "{counted:?}");
@@ -242,18 +310,8 @@ async fn redis_dying_between_the_refresh_and_the_write_back_loses_nothing() {
         assert!(Instant::now() < deadline, "the renewed session never reached Redis");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let rotated = written_back
-        .tokens
-        .as_ref()
-        .unwrap()
-        .refresh_token()
-        .unwrap()
-        .expose_secret()
-        .to_owned();
-    assert_ne!(
-        rotated,
-        before.tokens.as_ref().unwrap().refresh_token().unwrap().expose_secret()
-    );
+    let rotated = live(&written_back).refresh_token().unwrap().expose_secret().to_owned();
+    assert_ne!(rotated, live(&before).refresh_token().unwrap().expose_secret());
 
     // Another process resumes from Redis and renews with the rotated refresh token.
     let other = client.resume(reader).await.unwrap();
@@ -294,17 +352,31 @@ async fn a_caller_that_gives_up_mid_renewal_leaves_no_lock_and_a_whole_session()
 
     let gave_up = tokio::time::timeout(Duration::from_millis(50), api.get_me()).await;
     assert!(gave_up.is_err(), "the call was dropped in the middle of the renewal");
-    tokio::time::sleep(Duration::from_millis(600)).await;
 
-    // The renewal finished on its own: the lock is free, and the session in Redis is the whole new one.
-    let LockAttempt::Acquired(_) = shared.try_lock(Duration::from_secs(1)).await.unwrap() else {
-        panic!("the renewal lock is still held");
+    // The renewal finishes on its own, however long that takes here...
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let after = loop {
+        let stored = shared.load().await.unwrap().unwrap();
+        if stored.version > before.version {
+            break stored;
+        }
+        assert!(Instant::now() < deadline, "the renewal never reached Redis");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let after = shared.load().await.unwrap().unwrap();
-    assert!(after.version > before.version);
+    // ...and releases the lock just after its write: well within the lock's TTL (the 10 s refresh
+    // timeout and more), so a lock left behind cannot pass by expiring.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !matches!(
+        shared.try_lock(Duration::from_secs(1)).await.unwrap(),
+        LockAttempt::Acquired(_)
+    ) {
+        assert!(Instant::now() < deadline, "the renewal lock is still held");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The session in Redis is the whole new one.
     assert_ne!(
-        after.tokens.as_ref().unwrap().refresh_token().unwrap().expose_secret(),
-        before.tokens.as_ref().unwrap().refresh_token().unwrap().expose_secret()
+        live(&after).refresh_token().unwrap().expose_secret(),
+        live(&before).refresh_token().unwrap().expose_secret()
     );
     api.get_me().await.expect("the next request uses the renewed token");
     assert_eq!(server.counters().refreshes_accepted, 1);
@@ -324,26 +396,21 @@ fn trusting_its_ca(redis: &RedisServer, url: &str) -> oauth_sdk::redis::Client {
 #[tokio::test]
 async fn a_tls_redis_with_an_acl_user_serves_the_session_and_its_pushes() {
     let redis = RedisServer::start_tls();
+    // A TLS handshake is CPU work, slow on a busy machine: patient timeouts.
     let tls_store = || async {
-        RedisStore::connect_with(trusting_its_ca(&redis, &redis.url()), "test", "tls")
+        RedisStore::connect_with_options(trusting_its_ca(&redis, &redis.url()), "test", "tls", patient())
             .await
             .expect("connected over TLS")
     };
     let (writer, reader) = (tls_store().await, tls_store().await);
     let mut versions = reader.versions().expect("Redis pushes versions");
-    tokio::time::sleep(Duration::from_millis(200)).await; // let the subscription settle
+    until_subscribed(&mut raw_with(&trusting_its_ca(&redis, &redis.url())).await, "tls", 2).await;
     let Swap::Stored(version) = writer.store(Expect::Empty, &tokens("over-tls")).await.unwrap() else {
         panic!("first write")
     };
-    tokio::time::timeout(Duration::from_secs(5), versions.wait_for(|v| *v >= version))
-        .await
-        .expect("the version is pushed over TLS")
-        .unwrap();
+    until_pushed(&mut versions, version).await;
     let loaded = reader.load().await.unwrap().expect("the session");
-    assert_eq!(
-        loaded.tokens.as_ref().unwrap().access_token().expose_secret(),
-        "over-tls"
-    );
+    assert_eq!(live(&loaded).access_token().expose_secret(), "over-tls");
 
     let (_server, client) = reference(Duration::from_secs(3600)).await;
     let api = client
@@ -360,7 +427,8 @@ async fn a_tls_redis_refuses_an_unknown_ca_and_a_wrong_password_without_quoting_
     let redis = RedisServer::start_tls();
     let (user, password) = taskboard_server::TLS_USER;
 
-    let unknown_ca = RedisStore::connect(&redis.url(), "test", "tls")
+    let system_roots = oauth_sdk::redis::Client::open(redis.url()).unwrap();
+    let unknown_ca = RedisStore::connect_with_options(system_roots, "test", "tls", patient())
         .await
         .expect_err("the server's CA is not among the system's roots");
     let message = unknown_ca.to_string();
@@ -371,9 +439,10 @@ async fn a_tls_redis_refuses_an_unknown_ca_and_a_wrong_password_without_quoting_
     assert!(!message.contains(password), "{message}");
 
     let wrong = redis.url().replace(password, "not-the-password");
-    let refused = RedisStore::connect_with(trusting_its_ca(&redis, &wrong), "test", "tls")
+    let refused = RedisStore::connect_with_options(trusting_its_ca(&redis, &wrong), "test", "tls", patient())
         .await
         .expect_err("a wrong password is refused");
+    assert!(!refused.is_unavailable(), "a wrong password stays wrong: {refused}");
     let message = refused.to_string();
     assert!(
         message.contains("redis") && message.contains("authentication failed"),
@@ -382,5 +451,271 @@ async fn a_tls_redis_refuses_an_unknown_ca_and_a_wrong_password_without_quoting_
     assert!(
         !message.contains("not-the-password") && !message.contains(user),
         "{message}"
+    );
+}
+
+#[tokio::test]
+async fn logout_leaves_a_tombstone_of_a_newer_version_and_pushes_it() {
+    let redis = RedisServer::start();
+    let (writer, reader) = (store(&redis, "s").await, store(&redis, "s").await);
+    let mut versions = reader.versions().expect("Redis pushes versions");
+    let mut connection = raw(&redis).await;
+    until_subscribed(&mut connection, "s", 2).await;
+    let Swap::Stored(v1) = writer.store(Expect::Empty, &tokens("one")).await.unwrap() else {
+        panic!("first write")
+    };
+    writer.clear().await.unwrap();
+
+    let tombstone = reader.load().await.unwrap().expect("a tombstone, not nothing");
+    assert!(tombstone.tokens.is_none(), "the tokens are gone");
+    assert!(tombstone.version > v1, "{} after {v1}", tombstone.version);
+    let fields: std::collections::HashMap<String, String> = connection.hgetall("test:{s}:session").await.unwrap();
+    let mut names: Vec<_> = fields.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["format", "version"], "the tokens are deleted from Redis");
+    // Every process holding the session learns of the logout.
+    until_pushed(&mut versions, tombstone.version).await;
+
+    // A writer that saw no session must not revive one that was logged out, nor one that held the
+    // version before the logout.
+    match reader.store(Expect::Empty, &tokens("revived")).await.unwrap() {
+        Swap::Conflict(Some(current)) => {
+            assert!(current.is_logged_out(), "the conflict carries the tombstone");
+            assert_eq!(current.version, tombstone.version);
+        }
+        other => panic!("Expect::Empty must not match a tombstone, got {other:?}"),
+    }
+    assert!(matches!(
+        reader.store(Expect::Version(v1), &tokens("stale")).await.unwrap(),
+        Swap::Conflict(Some(Versioned { tokens: None, .. }))
+    ));
+    // A fresh login replaces it.
+    let Swap::Stored(v2) = reader.store(Expect::Any, &tokens("two")).await.unwrap() else {
+        panic!("Expect::Any takes the place of a tombstone")
+    };
+    assert!(v2 > tombstone.version);
+    assert_eq!(
+        live(&writer.load().await.unwrap().unwrap())
+            .access_token()
+            .expose_secret(),
+        "two"
+    );
+
+    // Logging out a session never written leaves a tombstone too, from the clock's floor.
+    let empty = store(&redis, "never-written").await;
+    let floor = version_floor();
+    empty.clear().await.unwrap();
+    let tombstone = empty.load().await.unwrap().expect("a tombstone");
+    assert!(tombstone.is_logged_out());
+    assert!(
+        tombstone.version >= floor,
+        "{} below the floor {floor}",
+        tombstone.version
+    );
+}
+
+#[tokio::test]
+async fn versions_keep_growing_after_redis_loses_its_data() {
+    let redis = RedisServer::start();
+    let (writer, reader) = (store(&redis, "s").await, store(&redis, "s").await);
+    let mut versions = reader.versions().expect("Redis pushes versions");
+    let mut connection = raw(&redis).await;
+    until_subscribed(&mut connection, "s", 2).await;
+    let floor = version_floor();
+    let mut seen = Vec::new();
+    for access in ["one", "two", "three"] {
+        let Swap::Stored(version) = writer.store(Expect::Any, &tokens(access)).await.unwrap() else {
+            panic!("a write")
+        };
+        seen.push(version);
+    }
+    assert!(
+        seen[0] >= floor,
+        "a new counter starts at the clock's floor, not at 1: {}",
+        seen[0]
+    );
+    writer.clear().await.unwrap();
+    seen.push(writer.load().await.unwrap().unwrap().version);
+    let highest = *seen.iter().max().unwrap();
+    until_pushed(&mut versions, highest).await;
+
+    oauth_sdk::redis::cmd("FLUSHALL")
+        .query_async::<()>(&mut connection)
+        .await
+        .unwrap();
+    assert!(reader.load().await.unwrap().is_none(), "nothing at all after FLUSHALL");
+    let Swap::Stored(after) = writer.store(Expect::Empty, &tokens("again")).await.unwrap() else {
+        panic!("a write to an empty store")
+    };
+    assert!(
+        after > highest,
+        "{after} is not above {highest}: a version was given twice"
+    );
+    // Greater than every version before, so the other process takes it rather than ignoring it.
+    until_pushed(&mut versions, after).await;
+
+    // With only the counter lost, the session's own version still bounds the next one from below.
+    let far_ahead: u64 = 9_000_000_000_000_000;
+    let _: () = connection.hset("test:{s}:session", "version", far_ahead).await.unwrap();
+    let _: () = connection.del("test:{s}:version").await.unwrap();
+    let Swap::Stored(next) = writer
+        .store(Expect::Version(far_ahead), &tokens("ahead"))
+        .await
+        .unwrap()
+    else {
+        panic!("a write over the session's version")
+    };
+    assert_eq!(next, far_ahead + 1);
+}
+
+#[tokio::test]
+async fn versions_keep_growing_after_a_restart_without_persistence() {
+    let mut redis = RedisServer::start();
+    let (writer, reader) = (store(&redis, "s").await, store(&redis, "s").await);
+    let mut versions = reader.versions().expect("Redis pushes versions");
+    until_subscribed(&mut raw(&redis).await, "s", 2).await;
+    let Swap::Stored(before) = writer.store(Expect::Any, &tokens("one")).await.unwrap() else {
+        panic!("a write")
+    };
+    until_pushed(&mut versions, before).await;
+
+    redis.restart();
+    // The stores reconnect by themselves; the first commands may still meet the dead connection.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let after = loop {
+        match writer.store(Expect::Empty, &tokens("two")).await {
+            Ok(Swap::Stored(version)) => break version,
+            Ok(other) => panic!("the restarted Redis holds nothing, got {other:?}"),
+            Err(error) => {
+                assert!(error.is_unavailable(), "{error}");
+                assert!(Instant::now() < deadline, "the store never reconnected: {error}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    assert!(after > before, "{after} is not above {before}");
+    // The subscriber reconnects (with its backoff), reads the current version, and forwards it.
+    until_pushed(&mut versions, after).await;
+}
+
+#[tokio::test]
+async fn a_corrupt_stored_session_is_an_invalid_error_that_quotes_no_secret() {
+    let redis = RedisServer::start();
+    let store = store(&redis, "s").await;
+    let mut connection = raw(&redis).await;
+    let corrupt = [
+        ("version", "12"),
+        ("format", "1"),
+        ("tokens", r#"{"access_token":"secret-at","token_type":12}"#),
+    ];
+    let _: () = connection.hset_multiple("test:{s}:session", &corrupt).await.unwrap();
+    for (operation, error) in [
+        ("load", store.load().await.unwrap_err()),
+        ("store", store.store(Expect::Empty, &tokens("x")).await.unwrap_err()),
+    ] {
+        assert!(!error.is_unavailable(), "{operation}: {error}");
+        assert!(error.to_string().contains("not readable"), "{operation}: {error}");
+        assert!(!error.to_string().contains("secret-at"), "{operation}: {error}");
+    }
+    let _: () = connection.hset("test:{s}:session", "format", "2").await.unwrap();
+    let error = store.load().await.unwrap_err();
+    assert!(
+        !error.is_unavailable() && error.to_string().contains("format `2`"),
+        "{error}"
+    );
+    let _: () = connection.hset("test:{s}:session", "version", "twelve").await.unwrap();
+    let error = store.load().await.unwrap_err();
+    assert!(
+        !error.is_unavailable() && error.to_string().contains("version"),
+        "{error}"
+    );
+
+    // A logout ends even a session it cannot read, above any version it may have had.
+    let floor = version_floor();
+    store.clear().await.unwrap();
+    let tombstone = store.load().await.unwrap().expect("a tombstone");
+    assert!(tombstone.is_logged_out() && tombstone.version >= floor);
+}
+
+#[tokio::test]
+async fn the_command_timeout_is_a_setting() {
+    let redis = RedisServer::start();
+    let hasty = store_with(&redis, "s", patient().with_command_timeout(Duration::from_millis(50))).await;
+    let default = store_with(&redis, "s", RedisOptions::default()).await;
+    hasty
+        .store(Expect::Any, &tokens("one"))
+        .await
+        .expect("a write while Redis answers");
+    let mut connection = raw(&redis).await;
+
+    // Redis stops answering every client for a while (CLIENT PAUSE returns at once, so the pause is
+    // in force before the store's command is sent, which DEBUG SLEEP cannot promise).
+    let pause = Duration::from_secs(3);
+    let _: () = oauth_sdk::redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(pause.as_millis() as u64)
+        .arg("ALL")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let error = tokio::time::timeout(Duration::from_secs(30), hasty.load())
+        .await
+        .expect("the command gave up instead of hanging")
+        .unwrap_err();
+    let waited = started.elapsed();
+    assert!(error.is_unavailable(), "a timeout may pass: {error}");
+    assert_eq!(error.store(), "redis");
+    assert!(
+        waited < Duration::from_millis(1500),
+        "waited {waited:?}: the 50 ms timeout was not applied (the default is 2 s)"
+    );
+
+    // The default (2 s) waits out a one-second pause.
+    let _: () = oauth_sdk::redis::cmd("CLIENT")
+        .arg("UNPAUSE")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let _: () = oauth_sdk::redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(1000)
+        .arg("ALL")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let loaded = default
+        .load()
+        .await
+        .expect("the default timeout outlasts a one-second pause");
+    assert_eq!(live(&loaded.unwrap()).access_token().expose_secret(), "one");
+    assert!(started.elapsed() >= Duration::from_millis(500), "Redis was not paused");
+    assert_eq!(RedisOptions::default().command_timeout, Duration::from_secs(2));
+    assert_eq!(RedisOptions::default().connect_timeout, Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn the_connect_timeout_is_a_setting() {
+    // A server that accepts connections (the kernel does, into the backlog) and never says a word: a
+    // TLS handshake with it waits forever.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("rediss://127.0.0.1:{}/", silent.local_addr().unwrap().port());
+    let options = patient().with_connect_timeout(Duration::from_millis(200));
+    let started = Instant::now();
+    let error = tokio::time::timeout(
+        Duration::from_secs(30),
+        RedisStore::connect_with_options(oauth_sdk::redis::Client::open(url).unwrap(), "test", "s", options),
+    )
+    .await
+    .expect("the connection gave up instead of hanging")
+    .unwrap_err();
+    let waited = started.elapsed();
+    assert!(error.is_unavailable(), "{error}");
+    assert_eq!(error.store(), "redis");
+    // Two attempts (the store retries once) of 200 ms and a backoff, far from the default's 5 s each.
+    assert!(
+        waited < Duration::from_secs(4),
+        "waited {waited:?}: the timeout was not applied"
     );
 }
