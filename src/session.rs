@@ -188,8 +188,8 @@ pub(crate) struct Session {
     acknowledged: AtomicU64,
     /// The session's state, for the application to watch.
     changes: watch::Sender<SessionState>,
-    /// True while a renewed session waits to be written back to the store.
-    unsaved: watch::Sender<bool>,
+    /// How many write-backs of renewed sessions are pending.
+    unsaved: watch::Sender<usize>,
     counters: Counters,
 }
 
@@ -221,7 +221,7 @@ impl Session {
             versions,
             acknowledged: AtomicU64::new(version),
             changes,
-            unsaved: watch::channel(false).0,
+            unsaved: watch::channel(0).0,
             counters: Counters::default(),
         });
         session.follow_store();
@@ -633,7 +633,7 @@ impl Session {
     /// session, so it goes on after the application drops its last handle (for as long as the
     /// runtime runs); [`Session::flush`] waits for it.
     fn write_back(self: &Arc<Self>, token: Arc<Token>, expect: Expect) {
-        self.unsaved.send_replace(true);
+        self.unsaved.send_modify(|pending| *pending += 1);
         let session = self.clone();
         tokio::spawn(async move {
             let mut delay = WRITE_BACK_FIRST_DELAY;
@@ -644,7 +644,7 @@ impl Session {
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(WRITE_BACK_MAX_DELAY);
             }
-            session.unsaved.send_replace(false);
+            session.unsaved.send_modify(|pending| *pending -= 1);
         });
     }
 
@@ -679,7 +679,7 @@ impl Session {
     /// `timeout`. Returns whether nothing is left unsaved.
     pub(crate) async fn flush(&self, timeout: Duration) -> bool {
         let mut unsaved = self.unsaved.subscribe();
-        tokio::time::timeout(timeout, unsaved.wait_for(|pending| !pending))
+        tokio::time::timeout(timeout, unsaved.wait_for(|pending| *pending == 0))
             .await
             .is_ok()
     }

@@ -10,6 +10,7 @@ mod observe;
 mod redis;
 mod refresh;
 mod retry;
+mod rotation;
 mod schema;
 mod secrets;
 mod sim_store;

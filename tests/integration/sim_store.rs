@@ -48,6 +48,8 @@ pub struct Faults {
     pub down: bool,
     /// Every call fails to write, reads still work.
     pub writes_fail: bool,
+    /// This many more writes succeed, then every write fails (as `writes_fail`).
+    pub writes_left: Option<u32>,
     /// Added to every call.
     pub latency: Duration,
     /// `try_lock` never answers.
@@ -165,6 +167,21 @@ impl SimShared {
         data.lock = None;
     }
 
+    /// Lose every key, and start the version counter again at 1: a store that, unlike those of this
+    /// crate, does not keep its versions above the ones it gave before.
+    pub fn wipe_to_version_one(&self) {
+        self.wipe();
+        self.data().counter = Some(0);
+    }
+
+    /// Tell every handle of a version it has not seen, with nothing stored (a notification that
+    /// only makes the sessions look).
+    pub fn notify_only(&self) {
+        let mut data = self.data();
+        let version = data.next_version();
+        data.publish(version);
+    }
+
     /// What the store holds now, without faults.
     pub fn peek(&self) -> Option<Versioned> {
         self.data().record.clone()
@@ -197,13 +214,18 @@ fn unavailable(what: &str) -> StoreError {
 }
 
 impl SimStore {
-    /// Wait out the latency, then fail if the store is down.
+    /// Wait out the latency, then fail if the store is down (or, for a write of the session, if
+    /// writes fail).
     async fn enter(&self, writes: bool) -> Result<(), StoreError> {
         let latency = self.shared.data().faults.latency;
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
         let mut data = self.shared.data();
+        if writes && let Some(left) = data.faults.writes_left {
+            data.faults.writes_left = left.checked_sub(1);
+            data.faults.writes_fail |= left == 0;
+        }
         if data.faults.down || (writes && data.faults.writes_fail) {
             data.failed_calls += 1;
             return Err(unavailable("the simulated store is down"));
@@ -273,7 +295,7 @@ impl TokenStore for SimStore {
         if self.shared.data().faults.lock_hangs {
             std::future::pending::<()>().await;
         }
-        self.enter(true).await?;
+        self.enter(false).await?;
         let mut data = self.shared.data();
         let now = Instant::now();
         if data.lock.as_ref().is_some_and(|(_, expires)| *expires > now) {
@@ -294,7 +316,7 @@ impl TokenStore for SimStore {
     }
 
     async fn unlock(&self, lock: LockToken) -> Result<(), StoreError> {
-        self.enter(true).await?;
+        self.enter(false).await?;
         let mut data = self.shared.data();
         if data.lock.as_ref().is_some_and(|(owner, _)| owner == lock.as_str()) {
             data.lock = None;

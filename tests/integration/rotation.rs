@@ -1,0 +1,504 @@
+//! One refresh-token presentation per refresh token, nothing lost, logout final: a regression test
+//! for each way that promise was seen to break (issue #10, items 1 to 14; items 4, 10, 13 and 14 also
+//! have store- and wire-level tests in `login`, `file_store` and `redis`). The reference server
+//! rotates refresh tokens and revokes a token's family when one is presented twice, so "no refresh
+//! token presented twice" is read from the server's counters, not from the client's bookkeeping.
+
+use std::time::Duration;
+
+use httpmock::Method::{GET, POST};
+use oauth_sdk::{
+    Authenticated, Client, Error, ExposeSecret, FileStore, ManualClock, MemoryStore, SessionEnd, SessionState,
+    StoreOutage, TokenStore,
+};
+use taskboard_server::{Config, DEMO_CLIENT, DEMO_USER, Server};
+
+use crate::sim_store::SimShared;
+use crate::support::{Harness, LIFETIME, t0, token_body};
+
+/// The reference server's token lifetime; the clients' clock decides when a token is due.
+const HOUR: Duration = Duration::from_secs(3600);
+
+async fn reference(config: Config) -> Server {
+    taskboard_server::start(config)
+        .await
+        .expect("the reference server starts")
+}
+
+fn builder(server: &Server, clock: &ManualClock) -> oauth_sdk::ClientBuilder {
+    Client::builder(server.base_url(), DEMO_CLIENT.0)
+        .client_secret(DEMO_CLIENT.1.into())
+        .clock(clock.clone())
+        .refresh_retries(2, Duration::from_millis(10))
+}
+
+fn client(server: &Server, clock: &ManualClock) -> Client {
+    builder(server, clock).build().expect("a valid configuration")
+}
+
+async fn login<S: TokenStore>(client: &Client, store: S) -> Authenticated<S> {
+    client
+        .clone()
+        .login_password(store, DEMO_USER.0, DEMO_USER.1.into())
+        .await
+        .expect("logged in")
+}
+
+/// From the server's side: no refresh token was presented after it had been rotated.
+fn assert_no_reuse(server: &Server) {
+    let counted = server.counters();
+    assert_eq!(
+        counted.reused_refresh_tokens, 0,
+        "a refresh token was presented twice: {counted:?}"
+    );
+    assert_eq!(counted.families_revoked, 0, "{counted:?}");
+}
+
+fn scratch_file() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("oauth-sdk-rotation-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("session.json")
+}
+
+fn stored_refresh_token(shared: &SimShared) -> String {
+    let record = shared.peek().expect("a record");
+    let tokens = record.tokens.expect("a live session");
+    tokens
+        .refresh_token()
+        .expect("a refresh token")
+        .expose_secret()
+        .to_owned()
+}
+
+/// Item 1: a process idle while another renewed presents the store's refresh token, not its own.
+#[tokio::test]
+async fn an_idle_process_renews_from_the_store_not_from_its_own_copy() {
+    let server = reference(Config::default()).await;
+    let clock = ManualClock::new(t0());
+    let path = scratch_file();
+    // A daemon and a command-line tool on one file: the file pushes no change notifications.
+    let daemon = login(&client(&server, &clock), FileStore::new(&path)).await;
+    let tool = client(&server, &clock).resume(FileStore::new(&path)).await.unwrap();
+
+    clock.advance(HOUR);
+    daemon.get_me().await.expect("the daemon renews");
+    clock.advance(HOUR);
+    // The tool still holds the first refresh token, which the daemon has spent.
+    tool.get_me().await.expect("the tool renews from the store's session");
+    daemon.get_me().await.expect("the daemon adopts the tool's renewal");
+
+    assert_no_reuse(&server);
+    assert_eq!(server.counters().refreshes_accepted, 2);
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+/// Item 2: after the store loses its data (and even restarts its versions at 1), a process holding
+/// an older session does not take the store's session for an older one and present its spent token.
+#[tokio::test]
+async fn data_loss_in_the_store_does_not_bring_back_a_spent_refresh_token() {
+    let server = reference(Config::default()).await;
+    let clock = ManualClock::new(t0());
+    let shared = SimShared::new(2);
+    let a = login(&client(&server, &clock), shared.handle()).await;
+    let b = client(&server, &clock).resume(shared.handle()).await.unwrap();
+
+    clock.advance(HOUR);
+    a.get_me().await.unwrap();
+    b.get_me().await.unwrap();
+    // Redis restarts without persistence, and its counter starts again at 1.
+    shared.wipe_to_version_one();
+    clock.advance(HOUR);
+    a.get_me().await.expect("a puts the session back, then renews it");
+    clock.advance(HOUR);
+    b.get_me().await.expect("b renews from the store's newer session");
+    a.get_me().await.unwrap();
+
+    assert_no_reuse(&server);
+    assert_eq!(server.counters().refreshes_accepted, 3);
+    assert!(server.refresh_token_is_current(&stored_refresh_token(&shared)));
+}
+
+/// Item 3: sessions renewed while the store was down (a process that may renew alone) are written
+/// back over the older stored session, never replaced by it.
+#[tokio::test]
+async fn a_session_renewed_during_an_outage_is_written_back_over_the_older_stored_one() {
+    let server = reference(Config::default()).await;
+    let clock = ManualClock::new(t0());
+    let shared = SimShared::new(3);
+    let alone = builder(&server, &clock)
+        .store_outage(StoreOutage::RefreshAlone)
+        .build()
+        .unwrap();
+    let api = login(&alone, shared.handle()).await;
+
+    shared.faults(|f| f.down = true);
+    clock.advance(HOUR);
+    api.get_me().await.expect("renewed alone");
+    api.refresh()
+        .await
+        .expect("renewed alone, a second time in the same outage");
+    api.refresh().await.expect("and a third, from the newest refresh token");
+    shared.faults(|f| f.down = false);
+    api.flush(Duration::from_secs(30)).await.expect("written back");
+
+    assert_no_reuse(&server);
+    assert!(server.refresh_token_is_current(&stored_refresh_token(&shared)));
+    // Another process resumes from the store and renews with what it finds.
+    let other = client(&server, &clock).resume(shared.handle()).await.unwrap();
+    other.refresh().await.unwrap();
+    assert_no_reuse(&server);
+}
+
+/// Item 5: a logout during a renewal wins: the renewal's result is not stored or published, and the
+/// session cannot be resumed.
+#[tokio::test]
+async fn a_logout_during_a_renewal_sticks() {
+    let server = reference(Config {
+        token_latency: Some(Duration::from_secs(2)),
+        ..Config::default()
+    })
+    .await;
+    let clock = ManualClock::new(t0());
+    let store = MemoryStore::new();
+    let client = client(&server, &clock);
+    let api = login(&client, store.clone()).await;
+    let logged_in = store.load().await.unwrap().unwrap().version;
+    let mut changes = api.session_changes();
+
+    clock.advance(HOUR);
+    let call = tokio::spawn({
+        let api = api.clone();
+        async move { api.get_me().await }
+    });
+    // Log out once the renewal has claimed the refresh token (the server then holds the refresh
+    // 2 s).
+    while store.load().await.unwrap().unwrap().version == logged_in {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    api.clone().logout().await.expect("logged out");
+    match call.await.unwrap() {
+        Err(Error::SessionEnded(SessionEnd::LoggedOut)) => {}
+        other => panic!("the call must end with the logout, got {other:?}"),
+    }
+
+    assert!(store.load().await.unwrap().expect("a tombstone").is_logged_out());
+    assert!(matches!(client.clone().resume(store).await, Err(Error::NoSession)));
+    changes.mark_changed();
+    assert!(matches!(
+        &*changes.borrow_and_update(),
+        SessionState::Ended(SessionEnd::LoggedOut)
+    ));
+    assert!(matches!(
+        api.get_me().await,
+        Err(Error::SessionEnded(SessionEnd::LoggedOut))
+    ));
+}
+
+/// Item 5, in another process: a logout there ends the session here at its next look at the store.
+#[tokio::test]
+async fn a_logout_in_another_process_ends_the_session_here() {
+    let server = reference(Config::default()).await;
+    let clock = ManualClock::new(t0());
+    let shared = SimShared::new(5);
+    let here = login(&client(&server, &clock), shared.handle()).await;
+    let there = client(&server, &clock).resume(shared.handle()).await.unwrap();
+
+    there.logout().await.unwrap();
+    clock.advance(HOUR);
+    match here.get_me().await {
+        Err(Error::SessionEnded(SessionEnd::LoggedOut)) => {}
+        other => panic!("expected the other process's logout to end the session, got {other:?}"),
+    }
+    assert_eq!(
+        server.counters().refresh_grants,
+        0,
+        "nothing was renewed after the logout"
+    );
+    assert!(shared.peek().expect("a tombstone").is_logged_out());
+}
+
+/// Item 6: when the shared store cannot be reached at renewal time, no process refreshes alone: the
+/// valid token is used, and past expiry calls fail with a transient store error.
+#[tokio::test]
+async fn a_store_outage_at_expiry_does_not_make_every_process_renew_alone() {
+    let server = reference(Config::default()).await;
+    let clock = ManualClock::new(t0());
+    let shared = SimShared::new(6);
+    let processes = [
+        login(&client(&server, &clock), shared.handle()).await,
+        client(&server, &clock).resume(shared.handle()).await.unwrap(),
+        client(&server, &clock).resume(shared.handle()).await.unwrap(),
+    ];
+
+    shared.faults(|f| f.down = true);
+    clock.advance(HOUR - Duration::from_secs(10)); // due, not yet expired
+    for api in &processes {
+        api.get_me().await.expect("the still-valid token is used");
+    }
+    clock.advance(Duration::from_secs(20)); // expired
+    for api in &processes {
+        match api.get_me().await {
+            Err(error @ Error::Store(_)) => assert!(error.is_transient(), "{error}"),
+            other => panic!("expected a transient store error, got {other:?}"),
+        }
+    }
+    assert_eq!(server.counters().refresh_grants, 0, "nobody renewed alone");
+
+    shared.faults(|f| f.down = false);
+    for api in &processes {
+        api.get_me().await.expect("renewed once the store is back");
+    }
+    assert_eq!(server.counters().refreshes_accepted, 1);
+    assert_no_reuse(&server);
+}
+
+/// Item 7: only `invalid_grant` ends a session; a client error or a proxy's page is a typed error
+/// that leaves the session to be renewed later.
+#[tokio::test]
+async fn only_invalid_grant_ends_a_session() {
+    let h = Harness::start().await;
+    let api = h.logged_in().await;
+    h.clock.advance(Duration::from_secs(LIFETIME + 1));
+    for (status, body) in [
+        (401, r#"{"error":"invalid_client"}"#),
+        (404, "<html>Not Found</html>"),
+        (400, r#"{"error":"unsupported_grant_type"}"#),
+    ] {
+        let refused = h
+            .server
+            .mock_async(|when, then| {
+                when.method(POST).path("/oauth/token");
+                then.status(status).body(body);
+            })
+            .await;
+        match api.get_me().await {
+            Err(error @ Error::RenewalRefused(_)) => {
+                assert!(!error.is_session_ended() && !error.is_transient(), "{error}");
+                assert_eq!(error.to_string().contains("invalid_client"), status == 401, "{error}");
+            }
+            other => panic!("expected a refused renewal for {status}, got {other:?}"),
+        }
+        refused.delete_async().await;
+    }
+    let refresh = h.mock_refresh("rt-1", "at-2", "rt-2").await;
+    h.mock_me("at-2", 200).await;
+    api.get_me().await.expect("the session was kept, and renews now");
+    refresh.assert_calls_async(1).await;
+}
+
+/// Item 7: a session ended by a refused refresh takes up a newer session another process stored.
+#[tokio::test]
+async fn a_refused_session_takes_up_a_new_login_from_the_store() {
+    let server = reference(Config::default()).await;
+    let clock = ManualClock::new(t0());
+    let store = MemoryStore::new();
+    let api = login(&client(&server, &clock), store.clone()).await;
+    // The session is revoked at the server (by an administrator, say).
+    let tokens = store.load().await.unwrap().unwrap().tokens.unwrap();
+    reqwest::Client::new()
+        .post(format!("{}/oauth/revoke", server.base_url()))
+        .basic_auth(DEMO_CLIENT.0, Some(DEMO_CLIENT.1))
+        .form(&[("token", tokens.refresh_token().unwrap().expose_secret())])
+        .send()
+        .await
+        .unwrap();
+    clock.advance(HOUR);
+    assert!(matches!(
+        api.get_me().await,
+        Err(Error::SessionEnded(SessionEnd::Refused(_)))
+    ));
+
+    // The user logs in again in another process.
+    let _again = login(&client(&server, &clock), store.clone()).await;
+    api.get_me().await.expect("the new session is taken up from the store");
+}
+
+/// Item 8: a lock key lost while its owner stalls lets a second process take the lock, but not
+/// present the refresh token too: the claim in the store lets one of them through.
+#[tokio::test]
+async fn a_lost_lock_and_a_stalled_owner_still_give_one_refresh() {
+    let server = reference(Config::default()).await;
+    let clock = ManualClock::new(t0());
+    let shared = SimShared::new(8);
+    let a = login(&client(&server, &clock), shared.handle()).await;
+    let b = client(&server, &clock).resume(shared.handle()).await.unwrap();
+
+    clock.advance(HOUR);
+    // The first to take the lock loses it at once and stalls after reading the store.
+    shared.faults(|f| f.stall_next_owner = Some(Duration::from_millis(300)));
+    let (first, second) = tokio::join!(a.get_me(), async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        b.get_me().await
+    });
+    first.expect("a");
+    second.expect("b");
+    assert_eq!(server.counters().refreshes_accepted, 1, "{:?}", server.counters());
+    assert_no_reuse(&server);
+}
+
+/// Item 9: a rejected request that joins a renewal started only to look at the store (which found
+/// nothing newer) is renewed and sent again, not sent again with the rejected token.
+#[tokio::test]
+async fn a_rejected_request_that_joins_a_look_at_the_store_is_renewed() {
+    let h = Harness::start().await;
+    let shared = SimShared::new(9);
+    let login = h.mock_password_grant().await;
+    let api = h
+        .client()
+        .login_password(
+            shared.handle(),
+            crate::support::USERNAME,
+            crate::support::PASSWORD.into(),
+        )
+        .await
+        .unwrap();
+    login.delete_async().await;
+    h.server
+        .mock_async(|when, then| {
+            when.method(GET).path("/v1/me").header("authorization", "Bearer at-1");
+            then.status(403)
+                .header("www-authenticate", r#"Bearer error="invalid_token""#)
+                .delay(Duration::from_millis(300));
+        })
+        .await;
+    let refresh = h.mock_refresh("rt-1", "at-2", "rt-2").await;
+    let me = h.mock_me("at-2", 200).await;
+
+    let call = tokio::spawn({
+        let api = api.clone();
+        async move { api.get_me().await }
+    });
+    // While the API holds its 403, the store says something changed; looking takes a second.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    shared.faults(|f| f.latency = Duration::from_secs(1));
+    shared.notify_only();
+    call.await.unwrap().expect("renewed and sent again");
+    refresh.assert_calls_async(1).await;
+    me.assert_calls_async(1).await;
+}
+
+/// Item 10: a store that never answers fails the renewal (a transient store error) instead of
+/// hanging every caller.
+#[tokio::test]
+async fn a_store_that_hangs_fails_the_renewal_instead_of_hanging() {
+    let server = reference(Config::default()).await;
+    let clock = ManualClock::new(t0());
+    let shared = SimShared::new(10);
+    let client = builder(&server, &clock)
+        .store_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let api = login(&client, shared.handle()).await;
+    shared.faults(|f| f.lock_hangs = true);
+    clock.advance(HOUR);
+    let outcome = tokio::time::timeout(Duration::from_secs(60), api.get_me())
+        .await
+        .expect("the call returned");
+    match outcome {
+        Err(error @ Error::Store(_)) => assert!(error.is_transient(), "{error}"),
+        other => panic!("expected a store error, got {other:?}"),
+    }
+    assert_eq!(server.counters().refresh_grants, 0);
+}
+
+/// Item 11: a renewed session the store did not take is written back when the store answers, also
+/// after the application dropped its last handle; `flush` waits for it.
+#[tokio::test]
+async fn a_pending_write_back_survives_the_last_handle_and_flush_waits_for_it() {
+    let server = reference(Config::default()).await;
+    let clock = ManualClock::new(t0());
+    let shared = SimShared::new(11);
+    let client = client(&server, &clock);
+    for drop_handles in [false, true] {
+        let api = login(&client, shared.handle()).await;
+        // The claim lands; the write of the renewed session does not.
+        shared.faults(|f| f.writes_left = Some(1));
+        clock.advance(HOUR);
+        api.get_me().await.expect("renewed, kept in memory");
+        let flushed = api.flush(Duration::from_millis(200)).await;
+        assert!(matches!(&flushed, Err(e) if e.is_transient()), "{flushed:?}");
+        if drop_handles {
+            drop(api);
+            shared.faults(|f| *f = Default::default());
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while !server.refresh_token_is_current(&stored_refresh_token(&shared)) {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the write-back was lost with the handle"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        } else {
+            shared.faults(|f| *f = Default::default());
+            api.flush(Duration::from_secs(30)).await.expect("written back");
+            assert!(server.refresh_token_is_current(&stored_refresh_token(&shared)));
+        }
+    }
+    assert_no_reuse(&server);
+}
+
+/// Item 12: a session without a refresh token is used until it expires, not until it is due.
+#[tokio::test]
+async fn a_session_without_a_refresh_token_lasts_until_it_expires() {
+    let h = Harness::start().await;
+    let login = h
+        .server
+        .mock_async(|when, then| {
+            when.method(POST).path("/oauth/token");
+            then.status(200).json_body(token_body("at-1", None));
+        })
+        .await;
+    let api = h
+        .client()
+        .login_password(
+            MemoryStore::new(),
+            crate::support::USERNAME,
+            crate::support::PASSWORD.into(),
+        )
+        .await
+        .unwrap();
+    h.mock_me("at-1", 200).await;
+    h.clock.advance(Duration::from_secs(LIFETIME - 10));
+    api.get_me().await.expect("still valid, though within the refresh skew");
+    login.assert_calls_async(1).await;
+    h.clock.advance(Duration::from_secs(20));
+    assert!(matches!(
+        api.get_me().await,
+        Err(Error::SessionEnded(SessionEnd::NotRenewable))
+    ));
+}
+
+/// Item 13: a stored session issued to another client, or by another token endpoint, is refused.
+#[tokio::test]
+async fn a_session_of_another_client_or_token_endpoint_is_refused() {
+    let server = reference(Config {
+        clients: vec![
+            (DEMO_CLIENT.0.into(), Some(DEMO_CLIENT.1.into())),
+            ("other-app".into(), Some("other-secret".into())),
+        ],
+        ..Config::default()
+    })
+    .await;
+    let clock = ManualClock::new(t0());
+    let store = MemoryStore::new();
+    login(&client(&server, &clock), store.clone()).await;
+
+    let other_app = Client::builder(server.base_url(), "other-app")
+        .client_secret("other-secret".into())
+        .build()
+        .unwrap();
+    match other_app.resume(store.clone()).await {
+        Err(Error::Store(e)) => {
+            assert!(!e.is_unavailable() && e.to_string().contains("taskboard-cli"), "{e}");
+        }
+        other => panic!("expected the foreign session to be refused, got {other:?}"),
+    }
+    let staging = builder(&server, &clock)
+        .token_url(format!("http://localhost:{}/oauth/token", server.addr().port()))
+        .build()
+        .unwrap();
+    match staging.resume(store).await {
+        Err(Error::Store(e)) => assert!(e.to_string().contains("issued by"), "{e}"),
+        other => panic!("expected a session of another token endpoint to be refused, got {other:?}"),
+    }
+}
