@@ -357,7 +357,10 @@ async fn a_caller_that_gives_up_mid_renewal_leaves_no_lock_and_a_whole_session()
     let deadline = Instant::now() + Duration::from_secs(30);
     let after = loop {
         let stored = shared.load().await.unwrap().unwrap();
-        if stored.version > before.version {
+        // (The first newer version is the renewal's claim on the old refresh token.)
+        if live(&stored).refresh_token().unwrap().expose_secret()
+            != live(&before).refresh_token().unwrap().expose_secret()
+        {
             break stored;
         }
         assert!(Instant::now() < deadline, "the renewal never reached Redis");
