@@ -23,6 +23,7 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use futures::future::join_all;
 use oauth_sdk::{Authenticated, Client, Error, ExposeSecret, ManualClock, SessionEnd, SessionState};
 use taskboard_server::{Config, DEMO_CLIENT, DEMO_USER, Server};
@@ -60,20 +61,28 @@ async fn simulation() {
     let mut failures = Vec::new();
     let mut refreshes = 0;
     // A few seeds at a time: most of a schedule is waiting on timers and sockets.
-    for batch in (first..first + seeds).collect::<Vec<_>>().chunks(4) {
-        let outcomes = join_all(batch.iter().map(|&seed| async move { (seed, run(seed, false).await) })).await;
-        for (seed, outcome) in outcomes {
-            match outcome {
-                Ok(summary) => refreshes += summary.refreshes,
-                Err(failure) => {
-                    eprintln!(
-                        "seed {seed} failed: {failure}\n  replay: SIM_SEED={seed} cargo test --test integration simulation -- --nocapture"
-                    );
-                    failures.push(seed);
-                }
+    let mut outcomes = futures::stream::iter(first..first + seeds)
+        .map(|seed| async move {
+            let started = Instant::now();
+            let outcome = run(seed, false).await;
+            if std::env::var_os("SIM_TIMES").is_some() {
+                eprintln!("seed {seed}: {:?}", started.elapsed());
+            }
+            (seed, outcome)
+        })
+        .buffer_unordered(4);
+    while let Some((seed, outcome)) = outcomes.next().await {
+        match outcome {
+            Ok(summary) => refreshes += summary.refreshes,
+            Err(failure) => {
+                eprintln!(
+                    "seed {seed} failed: {failure}\n  replay: SIM_SEED={seed} cargo test --test integration simulation -- --nocapture"
+                );
+                failures.push(seed);
             }
         }
     }
+    failures.sort_unstable();
     println!(
         "{seeds} seeds, {refreshes} refreshes accepted, {} failed",
         failures.len()
@@ -133,6 +142,7 @@ struct World {
     wipe_step: Option<usize>,
     failed_calls: usize,
     verbose: bool,
+    started: Instant,
 }
 
 async fn run(seed: u64, verbose: bool) -> Result<Summary, String> {
@@ -197,12 +207,17 @@ impl World {
             wipe_step: None,
             failed_calls: 0,
             verbose,
+            started: Instant::now(),
         }
     }
 
     fn say(&mut self, what: String) {
         if self.verbose {
-            println!("step {:>2}: {what}", self.step);
+            println!(
+                "step {:>2} ({:>5} ms): {what}",
+                self.step,
+                self.started.elapsed().as_millis()
+            );
         }
         self.log.push(format!("{:>2}: {what}", self.step));
     }
@@ -456,7 +471,7 @@ impl World {
     /// Wait until no write-back is pending and every process holds what the store holds (or has
     /// ended, if the store holds a tombstone).
     async fn settle(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(5);
         for process in &self.processes {
             if let Some(api) = &process.api {
                 let _ = api.flush(deadline.saturating_duration_since(Instant::now())).await;
@@ -491,7 +506,11 @@ impl World {
             self.server_redirects = false;
             self.server.redirect_token_requests(false);
         }
-        self.settle().await;
+        for process in &self.processes {
+            if let Some(api) = &process.api {
+                let _ = api.flush(Duration::from_secs(10)).await;
+            }
+        }
         // Every live process renews once more: a spent refresh token anywhere shows now.
         self.clock.advance(LIFETIME);
         self.say("healed; the clock moves past expiry and every process calls".into());
