@@ -117,7 +117,8 @@ impl Client {
         else {
             return Err(Error::NoSession);
         };
-        self.config.check_origin(&tokens)?;
+        self.config
+            .check_origin(&tokens, crate::store::short_type_name::<S>())?;
         tracing::info!(version, "resumed a stored session");
         self.authenticated(Arc::new(store), version, tokens)
     }
@@ -127,9 +128,8 @@ impl Client {
         let version = match TokenStore::store(&store, Expect::Any, &tokens).await? {
             Swap::Stored(version) => version,
             Swap::Conflict(_) => {
-                let store = std::any::type_name::<S>();
                 return Err(Error::Store(crate::StoreError::new(
-                    store,
+                    crate::store::short_type_name::<S>(),
                     "refused an unconditional write",
                 )));
             }
@@ -224,7 +224,7 @@ impl<S: TokenStore> Authenticated<S> {
             Ok(())
         } else {
             Err(Error::Store(crate::StoreError::new(
-                std::any::type_name::<S>(),
+                crate::store::short_type_name::<S>(),
                 "a renewed session is still waiting to be written to the store",
             )))
         }

@@ -125,12 +125,12 @@ impl Config {
 
     /// Refuse a stored session issued to another client or by another token endpoint: two
     /// applications sharing a key prefix, or staging and production sharing a store.
-    pub fn check_origin(&self, tokens: &TokenSet) -> Result<(), crate::StoreError> {
+    pub fn check_origin(&self, tokens: &TokenSet, store: &'static str) -> Result<(), crate::StoreError> {
         if let Some(client) = tokens.client_id()
             && client != self.tokens.client_id
         {
             return Err(crate::StoreError::invalid(
-                "shared",
+                store,
                 format!(
                     "the stored session belongs to OAuth client `{client}`, not `{}`",
                     self.tokens.client_id
@@ -142,7 +142,7 @@ impl Config {
             && endpoint != expected
         {
             return Err(crate::StoreError::invalid(
-                "shared",
+                store,
                 format!("the stored session was issued by `{endpoint}`, not by `{expected}`"),
             ));
         }

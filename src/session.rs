@@ -391,7 +391,10 @@ impl Session {
             }
             // Another process is renewing: wait for its result, and adopt it.
             if Instant::now() >= give_up {
-                let error = StoreError::new("shared", "another process held the renewal past its lock's TTL");
+                let error = StoreError::new(
+                    self.store.name(),
+                    "another process held the renewal past its lock's TTL",
+                );
                 return Err(error.into());
             }
             self.wait_for_store().await;
@@ -470,7 +473,10 @@ impl Session {
         // send.
         if claimed_at.elapsed() > self.config.store_timeout {
             self.unclaim(&base, claimed).await;
-            let error = StoreError::new("shared", "the renewal's claim ran out before the refresh was sent");
+            let error = StoreError::new(
+                self.store.name(),
+                "the renewal's claim ran out before the refresh was sent",
+            );
             return Some(self.release(lease, Err(error.into())).await);
         }
         // 5. Refresh, and store the result.
@@ -552,7 +558,7 @@ impl Session {
         if seen.tokens.succeeds(&tokens) {
             return Ok(Newest::Ours(Expect::Version(stored.version)));
         }
-        self.config.check_origin(&tokens)?;
+        self.config.check_origin(&tokens, self.store.name())?;
         let token = Token::new(tokens.unclaimed(), Some(stored.version), self.config.skew)?;
         Ok(Newest::Stored(Arc::new(token)))
     }
@@ -617,14 +623,15 @@ impl Session {
                 Some(stored) if stored.is_same(tokens) => return Ok(Saved::Stored(held.version)),
                 Some(stored) if tokens.succeeds(&stored) => expect = Expect::Version(held.version),
                 Some(stored) => {
-                    let token = Token::new(stored, Some(held.version), self.config.skew)
-                        .map_err(|_| StoreError::invalid("shared", "the stored access token is not a header value"))?;
+                    let token = Token::new(stored, Some(held.version), self.config.skew).map_err(|_| {
+                        StoreError::invalid(self.store.name(), "the stored access token is not a header value")
+                    })?;
                     return Ok(Saved::Superseded(Arc::new(token)));
                 }
             }
         }
         Err(StoreError::new(
-            "shared",
+            self.store.name(),
             "the stored session kept changing under the write",
         ))
     }
@@ -714,7 +721,12 @@ impl Session {
     async fn within<T>(&self, call: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
         tokio::time::timeout(self.config.store_timeout, call)
             .await
-            .unwrap_or_else(|_| Err(StoreError::new("shared", "the store did not answer within its timeout")))
+            .unwrap_or_else(|_| {
+                Err(StoreError::new(
+                    self.store.name(),
+                    "the store did not answer within its timeout",
+                ))
+            })
     }
 
     /// Wait until the store pushes a new version, or for one poll interval.

@@ -88,6 +88,10 @@ impl Expect {
 
 /// The outcome of a compare-and-set write.
 #[derive(Debug, Clone)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per store write, around a renewal: boxing would cost every store implementation an allocation for nothing"
+)]
 pub enum Swap {
     /// Written, as this version.
     Stored(Version),
@@ -292,6 +296,13 @@ impl TokenStore for MemoryStore {
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// A store's type name without its path (`RedisStore`, also for `Arc<RedisStore>`), to name it in
+/// errors.
+pub(crate) fn short_type_name<S>() -> &'static str {
+    let name = std::any::type_name::<S>().trim_end_matches('>');
+    name.rsplit(['<', ':']).next().unwrap_or(name)
+}
+
 /// [`TokenStore`] as an object, so the session and the generated client need not be generic.
 pub(crate) trait DynStore: Send + Sync {
     fn load(&self) -> BoxFuture<'_, Result<Option<Versioned>, StoreError>>;
@@ -299,6 +310,7 @@ pub(crate) trait DynStore: Send + Sync {
     fn try_lock(&self, ttl: Duration) -> BoxFuture<'_, Result<LockAttempt, StoreError>>;
     fn unlock(&self, lock: LockToken) -> BoxFuture<'_, Result<(), StoreError>>;
     fn versions(&self) -> Option<watch::Receiver<Version>>;
+    fn name(&self) -> &'static str;
 }
 
 impl<S: TokenStore> DynStore for S {
@@ -320,5 +332,9 @@ impl<S: TokenStore> DynStore for S {
 
     fn versions(&self) -> Option<watch::Receiver<Version>> {
         TokenStore::versions(self)
+    }
+
+    fn name(&self) -> &'static str {
+        short_type_name::<S>()
     }
 }
