@@ -101,7 +101,7 @@ impl Client {
         url: &url::Url,
         grant: GrantRequest<'_>,
     ) -> Result<Authenticated<S>, Error> {
-        let tokens = self.config.tokens.token(url, grant).await.map_err(login_error)?;
+        let tokens = self.config.tokens.token(url, grant, None).await.map_err(login_error)?;
         let tokens = tokens.first_of_lineage(&self.config.tokens.client_id, url.as_str());
         self.clone().start(store, tokens).await
     }
@@ -244,27 +244,32 @@ impl<S: TokenStore> Authenticated<S> {
     /// here or in another process cannot overwrite, and which ends the session in every process
     /// that looks at the store.
     pub async fn logout(self) -> Result<(), Error> {
-        let tokens = self.session.tokens();
+        let held = self.session.tokens();
         self.session.end(SessionEnd::LoggedOut);
+        // Another process may have renewed the session since this one last looked: the store's is
+        // the newest, and the one to revoke.
+        let stored = TokenStore::load(&*self.store)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|s| s.tokens);
+        let cleared = TokenStore::clear(&*self.store).await.map_err(Error::Store);
         let config = self.session.config();
-        let revoked = match &config.revocation {
-            None => Ok(()),
-            Some(url) => {
+        let mut revoked = Ok(());
+        if let Some(url) = &config.revocation {
+            let newest = stored.iter().filter(|stored| !stored.is_same(&held));
+            for tokens in std::iter::once(&held).chain(newest) {
                 let (token, hint) = match tokens.refresh_token() {
                     Some(refresh) => (refresh, "refresh_token"),
                     None => (tokens.access_token(), "access_token"),
                 };
-                config
-                    .tokens
-                    .revoke(url, token, hint)
-                    .await
-                    .map_err(|failure| match failure {
-                        TokenFailure::Refused(oauth) => Error::RevocationRefused(oauth),
-                        other => login_error(other),
-                    })
+                let outcome = config.tokens.revoke(url, token, hint).await;
+                revoked = revoked.and(outcome.map_err(|failure| match failure {
+                    TokenFailure::Refused(oauth) => Error::RevocationRefused(oauth),
+                    other => login_error(other),
+                }));
             }
-        };
-        let cleared = TokenStore::clear(&*self.store).await.map_err(Error::Store);
+        }
         revoked.and(cleared)
     }
 }

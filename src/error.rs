@@ -162,6 +162,17 @@ impl OAuthError {
         self.status
     }
 
+    /// With every one of `secrets` that the server quoted in its texts replaced.
+    pub(crate) fn redacted(mut self, secrets: &[&str]) -> Self {
+        for secret in secrets.iter().filter(|s| !s.is_empty()) {
+            if let Some(description) = &mut self.description {
+                *description = description.replace(secret, "[redacted]");
+            }
+            self.code = self.code.replace(secret, "[redacted]");
+        }
+        self
+    }
+
     /// The `error` code, e.g. `invalid_grant` or `invalid_client`; `unknown` if the body had none.
     pub fn code(&self) -> &str {
         &self.code
@@ -197,6 +208,16 @@ pub enum SessionEnd {
     /// It was logged out.
     #[error("it was logged out")]
     LoggedOut,
+    /// The store lost the session (a Redis restarted without persistence), and this process's copy
+    /// may be older than the one it lost: presenting its refresh token could be presenting a spent
+    /// one.
+    #[error("the token store lost it, and this process's copy may be outdated")]
+    StoreLost,
+    /// The token endpoint answered a renewal with a success the SDK cannot use (a token type other
+    /// than Bearer, a malformed body). It may have rotated the refresh token meanwhile, so the old one
+    /// is not presented again.
+    #[error("the token endpoint's answer to a renewal cannot be used: {0}")]
+    UnusableRenewal(InvalidTokenResponse),
 }
 
 /// The token endpoint could not be used for now.
@@ -232,7 +253,7 @@ pub(crate) enum TransientCause {
 }
 
 /// The token endpoint's answer is not a token response the SDK can use.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the token endpoint's answer ({status}) is not a usable token response: {reason}")]
 pub struct InvalidTokenResponse {
     pub(crate) status: StatusCode,

@@ -73,8 +73,14 @@ pub(crate) struct TokenClient {
 }
 
 impl TokenClient {
-    /// Ask for a token, retrying transient failures with exponential backoff.
-    pub async fn token(&self, url: &Url, grant: GrantRequest<'_>) -> Result<TokenSet, TokenFailure> {
+    /// Ask for a token, retrying transient failures with exponential backoff. No attempt starts that
+    /// could still be under way at `deadline` (a renewal's claim on the refresh token lapses then).
+    pub async fn token(
+        &self,
+        url: &Url,
+        grant: GrantRequest<'_>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<TokenSet, TokenFailure> {
         let mut attempt = 1;
         loop {
             match self.token_once(url, &grant).await {
@@ -82,8 +88,14 @@ impl TokenClient {
                     error.attempts = attempt;
                     return Err(TokenFailure::Transient(error));
                 }
-                Err(TokenFailure::Transient(_)) => {
+                Err(TokenFailure::Transient(mut error)) => {
                     tokio::time::sleep(self.retry.backoff.saturating_mul(1 << (attempt - 1).min(16))).await;
+                    if deadline.is_some_and(|deadline| tokio::time::Instant::now() + self.timeout > deadline) {
+                        // Paused, or slower than planned: past this point another process may hold
+                        // the refresh token's claim.
+                        error.attempts = attempt;
+                        return Err(TokenFailure::Transient(error));
+                    }
                     attempt += 1;
                 }
                 outcome => return outcome,
@@ -128,9 +140,20 @@ impl TokenClient {
         }
         let request = self.authenticate(self.http.post(url.clone()), &mut form);
         let now = self.clock.now();
+        let secrets: Vec<&str> = form
+            .iter()
+            .filter(|(name, _)| matches!(*name, "password" | "refresh_token" | "client_secret"))
+            .map(|(_, value)| *value)
+            .chain(self.client_secret.as_ref().map(|s| s.expose_secret()))
+            .collect();
         let (status, body) = self.send(url, request.form(&form)).await?;
 
-        let mut tokens = parse_token_response(status, &body, now, kind)?;
+        let parsed = parse_token_response(status, &body, now, kind);
+        let mut tokens = parsed.map_err(|failure| match failure {
+            // Some servers quote the refresh token they refuse ("Invalid refresh token: ...").
+            TokenFailure::Refused(oauth) => TokenFailure::Refused(oauth.redacted(&secrets)),
+            other => other,
+        })?;
         if let GrantRequest::Refresh {
             previous,
             refresh_token,

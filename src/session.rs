@@ -437,11 +437,22 @@ impl Session {
                 let expect = stored.version().map_or(Expect::Empty, Expect::Version);
                 (stored, expect)
             }
-            // The store lost this session (a Redis restarted without persistence): put it back, and
-            // give a process that holds a newer renewal of it time to write that over it first.
+            // The store lost this session (a Redis restarted without persistence). Unless this
+            // process knows it missed a write, put its copy back under a short claim, which makes the
+            // others wait and which a process holding a newer renewal writes over; renew after that.
+            Ok(Newest::Ours(Expect::Empty)) if seen.version().is_some() && self.store_moved_on() => {
+                // This process was told of a write it never read: its copy may be older than the
+                // session the store lost, and its refresh token spent.
+                tracing::warn!("the token store lost the session, and this process's copy may be outdated");
+                return Some(
+                    self.release(lease, Err(AuthError::SessionEnded(SessionEnd::StoreLost)))
+                        .await,
+                );
+            }
             Ok(Newest::Ours(Expect::Empty)) if seen.version().is_some() => {
                 tracing::warn!("the token store lost the session; putting it back before renewing");
-                let _ = self.within(self.store.store(Expect::Empty, &seen.tokens)).await;
+                let until = SystemTime::now() + self.config.store_timeout;
+                let _ = self.write(Expect::Empty, &seen.tokens.claimed(&self.id, until)).await;
                 let _ = self.release(lease, Ok(seen.clone())).await;
                 seen.version.store(0, Relaxed);
                 tokio::time::sleep(self.config.store_timeout).await;
@@ -452,12 +463,10 @@ impl Session {
         // 4. Claim the refresh token in the store (compare-and-set), so that no other process
         //    presents it, even one that took a lock this process lost.
         let claimed_at = Instant::now();
-        let until = SystemTime::now() + self.config.lock_ttl();
-        let claimed = match self
-            .within(self.store.store(expect, &base.tokens.claimed(&self.id, until)))
-            .await
-        {
-            Ok(Swap::Stored(version)) => Expect::Version(version),
+        let ttl = self.config.lock_ttl();
+        let claimed = base.tokens.claimed(&self.id, SystemTime::now() + ttl);
+        let claim = match self.write(expect, &claimed).await {
+            Ok(Swap::Stored(version)) => Some(Expect::Version(version)),
             Ok(Swap::Conflict(_)) => {
                 // The store changed since it was read: read it again.
                 let _ = self.release(lease, Ok(seen.clone())).await;
@@ -465,14 +474,17 @@ impl Session {
             }
             Err(error) if alone => {
                 tracing::warn!(%error, "the token store failed; renewing alone, as configured");
-                expect
+                None
             }
             Err(error) => return Some(self.release(lease, Err(error.into())).await),
         };
-        // A holder paused past the claim's margin may no longer be the only one renewing: it must not
-        // send.
-        if claimed_at.elapsed() > self.config.store_timeout {
-            self.unclaim(&base, claimed).await;
+        // A process paused past the claim's margin may no longer be the only one renewing: it must
+        // not send. Every attempt must end before the claim lapses, leaving time to store the result.
+        let deadline = claim.map(|_| claimed_at + ttl.saturating_sub(self.config.store_timeout));
+        if let Some(claim) = claim
+            && claimed_at.elapsed() > self.config.store_timeout
+        {
+            self.unclaim(&base.tokens, claim).await;
             let error = StoreError::new(
                 self.store.name(),
                 "the renewal's claim ran out before the refresh was sent",
@@ -480,7 +492,10 @@ impl Session {
             return Some(self.release(lease, Err(error.into())).await);
         }
         // 5. Refresh, and store the result.
-        Some(self.refresh_and_store(&base, claimed, lease).await)
+        let outcome = self
+            .refresh_and_store(&claimed.unclaimed(), claim.unwrap_or(expect), deadline)
+            .await;
+        Some(self.release(lease, outcome).await)
     }
 
     /// Take the renewal lock: `None` if another process holds it. A store that cannot be reached is a
@@ -508,11 +523,33 @@ impl Session {
         outcome
     }
 
-    /// Withdraw this process's claim on `base` after a refresh that did not happen or failed, so
-    /// that the next renewal need not wait for the claim to lapse.
-    async fn unclaim(&self, base: &Token, claimed: Expect) {
-        if let Err(error) = self.within(self.store.store(claimed, &base.tokens.unclaimed())).await {
+    /// A compare-and-set write, bounded by the store timeout.
+    async fn write(&self, expect: Expect, tokens: &TokenSet) -> Result<Swap, StoreError> {
+        let swap = self.within(self.store.store(expect, tokens)).await?;
+        if let Swap::Stored(version) = swap {
+            self.acknowledged.fetch_max(version, Relaxed);
+        }
+        Ok(swap)
+    }
+
+    /// Withdraw this process's claim on `base` after a refresh that was not sent or failed before
+    /// the server could act on it, so that the next renewal need not wait for the claim to lapse.
+    async fn unclaim(&self, base: &TokenSet, claimed: Expect) {
+        if let Err(error) = self.write(claimed, &base.unclaimed()).await {
             tracing::debug!(%error, "could not withdraw the renewal claim; it lapses by itself");
+        }
+    }
+
+    /// End the session in the store after its refresh token was refused or spent for an answer that
+    /// cannot be used: no process is to present it again. Only if the store still holds this
+    /// process's claim (a new login meanwhile stays).
+    async fn retire(&self, claimed: Expect) {
+        let still_ours = match self.load().await {
+            Ok(Some(stored)) => Expect::Version(stored.version) == claimed,
+            _ => false,
+        };
+        if still_ours && let Err(error) = self.within(self.store.clear()).await {
+            tracing::debug!(%error, "could not retire the spent session; its claim lapses by itself");
         }
     }
 
@@ -548,6 +585,11 @@ impl Session {
         let Some(tokens) = stored.tokens else {
             return Ok(Newest::LoggedOut);
         };
+        // An older renewal of this session, claimed or not, is to be written over: its refresh
+        // token is spent.
+        if seen.tokens.succeeds(&tokens) {
+            return Ok(Newest::Ours(Expect::Version(stored.version)));
+        }
         if tokens.claimed_by_other(&self.id, SystemTime::now()) {
             return Ok(Newest::Claimed);
         }
@@ -555,49 +597,84 @@ impl Session {
             seen.version.store(stored.version, Relaxed);
             return Ok(Newest::Ours(Expect::Version(stored.version)));
         }
-        if seen.tokens.succeeds(&tokens) {
-            return Ok(Newest::Ours(Expect::Version(stored.version)));
-        }
-        self.config.check_origin(&tokens, self.store.name())?;
-        let token = Token::new(tokens.unclaimed(), Some(stored.version), self.config.skew)?;
-        Ok(Newest::Stored(Arc::new(token)))
+        self.stored_token(tokens, stored.version).map(Newest::Stored)
     }
 
-    /// Present `base`'s refresh token once, and store the result. A store that fails does not lose
-    /// the rotated pair: it is used from memory and written back, under the lock, when the store
-    /// answers again.
+    /// Another session from the store, as this process would send it; refused if it belongs to
+    /// another client or token endpoint.
+    fn stored_token(&self, tokens: TokenSet, version: Version) -> Result<Arc<Token>, AuthError> {
+        self.config.check_origin(&tokens, self.store.name())?;
+        Ok(Arc::new(Token::new(
+            tokens.unclaimed(),
+            Some(version),
+            self.config.skew,
+        )?))
+    }
+
+    /// Present `base`'s refresh token once (no attempt after `deadline`), and store the result. A
+    /// store that fails does not lose the rotated pair: it is used from memory and written back when
+    /// the store answers again.
     async fn refresh_and_store(
         self: &Arc<Self>,
-        base: &Arc<Token>,
-        expect: Expect,
-        lease: Lease,
+        base: &TokenSet,
+        claimed: Expect,
+        deadline: Option<Instant>,
     ) -> Result<Arc<Token>, AuthError> {
-        let tokens = match self.request_renewal(&base.tokens).await {
-            Ok(tokens) => tokens.succeeding(&base.tokens),
+        let tokens = match self.request_renewal(base, deadline).await {
+            Ok(tokens) => tokens.succeeding(base),
             Err(error) => {
-                self.unclaim(base, expect).await;
-                // Refused: but another process may have stored a newer session (a new login).
-                let outcome = match (&error, self.load().await.map(|stored| self.newest(base, stored))) {
-                    (AuthError::SessionEnded(_), Ok(Ok(Newest::Stored(newer)))) => Ok(newer),
+                // Refused, or answered with a token that cannot be used: the refresh token is spent
+                // either way, and nobody may present it again.
+                let spent = match &error {
+                    AuthError::SessionEnded(SessionEnd::Refused(_)) => true,
+                    AuthError::SessionEnded(SessionEnd::UnusableRenewal(_)) => true,
+                    _ => false,
+                };
+                if !spent {
+                    self.unclaim(base, claimed).await;
+                    return Err(error);
+                }
+                self.retire(claimed).await;
+                // But another process may have stored a newer session (a new login).
+                let refused = Arc::new(Token::new(base.clone(), None, self.config.skew)?);
+                return match self.load().await.map(|stored| self.newest(&refused, stored)) {
+                    Ok(Ok(Newest::Stored(newer))) => Ok(newer),
                     _ => Err(error),
                 };
-                return self.release(lease, outcome).await;
             }
         };
         Counters::bump(&self.counters.refreshes);
-        let outcome = match self.save(expect, &tokens).await {
+        match self.save(claimed, &tokens).await {
             Ok(Saved::Stored(version)) => Token::new(tokens, Some(version), self.config.skew).map(Arc::new),
             Ok(Saved::Superseded(newer)) => Ok(newer),
-            Ok(Saved::LoggedOut) => Err(logged_out()),
+            Ok(Saved::LoggedOut) => {
+                // A logout won while the refresh was under way: the new tokens must not outlive it.
+                self.revoke_quietly(&tokens).await;
+                Err(logged_out())
+            }
+            Err(error) if !error.is_unavailable() => Err(error.into()),
             Err(error) => {
                 tracing::warn!(%error, "renewed token kept in memory: the token store failed; writing it back");
                 let token = Arc::new(Token::new(tokens, None, self.config.skew)?);
-                self.write_back(token.clone(), expect);
+                self.write_back(token.clone(), claimed);
                 // The claim in the store, not the lock, keeps other processes off the spent token.
-                return self.release(lease, Ok(token)).await;
+                Ok(token)
             }
+        }
+    }
+
+    /// Revoke `tokens` at the revocation endpoint, if one is configured; a failure is only logged.
+    async fn revoke_quietly(&self, tokens: &TokenSet) {
+        let Some(url) = &self.config.revocation else {
+            return;
         };
-        self.release(lease, outcome).await
+        let (token, hint) = match tokens.refresh_token() {
+            Some(refresh) => (refresh, "refresh_token"),
+            None => (tokens.access_token(), "access_token"),
+        };
+        if self.config.tokens.revoke(url, token, hint).await.is_err() {
+            tracing::warn!("could not revoke the tokens a renewal obtained after the logout");
+        }
     }
 
     /// Store `tokens` expecting `expect`, and settle a conflict: the store lost its data (write into
@@ -606,11 +683,8 @@ impl Session {
     /// win).
     async fn save(&self, mut expect: Expect, tokens: &TokenSet) -> Result<Saved, StoreError> {
         for _ in 0..4 {
-            let held = match self.within(self.store.store(expect, tokens)).await? {
-                Swap::Stored(version) => {
-                    self.acknowledged.fetch_max(version, Relaxed);
-                    return Ok(Saved::Stored(version));
-                }
+            let held = match self.write(expect, tokens).await? {
+                Swap::Stored(version) => return Ok(Saved::Stored(version)),
                 Swap::Conflict(None) => {
                     expect = Expect::Empty;
                     continue;
@@ -623,10 +697,14 @@ impl Session {
                 Some(stored) if stored.is_same(tokens) => return Ok(Saved::Stored(held.version)),
                 Some(stored) if tokens.succeeds(&stored) => expect = Expect::Version(held.version),
                 Some(stored) => {
-                    let token = Token::new(stored, Some(held.version), self.config.skew).map_err(|_| {
-                        StoreError::invalid(self.store.name(), "the stored access token is not a header value")
-                    })?;
-                    return Ok(Saved::Superseded(Arc::new(token)));
+                    return match self.stored_token(stored, held.version) {
+                        Ok(token) => Ok(Saved::Superseded(token)),
+                        Err(AuthError::Store(error)) => Err(error),
+                        Err(_) => Err(StoreError::invalid(
+                            self.store.name(),
+                            "the stored session cannot be used",
+                        )),
+                    };
                 }
             }
         }
@@ -740,7 +818,7 @@ impl Session {
     }
 
     /// Redeem the refresh token, or re-acquire a client-credentials token.
-    async fn request_renewal(&self, previous: &TokenSet) -> Result<TokenSet, AuthError> {
+    async fn request_renewal(&self, previous: &TokenSet, deadline: Option<Instant>) -> Result<TokenSet, AuthError> {
         let flow = self
             .config
             .flow(previous.grant())
@@ -765,7 +843,7 @@ impl Session {
         };
         self.config
             .tokens
-            .token(url, grant)
+            .token(url, grant, deadline)
             .await
             .map_err(|failure| match failure {
                 // Only `invalid_grant` says the grant is gone; anything else leaves the session.
@@ -774,6 +852,10 @@ impl Session {
                 }
                 TokenFailure::Refused(oauth) => AuthError::RenewalRefused(oauth),
                 TokenFailure::Transient(e) => AuthError::Transient(e),
+                // A success the SDK cannot use: the server may have rotated the refresh token.
+                TokenFailure::Invalid(e) if e.status().is_success() => {
+                    AuthError::SessionEnded(SessionEnd::UnusableRenewal(e))
+                }
                 TokenFailure::Invalid(e) => AuthError::InvalidTokenResponse(e),
             })
     }

@@ -307,6 +307,7 @@ pub(crate) fn short_type_name<S>() -> &'static str {
 pub(crate) trait DynStore: Send + Sync {
     fn load(&self) -> BoxFuture<'_, Result<Option<Versioned>, StoreError>>;
     fn store<'a>(&'a self, expect: Expect, tokens: &'a TokenSet) -> BoxFuture<'a, Result<Swap, StoreError>>;
+    fn clear(&self) -> BoxFuture<'_, Result<(), StoreError>>;
     fn try_lock(&self, ttl: Duration) -> BoxFuture<'_, Result<LockAttempt, StoreError>>;
     fn unlock(&self, lock: LockToken) -> BoxFuture<'_, Result<(), StoreError>>;
     fn versions(&self) -> Option<watch::Receiver<Version>>;
@@ -320,6 +321,10 @@ impl<S: TokenStore> DynStore for S {
 
     fn store<'a>(&'a self, expect: Expect, tokens: &'a TokenSet) -> BoxFuture<'a, Result<Swap, StoreError>> {
         Box::pin(TokenStore::store(self, expect, tokens))
+    }
+
+    fn clear(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(TokenStore::clear(self))
     }
 
     fn try_lock(&self, ttl: Duration) -> BoxFuture<'_, Result<LockAttempt, StoreError>> {

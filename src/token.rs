@@ -210,8 +210,13 @@ impl TokenSet {
     }
 
     /// These tokens, claimed for renewal by `owner` until `until`.
+    /// A session stored before lineages existed, or made by hand, gets one here: the claim is a
+    /// compare-and-set, so one process draws it and every renewal after keeps it.
     pub(crate) fn claimed(&self, owner: &str, until: SystemTime) -> Self {
         let mut claimed = self.clone();
+        if claimed.lineage.is_empty() {
+            claimed.lineage = uuid::Uuid::new_v4().simple().to_string();
+        }
         claimed.renewing = Some(Claim {
             owner: owner.to_owned(),
             until,
@@ -236,7 +241,10 @@ impl TokenSet {
     /// The same tokens (compared in memory, never printed).
     pub(crate) fn is_same(&self, other: &TokenSet) -> bool {
         use secrecy::ExposeSecret;
-        self.access_token.expose_secret() == other.access_token.expose_secret()
+        fn refresh(tokens: &TokenSet) -> Option<&str> {
+            tokens.refresh_token.as_ref().map(|t| t.expose_secret())
+        }
+        self.access_token.expose_secret() == other.access_token.expose_secret() && refresh(self) == refresh(other)
     }
 
     /// Whether `self` is a later renewal of the same login than `other`.

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use httpmock::Method::{GET, POST};
 use oauth_sdk::{
-    Authenticated, Client, Error, ExposeSecret, FileStore, ManualClock, MemoryStore, SessionEnd, SessionState,
-    StoreOutage, TokenStore,
+    Authenticated, Client, Error, Expect, ExposeSecret, FileStore, Grant, ManualClock, MemoryStore, SessionEnd,
+    SessionState, StoreOutage, TokenSet, TokenStore,
 };
 use taskboard_server::{Config, DEMO_CLIENT, DEMO_USER, Server};
 
@@ -501,4 +501,196 @@ async fn a_session_of_another_client_or_token_endpoint_is_refused() {
         Err(Error::Store(e)) => assert!(e.to_string().contains("issued by"), "{e}"),
         other => panic!("expected a session of another token endpoint to be refused, got {other:?}"),
     }
+}
+
+// Found in review: ways around the guarantee that the items above did not name.
+
+/// A session without a lineage (stored by an earlier release, or seeded with `TokenSet::new`) gets
+/// one with its first claim, so a renewal kept in memory is not taken for an older session and lost.
+#[tokio::test]
+async fn a_session_seeded_by_hand_keeps_a_renewal_the_store_did_not_take() {
+    let server = reference(Config::default()).await;
+    let clock = ManualClock::new(t0());
+    let shared = SimShared::new(21);
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/oauth/token", server.base_url()))
+        .basic_auth(DEMO_CLIENT.0, Some(DEMO_CLIENT.1))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", DEMO_USER.0),
+            ("password", DEMO_USER.1),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let seeded = TokenSet::new(
+        answer["access_token"].as_str().unwrap().to_owned().into(),
+        Grant::Password,
+        t0(),
+    )
+    .with_refresh_token(answer["refresh_token"].as_str().unwrap().to_owned().into())
+    .with_lifetime(HOUR);
+    shared.handle().store(Expect::Empty, &seeded).await.unwrap();
+    let api = client(&server, &clock).resume(shared.handle()).await.unwrap();
+
+    // The claim lands; the renewed session's write does not (reads still work).
+    shared.faults(|f| f.writes_left = Some(1));
+    clock.advance(HOUR);
+    api.get_me().await.expect("renewed, kept in memory");
+    api.get_me().await.expect("the renewal in memory is used");
+    shared.faults(|f| *f = Default::default());
+    api.flush(Duration::from_secs(30)).await.expect("written back");
+    api.get_me().await.unwrap();
+    assert_no_reuse(&server);
+    assert!(server.refresh_token_is_current(&stored_refresh_token(&shared)));
+}
+
+/// A server that answers a refresh with the same access token and a rotated refresh token: another
+/// process does not take the store's newer session for its own older one.
+#[tokio::test]
+async fn a_rotated_refresh_token_under_an_unchanged_access_token_is_told_apart() {
+    let h = Harness::start().await;
+    let shared = SimShared::new(22);
+    let login = h.mock_password_grant().await;
+    let a = h
+        .client()
+        .login_password(
+            shared.handle(),
+            crate::support::USERNAME,
+            crate::support::PASSWORD.into(),
+        )
+        .await
+        .unwrap();
+    login.delete_async().await;
+    let b = h.client().resume(shared.handle()).await.unwrap();
+    let first = h.mock_refresh("rt-1", "at-1", "rt-2").await;
+    let second = h.mock_refresh("rt-2", "at-3", "rt-3").await;
+    a.refresh().await.unwrap();
+    b.refresh().await.unwrap();
+    first.assert_calls_async(1).await;
+    second.assert_calls_async(1).await;
+    assert_eq!(stored_refresh_token(&shared), "rt-3");
+}
+
+/// A success the SDK cannot use may have rotated the refresh token: it is not presented again, by
+/// this process or by any other, and the session ends.
+#[tokio::test]
+async fn an_unusable_success_is_not_followed_by_the_same_refresh_token() {
+    let h = Harness::start().await;
+    let api = h.logged_in().await;
+    let unusable = h
+        .server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path("/oauth/token")
+                .form_urlencoded_tuple("refresh_token", "rt-1");
+            then.status(200).json_body(
+                serde_json::json!({"access_token": "at-2", "token_type": "N_A", "refresh_token": "rt-2", "expires_in": 3600}),
+            );
+        })
+        .await;
+    assert!(matches!(
+        api.refresh().await,
+        Err(Error::SessionEnded(SessionEnd::UnusableRenewal(_)))
+    ));
+    assert!(api.refresh().await.is_err());
+    assert!(matches!(
+        h.client().resume(h.store.clone()).await,
+        Err(Error::NoSession)
+    ));
+    unusable.assert_calls_async(1).await;
+}
+
+/// A session of another OAuth client that reaches the store during a renewal is refused there too,
+/// not adopted and sent with this client's credentials.
+#[tokio::test]
+async fn a_login_of_another_client_during_a_renewal_is_not_adopted() {
+    let h = Harness::start().await;
+    let shared = SimShared::new(24);
+    let login = h.mock_password_grant().await;
+    let mine = h
+        .client()
+        .login_password(
+            shared.handle(),
+            crate::support::USERNAME,
+            crate::support::PASSWORD.into(),
+        )
+        .await
+        .unwrap();
+    login.delete_async().await;
+    h.server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path("/oauth/token")
+                .form_urlencoded_tuple("refresh_token", "rt-1");
+            then.status(200)
+                .json_body(token_body("at-2", Some("rt-2")))
+                .delay(Duration::from_millis(800));
+        })
+        .await;
+    h.server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path("/oauth/token")
+                .form_urlencoded_tuple("grant_type", "password");
+            then.status(200).json_body(token_body("at-other", Some("rt-other")));
+        })
+        .await;
+    let theirs = h
+        .server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path("/oauth/token")
+                .form_urlencoded_tuple("refresh_token", "rt-other");
+            then.status(200).json_body(token_body("at-other-2", Some("rt-other-2")));
+        })
+        .await;
+    let logged_in = shared.peek().expect("a session").version;
+    let renewing = tokio::spawn({
+        let mine = mine.clone();
+        async move { mine.refresh().await }
+    });
+    // Once the refresh token is claimed (the server holds the refresh 800 ms), another application
+    // logs in to the same store.
+    while shared.peek().expect("a session").version == logged_in {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Client::builder(h.server.base_url(), "other-app")
+        .client_secret("other-secret".into())
+        .build()
+        .unwrap()
+        .login_password(
+            shared.handle(),
+            crate::support::USERNAME,
+            crate::support::PASSWORD.into(),
+        )
+        .await
+        .unwrap();
+    match renewing.await.unwrap() {
+        Err(Error::Store(e)) => assert!(!e.is_unavailable(), "{e}"),
+        other => panic!("expected the other client's session to be refused, got {other:?}"),
+    }
+    let _ = mine.refresh().await;
+    theirs.assert_calls_async(0).await;
+}
+
+/// `StoreOutage::RefreshAlone` renews against a store that hangs, not only one that refuses.
+#[tokio::test]
+async fn refresh_alone_renews_when_the_store_hangs() {
+    let server = reference(Config::default()).await;
+    let clock = ManualClock::new(t0());
+    let shared = SimShared::new(26);
+    let alone = builder(&server, &clock)
+        .store_timeout(Duration::from_millis(200))
+        .store_outage(StoreOutage::RefreshAlone)
+        .build()
+        .unwrap();
+    let api = login(&alone, shared.handle()).await;
+    shared.faults(|f| f.latency = Duration::from_secs(2));
+    clock.advance(HOUR + Duration::from_secs(1));
+    api.get_me().await.expect("renewed alone");
+    assert_eq!(server.counters().refreshes_accepted, 1);
 }

@@ -82,6 +82,7 @@ async fn no_output_of_the_sdk_ever_contains_a_secret() {
         .await;
     let store = MemoryStore::new();
     let api = client
+        .clone()
         .login_password(store.clone(), "ada", PASSWORD.into())
         .await
         .unwrap();
@@ -101,7 +102,7 @@ async fn no_output_of_the_sdk_ever_contains_a_secret() {
                 .header("www-authenticate", r#"Bearer error="invalid_token""#);
         })
         .await;
-    server
+    let renewal = server
         .mock_async(|when, then| {
             when.method(POST)
                 .path("/oauth/token")
@@ -122,21 +123,7 @@ async fn no_output_of_the_sdk_ever_contains_a_secret() {
     let error = api.get_me().await.unwrap_err();
     seen.extend([format!("{error:?}"), error.to_string()]);
 
-    let broken = server
-        .mock_async(|when, then| {
-            when.method(POST)
-                .path("/oauth/token")
-                .form_urlencoded_tuple("refresh_token", REFRESH_2);
-            then.status(200)
-                .json_body(json!({"access_token": ACCESS, "token_type": 17}));
-        })
-        .await;
     clock.advance(Duration::from_secs(120));
-    let error = api.get_me().await.unwrap_err();
-    assert!(matches!(error, Error::InvalidTokenResponse(_)), "{error:?}");
-    seen.extend([format!("{error:?}"), error.to_string()]);
-    broken.delete_async().await;
-
     let outage = server
         .mock_async(|when, then| {
             when.method(POST).path("/oauth/token");
@@ -148,14 +135,44 @@ async fn no_output_of_the_sdk_ever_contains_a_secret() {
     seen.extend([format!("{error:?}"), error.to_string()]);
     outage.delete_async().await;
 
+    // A success that cannot be used ends the session (the refresh token may be spent).
+    let broken = server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path("/oauth/token")
+                .form_urlencoded_tuple("refresh_token", REFRESH_2);
+            then.status(200)
+                .json_body(json!({"access_token": ACCESS, "token_type": 17}));
+        })
+        .await;
+    let error = api.get_me().await.unwrap_err();
+    assert!(
+        matches!(error, Error::SessionEnded(oauth_sdk::SessionEnd::UnusableRenewal(_))),
+        "{error:?}"
+    );
+    seen.extend([format!("{error:?}"), error.to_string()]);
+    broken.delete_async().await;
+    renewal.delete_async().await;
+
+    // A new session, whose refresh the server refuses, quoting the token it refuses.
+    let api = client
+        .login_password(MemoryStore::new(), "ada", PASSWORD.into())
+        .await
+        .unwrap();
     server
         .mock_async(|when, then| {
             when.method(POST).path("/oauth/token");
-            then.status(400).json_body(json!({"error": "invalid_grant"}));
+            then.status(400).json_body(
+                json!({"error": "invalid_grant", "error_description": format!("Invalid refresh token: {REFRESH}")}),
+            );
         })
         .await;
     let error = api.get_me().await.unwrap_err();
     assert!(error.is_session_ended(), "{error:?}");
+    assert!(
+        error.to_string().contains("Invalid refresh token: [redacted]"),
+        "{error}"
+    );
     seen.extend([format!("{error:?}"), error.to_string()]);
 
     let traces = String::from_utf8(traces.0.lock().unwrap().clone()).unwrap();

@@ -342,6 +342,7 @@ impl World {
             Error::SessionEnded(SessionEnd::LoggedOut) => {
                 self.logout_step.is_some_and(|at| at >= self.processes[p].since)
             }
+            Error::SessionEnded(SessionEnd::StoreLost) => self.wipe_step.is_some(),
             _ => false,
         }
     }
@@ -514,6 +515,24 @@ impl World {
         // Every live process renews once more: a spent refresh token anywhere shows now.
         self.clock.advance(LIFETIME);
         self.say("healed; the clock moves past expiry and every process calls".into());
+        if self.verbose {
+            for (p, process) in self.processes.iter().enumerate() {
+                let holds = process.api.as_ref().map(|api| match &*api.session_changes().borrow() {
+                    SessionState::Active(tokens) => format!(
+                        "{}#{}",
+                        &tokens.lineage()[..6.min(tokens.lineage().len())],
+                        tokens.generation()
+                    ),
+                    SessionState::Ended(end) => format!("ended: {end}"),
+                });
+                println!("  p{p} holds {holds:?}");
+            }
+            let stored = self.shared.peek().map(|r| {
+                r.tokens
+                    .map(|t| format!("{}#{}", &t.lineage()[..6.min(t.lineage().len())], t.generation()))
+            });
+            println!("  the store holds {stored:?}");
+        }
         for p in 0..self.processes.len() {
             self.call(p).await?;
         }
@@ -535,7 +554,8 @@ impl World {
         match stored.as_ref().map(|record| record.tokens.as_ref()) {
             Some(None) if logged_out => {}
             None if logged_out => {}
-            None if !anyone_live && wiped_after(None) => {}
+            // Lost with every key, and no process holds a copy it can vouch for.
+            None if wiped_after(None) && !anyone_live => {}
             Some(Some(_)) if logged_out && wiped_after(self.logout_step) => {
                 self.say("the logout's tombstone was lost with every key, before every process saw it".into());
             }
