@@ -14,7 +14,7 @@
 //!
 //! ```sh
 //! cargo test --test integration simulation                       # 100 seeds
-//! SIM_SEEDS=10000 cargo test --release --test integration simulation -- --nocapture
+//! SIM_SEEDS=10000 SIM_PARALLEL=12 cargo test --release --test integration simulation -- --nocapture
 //! SIM_SEED=4242 cargo test --test integration simulation -- --nocapture   # replay one, with its schedule
 //! ```
 //!
@@ -58,9 +58,13 @@ async fn simulation() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
+    // Schedules run side by side; most of one is waiting on timers and sockets.
+    let parallel: usize = std::env::var("SIM_PARALLEL")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4);
     let mut failures = Vec::new();
     let mut refreshes = 0;
-    // A few seeds at a time: most of a schedule is waiting on timers and sockets.
     let mut outcomes = futures::stream::iter(first..first + seeds)
         .map(|seed| async move {
             let started = Instant::now();
@@ -70,7 +74,7 @@ async fn simulation() {
             }
             (seed, outcome)
         })
-        .buffer_unordered(4);
+        .buffer_unordered(parallel);
     while let Some((seed, outcome)) = outcomes.next().await {
         match outcome {
             Ok(summary) => refreshes += summary.refreshes,
