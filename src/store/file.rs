@@ -139,6 +139,35 @@ fn check_session_file(path: &Path, metadata: &std::fs::Metadata) -> Result<(), S
     check_owner_only(path, metadata.uid(), metadata.mode(), current_user())
 }
 
+/// Refuse a folder in which another user could swap the session file for one of theirs: one that
+/// belongs to another user (root excepted), or that group or others may write to, unless it is
+/// sticky (as `/tmp` is: there nobody may rename or delete another user's files).
+#[cfg(unix)]
+fn check_folder(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    let folder = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let metadata = std::fs::metadata(folder).map_err(|e| io_error("inspect", folder, e))?;
+    let (owner, mode, user) = (metadata.uid(), metadata.mode(), current_user());
+    if owner != user && owner != 0 {
+        return Err(invalid(format!(
+            "{}: its folder belongs to user {owner}, who could replace the session file; keep it in a folder of your own",
+            path.display()
+        )));
+    }
+    if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+        return Err(invalid(format!(
+            "{}: its folder has mode {:03o}: group or others may replace the session file in it; \
+             keep it in a folder only you may write to",
+            path.display(),
+            mode & 0o777
+        )));
+    }
+    Ok(())
+}
+
 /// The owner and permission half of [`check_session_file`], apart so that a test can give it another
 /// owner than the user running the tests.
 #[cfg(unix)]
@@ -198,6 +227,8 @@ fn read(path: &Path) -> Result<Option<Stored>, StoreError> {
 
 /// The file's contents, once it passed the checks; `None` when there is no file.
 fn read_bytes(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+    #[cfg(unix)]
+    check_folder(path)?;
     #[cfg(unix)]
     match std::fs::symlink_metadata(path) {
         Ok(metadata) => check_session_file(path, &metadata)?,
@@ -272,6 +303,8 @@ fn write(path: &Path, stored: &Stored) -> Result<(), StoreError> {
 /// Open a lock file beside the session, creating it owner-only, and never through a symbolic link:
 /// one planted there would make the store create or lock a file of the planter's choosing.
 fn open_lock_file(path: &Path) -> Result<File, StoreError> {
+    #[cfg(unix)]
+    check_folder(path)?;
     #[cfg(unix)]
     match std::fs::symlink_metadata(path) {
         Ok(metadata) => check_regular(path, &metadata)?,

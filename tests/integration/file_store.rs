@@ -282,6 +282,31 @@ async fn a_session_file_others_may_read_is_refused_and_left_alone() {
 
 #[cfg(unix)]
 #[tokio::test]
+async fn a_folder_others_may_write_to_is_refused_unless_sticky() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch();
+    let path = dir.join("session.json");
+    let store = FileStore::new(&path);
+    store.store(Expect::Empty, &tokens("secret-access")).await.unwrap();
+    for mode in [0o777, 0o775] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        assert_refused(&store, "folder").await;
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            before,
+            "folder mode {mode:o}: the file was changed"
+        );
+    }
+    // Sticky, as /tmp is: nobody may replace another user's file in it.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let loaded = store.load().await.unwrap().unwrap();
+    assert_eq!(live(&loaded).access_token().expose_secret(), "secret-access");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(unix)]
+#[tokio::test]
 async fn a_symbolic_link_at_the_session_path_is_refused_and_left_alone() {
     let dir = scratch();
     let target = dir.join("elsewhere.json");
