@@ -625,11 +625,10 @@ impl Session {
             Err(error) => {
                 // Refused, or answered with a token that cannot be used: the refresh token is spent
                 // either way, and nobody may present it again.
-                let spent = match &error {
-                    AuthError::SessionEnded(SessionEnd::Refused(_)) => true,
-                    AuthError::SessionEnded(SessionEnd::UnusableRenewal(_)) => true,
-                    _ => false,
-                };
+                let spent = matches!(
+                    &error,
+                    AuthError::SessionEnded(SessionEnd::Refused(_) | SessionEnd::UnusableRenewal(_))
+                );
                 if !spent {
                     self.unclaim(base, claimed).await;
                     return Err(error);
