@@ -252,8 +252,10 @@ struct Slot {
 }
 
 impl Slot {
+    /// Versions start from the clock's floor, as in every store of this crate, so that versions are
+    /// never compared across stores by accident of all starting at one.
     fn next_version(&mut self) -> Version {
-        self.last_version += 1;
+        self.last_version = (self.last_version + 1).max(version_floor());
         self.last_version
     }
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use oauth_sdk::{Client, Expect, ExposeSecret, FileStore, StoreError, Swap, TokenStore, Versioned, version_floor};
 use taskboard_server::{Config, DEMO_CLIENT, DEMO_USER};
 
+use crate::contract;
 use crate::fleet::Fleet;
 use crate::support::t0;
 
@@ -144,51 +145,9 @@ async fn two_processes_sharing_a_file_refresh_once() {
 async fn logout_leaves_a_tombstone_of_a_newer_version() {
     let dir = scratch();
     let store = FileStore::new(dir.join("session.json"));
-    let Swap::Stored(v1) = store.store(Expect::Empty, &tokens("one")).await.unwrap() else {
-        panic!("first write")
-    };
-    store.clear().await.unwrap();
-
-    let tombstone = store.load().await.unwrap().expect("a tombstone, not nothing");
-    assert!(tombstone.tokens.is_none(), "the tokens are gone");
-    assert!(tombstone.version > v1, "{} after {v1}", tombstone.version);
-    // A writer that saw no session must not revive one that was logged out...
-    match store.store(Expect::Empty, &tokens("revived")).await.unwrap() {
-        Swap::Conflict(Some(current)) => {
-            assert!(current.is_logged_out());
-            assert_eq!(current.version, tombstone.version);
-        }
-        other => panic!("Expect::Empty must not match a tombstone, got {other:?}"),
-    }
-    // ...nor one holding the version before the logout.
-    assert!(matches!(
-        store.store(Expect::Version(v1), &tokens("stale")).await.unwrap(),
-        Swap::Conflict(Some(_))
-    ));
-    assert!(store.load().await.unwrap().unwrap().is_logged_out());
-    // A fresh login replaces it.
-    let Swap::Stored(v2) = store.store(Expect::Any, &tokens("two")).await.unwrap() else {
-        panic!("Expect::Any takes the place of a tombstone")
-    };
-    assert!(v2 > tombstone.version);
-    assert_eq!(
-        live(&store.load().await.unwrap().unwrap())
-            .access_token()
-            .expose_secret(),
-        "two"
-    );
-
-    // Logging out where there is nothing leaves a tombstone as well, above every version to come.
+    let logged_out = contract::log_out(&store, &store).await;
     let empty = FileStore::new(dir.join("never-written.json"));
-    let floor = version_floor();
-    empty.clear().await.unwrap();
-    let tombstone = empty.load().await.unwrap().expect("a tombstone");
-    assert!(tombstone.is_logged_out());
-    assert!(
-        tombstone.version >= floor,
-        "{} below the floor {floor}",
-        tombstone.version
-    );
+    contract::the_tombstone_holds(&store, &store, logged_out, &empty).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 

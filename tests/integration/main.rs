@@ -2,6 +2,8 @@
 
 mod support;
 
+mod contract;
+
 mod e2e;
 mod file_store;
 mod fleet;

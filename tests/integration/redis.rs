@@ -10,6 +10,7 @@ use oauth_sdk::{
 };
 use taskboard_server::{Config, DEMO_CLIENT, DEMO_USER, RedisServer, Server};
 
+use crate::contract;
 use crate::fleet::Fleet;
 use crate::support::t0;
 
@@ -464,57 +465,15 @@ async fn logout_leaves_a_tombstone_of_a_newer_version_and_pushes_it() {
     let mut versions = reader.versions().expect("Redis pushes versions");
     let mut connection = raw(&redis).await;
     until_subscribed(&mut connection, "s", 2).await;
-    let Swap::Stored(v1) = writer.store(Expect::Empty, &tokens("one")).await.unwrap() else {
-        panic!("first write")
-    };
-    writer.clear().await.unwrap();
-
-    let tombstone = reader.load().await.unwrap().expect("a tombstone, not nothing");
-    assert!(tombstone.tokens.is_none(), "the tokens are gone");
-    assert!(tombstone.version > v1, "{} after {v1}", tombstone.version);
+    let (v1, tombstone) = contract::log_out(&writer, &reader).await;
     let fields: std::collections::HashMap<String, String> = connection.hgetall("test:{s}:session").await.unwrap();
     let mut names: Vec<_> = fields.keys().map(String::as_str).collect();
     names.sort_unstable();
     assert_eq!(names, ["format", "version"], "the tokens are deleted from Redis");
     // Every process holding the session learns of the logout.
     until_pushed(&mut versions, tombstone.version).await;
-
-    // A writer that saw no session must not revive one that was logged out, nor one that held the
-    // version before the logout.
-    match reader.store(Expect::Empty, &tokens("revived")).await.unwrap() {
-        Swap::Conflict(Some(current)) => {
-            assert!(current.is_logged_out(), "the conflict carries the tombstone");
-            assert_eq!(current.version, tombstone.version);
-        }
-        other => panic!("Expect::Empty must not match a tombstone, got {other:?}"),
-    }
-    assert!(matches!(
-        reader.store(Expect::Version(v1), &tokens("stale")).await.unwrap(),
-        Swap::Conflict(Some(Versioned { tokens: None, .. }))
-    ));
-    // A fresh login replaces it.
-    let Swap::Stored(v2) = reader.store(Expect::Any, &tokens("two")).await.unwrap() else {
-        panic!("Expect::Any takes the place of a tombstone")
-    };
-    assert!(v2 > tombstone.version);
-    assert_eq!(
-        live(&writer.load().await.unwrap().unwrap())
-            .access_token()
-            .expose_secret(),
-        "two"
-    );
-
-    // Logging out a session never written leaves a tombstone too, from the clock's floor.
     let empty = store(&redis, "never-written").await;
-    let floor = version_floor();
-    empty.clear().await.unwrap();
-    let tombstone = empty.load().await.unwrap().expect("a tombstone");
-    assert!(tombstone.is_logged_out());
-    assert!(
-        tombstone.version >= floor,
-        "{} below the floor {floor}",
-        tombstone.version
-    );
+    contract::the_tombstone_holds(&reader, &writer, (v1, tombstone), &empty).await;
 }
 
 #[tokio::test]

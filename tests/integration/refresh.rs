@@ -246,15 +246,7 @@ async fn a_caller_that_gives_up_mid_refresh_does_not_lose_the_rotated_token() {
     let h = Harness::start().await;
     let api = h.logged_in().await;
     let refresh = h
-        .server
-        .mock_async(|when, then| {
-            when.method(POST)
-                .path("/oauth/token")
-                .form_urlencoded_tuple("refresh_token", "rt-1");
-            then.status(200)
-                .json_body(token_body("at-2", Some("rt-2")))
-                .delay(Duration::from_millis(300));
-        })
+        .mock_slow_refresh("rt-1", "at-2", "rt-2", Duration::from_millis(300))
         .await;
     let new = h.mock_me("at-2", 200).await;
     h.clock.advance(Duration::from_secs(LIFETIME + 1));

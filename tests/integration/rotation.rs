@@ -342,17 +342,7 @@ async fn a_lost_lock_and_a_stalled_owner_still_give_one_refresh() {
 async fn a_rejected_request_that_joins_a_look_at_the_store_is_renewed() {
     let h = Harness::start().await;
     let shared = SimShared::new(9);
-    let login = h.mock_password_grant().await;
-    let api = h
-        .client()
-        .login_password(
-            shared.handle(),
-            crate::support::USERNAME,
-            crate::support::PASSWORD.into(),
-        )
-        .await
-        .unwrap();
-    login.delete_async().await;
+    let api = h.logged_in_to(shared.handle()).await;
     h.server
         .mock_async(|when, then| {
             when.method(GET).path("/v1/me").header("authorization", "Bearer at-1");
@@ -554,17 +544,7 @@ async fn a_session_seeded_by_hand_keeps_a_renewal_the_store_did_not_take() {
 async fn a_rotated_refresh_token_under_an_unchanged_access_token_is_told_apart() {
     let h = Harness::start().await;
     let shared = SimShared::new(22);
-    let login = h.mock_password_grant().await;
-    let a = h
-        .client()
-        .login_password(
-            shared.handle(),
-            crate::support::USERNAME,
-            crate::support::PASSWORD.into(),
-        )
-        .await
-        .unwrap();
-    login.delete_async().await;
+    let a = h.logged_in_to(shared.handle()).await;
     let b = h.client().resume(shared.handle()).await.unwrap();
     let first = h.mock_refresh("rt-1", "at-1", "rt-2").await;
     let second = h.mock_refresh("rt-2", "at-3", "rt-3").await;
@@ -610,26 +590,8 @@ async fn an_unusable_success_is_not_followed_by_the_same_refresh_token() {
 async fn a_login_of_another_client_during_a_renewal_is_not_adopted() {
     let h = Harness::start().await;
     let shared = SimShared::new(24);
-    let login = h.mock_password_grant().await;
-    let mine = h
-        .client()
-        .login_password(
-            shared.handle(),
-            crate::support::USERNAME,
-            crate::support::PASSWORD.into(),
-        )
-        .await
-        .unwrap();
-    login.delete_async().await;
-    h.server
-        .mock_async(|when, then| {
-            when.method(POST)
-                .path("/oauth/token")
-                .form_urlencoded_tuple("refresh_token", "rt-1");
-            then.status(200)
-                .json_body(token_body("at-2", Some("rt-2")))
-                .delay(Duration::from_millis(800));
-        })
+    let mine = h.logged_in_to(shared.handle()).await;
+    h.mock_slow_refresh("rt-1", "at-2", "rt-2", Duration::from_millis(800))
         .await;
     h.server
         .mock_async(|when, then| {

@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use httpmock::Method::{GET, POST};
 use httpmock::{Mock, MockServer};
-use oauth_sdk::{Authenticated, Client, ManualClock, MemoryStore};
+use oauth_sdk::{Authenticated, Client, ManualClock, MemoryStore, TokenStore};
 use serde_json::{Value, json};
 
 pub const CLIENT_ID: &str = "test-client";
@@ -62,6 +62,11 @@ impl Harness {
 
     /// The token endpoint redeems refresh token `from` for the pair `access` / `refresh`.
     pub async fn mock_refresh(&self, from: &str, access: &str, refresh: &str) -> Mock<'_> {
+        self.mock_slow_refresh(from, access, refresh, Duration::ZERO).await
+    }
+
+    /// The same, answering after `delay`.
+    pub async fn mock_slow_refresh(&self, from: &str, access: &str, refresh: &str, delay: Duration) -> Mock<'_> {
         let body = token_body(access, Some(refresh));
         self.server
             .mock_async(move |when, then| {
@@ -69,7 +74,7 @@ impl Harness {
                     .path("/oauth/token")
                     .form_urlencoded_tuple("grant_type", "refresh_token")
                     .form_urlencoded_tuple("refresh_token", from);
-                then.status(200).json_body(body);
+                then.status(200).json_body(body).delay(delay);
             })
             .await
     }
@@ -92,10 +97,15 @@ impl Harness {
 
     /// Log in with the password grant (`at-1` / `rt-1`), then forget the login mock.
     pub async fn logged_in(&self) -> Authenticated<MemoryStore> {
+        self.logged_in_to(self.store.clone()).await
+    }
+
+    /// The same, with the session in `store`.
+    pub async fn logged_in_to<S: TokenStore>(&self, store: S) -> Authenticated<S> {
         let login = self.mock_password_grant().await;
         let api = self
             .client()
-            .login_password(self.store.clone(), USERNAME, PASSWORD.into())
+            .login_password(store, USERNAME, PASSWORD.into())
             .await
             .expect("login succeeds");
         login.assert_calls_async(1).await;
