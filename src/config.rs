@@ -9,6 +9,7 @@ use url::Url;
 
 use crate::Client;
 use crate::api;
+use crate::backoff::Backoff;
 use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
 use crate::executor::Executor;
@@ -113,7 +114,7 @@ impl Config {
     /// The longest a refresh can take: every attempt at its timeout, and every backoff.
     pub fn refresh_budget(&self) -> Duration {
         let Retry { attempts, backoff } = self.tokens.retry;
-        let waits = (0..attempts.saturating_sub(1)).map(|n| backoff.saturating_mul(1 << n.min(16)));
+        let waits = Backoff::new(backoff, Duration::MAX).take(attempts.saturating_sub(1) as usize);
         self.tokens.timeout.saturating_mul(attempts) + waits.sum::<Duration>()
     }
 

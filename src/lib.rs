@@ -39,6 +39,7 @@ mod api {
     include!(concat!(env!("OUT_DIR"), "/api.rs"));
 }
 
+mod backoff;
 mod challenge;
 mod client;
 mod clock;

@@ -15,6 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+use crate::backoff::Backoff;
 use crate::clock::Clock;
 use crate::config::ClientAuth;
 use crate::error::{InvalidTokenResponse, OAuthError, TransientCause, TransientError};
@@ -82,6 +83,7 @@ impl TokenClient {
         deadline: Option<tokio::time::Instant>,
     ) -> Result<TokenSet, TokenFailure> {
         let mut attempt = 1;
+        let mut waits = Backoff::new(self.retry.backoff, Duration::MAX);
         loop {
             match self.token_once(url, &grant).await {
                 Err(TokenFailure::Transient(mut error)) if attempt >= self.retry.attempts.max(1) => {
@@ -89,7 +91,7 @@ impl TokenClient {
                     return Err(TokenFailure::Transient(error));
                 }
                 Err(TokenFailure::Transient(mut error)) => {
-                    tokio::time::sleep(self.retry.backoff.saturating_mul(1 << (attempt - 1).min(16))).await;
+                    tokio::time::sleep(waits.next_delay()).await;
                     if deadline.is_some_and(|deadline| tokio::time::Instant::now() + self.timeout > deadline) {
                         // Paused, or slower than planned: past this point another process may hold
                         // the refresh token's claim.

@@ -29,6 +29,7 @@ use secrecy::ExposeSecret;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::backoff::Backoff;
 use crate::config::{Config, StoreOutage};
 use crate::error::{AuthError, SessionEnd};
 use crate::metrics::{Counters, SessionState};
@@ -720,13 +721,9 @@ impl Session {
         self.unsaved.send_modify(|pending| *pending += 1);
         let session = self.clone();
         tokio::spawn(async move {
-            let mut delay = WRITE_BACK_FIRST_DELAY;
-            loop {
-                if session.write_back_once(&token, expect).await {
-                    break;
-                }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(WRITE_BACK_MAX_DELAY);
+            let mut waits = Backoff::new(WRITE_BACK_FIRST_DELAY, WRITE_BACK_MAX_DELAY);
+            while !session.write_back_once(&token, expect).await {
+                tokio::time::sleep(waits.next_delay()).await;
             }
             session.unsaved.send_modify(|pending| *pending -= 1);
         });

@@ -24,6 +24,7 @@ use redis::{AsyncCommands, Script};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::backoff::Backoff;
 use crate::store::{Expect, LockAttempt, LockToken, StoreError, Swap, TokenStore, Version, Versioned};
 use crate::token::TokenSet;
 
@@ -453,7 +454,7 @@ async fn subscribe(
             newer
         });
     };
-    let mut delay = Duration::from_millis(100);
+    let mut waits = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     loop {
         // get_async_pubsub has no timeout of its own: one stuck handshake must not end the following.
         let subscribed = async {
@@ -472,7 +473,7 @@ async fn subscribe(
             // it. If the read fails (the command connection may still be the one a restart of Redis
             // broke), a version may have been missed: start over rather than wait for the next one.
             if let Ok(current) = connection.hget::<_, _, Option<String>>(&session_key, "version").await {
-                delay = Duration::from_millis(100);
+                waits.reset();
                 if let Some(version) = current.and_then(|v| v.parse().ok()) {
                     publish(version);
                 }
@@ -484,7 +485,6 @@ async fn subscribe(
                 }
             }
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
+        tokio::time::sleep(waits.next_delay()).await;
     }
 }
