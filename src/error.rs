@@ -116,12 +116,18 @@ impl<E> Error<E> {
         matches!(self, Error::SessionEnded(_))
     }
 
-    /// True for failures that may pass: the token endpoint, the token store or the API unreachable,
-    /// or a stream upload that must be sent again.
+    /// True for failures that retrying can fix: the token endpoint or the token store unreachable,
+    /// the API unreachable or answering 408, 429, 502, 503 or 504, or a stream upload that must be
+    /// sent again. A request that could not be built, or an answer that does not match the spec, is
+    /// not.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Transient(_) | Error::NotRetried { .. } | Error::Request(_) => true,
+            Error::Transient(_) | Error::NotRetried { .. } => true,
+            Error::Request(error) => !error.is_builder() && !error.is_redirect() && !error.is_decode(),
             Error::Store(error) => error.is_unavailable(),
+            Error::Api(_) | Error::UnexpectedResponse(_) => self
+                .status()
+                .is_some_and(|status| matches!(status.as_u16(), 408 | 429 | 502 | 503 | 504)),
             _ => false,
         }
     }

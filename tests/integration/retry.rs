@@ -201,3 +201,17 @@ async fn public_operations_never_carry_a_token() {
     assert_eq!(api.health().await.expect("logged in").status, "ok");
     health.assert_calls_async(2).await;
 }
+
+/// `is_transient` says what a retry can fix: the API's 429 and 503 are, its 404 and 400 are not.
+#[tokio::test]
+async fn the_apis_busy_answers_are_transient_and_its_refusals_are_not() {
+    let h = Harness::start().await;
+    let api = h.logged_in().await;
+    for (status, transient) in [(429, true), (503, true), (404, false), (400, false)] {
+        let answer = h.mock_me("at-1", status).await;
+        let error = api.get_me().await.unwrap_err();
+        assert_eq!(error.status().map(|s| s.as_u16()), Some(status), "{error}");
+        assert_eq!(error.is_transient(), transient, "{status}: {error}");
+        answer.delete_async().await;
+    }
+}
