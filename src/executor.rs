@@ -16,9 +16,8 @@
 //! Sending again from `run`, by calling the typed method again, means no request has to be cloned up
 //! front in case it is rejected: the hot path pays nothing for the retry it rarely needs.
 
-use std::cell::Cell;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use progenitor_client::{ClientHooks, ClientInfo, OperationInfo, ResponseValue};
@@ -240,7 +239,9 @@ where
 )]
 pub(crate) enum Upload {
     Buffered(Bytes),
-    Stream(Cell<Option<reqwest::Body>>),
+    /// Behind a mutex, not a `Cell`: the call's future holds the upload across its awaits, and must
+    /// stay `Send` so that it can be spawned.
+    Stream(Mutex<Option<reqwest::Body>>),
 }
 
 #[allow(
@@ -252,7 +253,7 @@ impl Upload {
         let body = body.into();
         match body.as_bytes() {
             Some(bytes) => Upload::Buffered(Bytes::copy_from_slice(bytes)),
-            None => Upload::Stream(Cell::new(Some(body))),
+            None => Upload::Stream(Mutex::new(Some(body))),
         }
     }
 
@@ -264,7 +265,11 @@ impl Upload {
     pub(crate) fn body(&self) -> reqwest::Body {
         match self {
             Upload::Buffered(bytes) => reqwest::Body::from(bytes.clone()),
-            Upload::Stream(body) => body.take().unwrap_or_else(|| reqwest::Body::from(Bytes::new())),
+            Upload::Stream(body) => body
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .take()
+                .unwrap_or_else(|| reqwest::Body::from(Bytes::new())),
         }
     }
 }

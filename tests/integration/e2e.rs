@@ -108,13 +108,12 @@ async fn every_operation_of_the_spec_works() {
         Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"abc")),
         Ok(bytes::Bytes::from_static(b"def")),
     ]);
-    assert_eq!(
-        api.put_attachment(&task.id, reqwest::Body::wrap_stream(chunks))
-            .await
-            .unwrap()
-            .size,
-        6
-    );
+    // Spawned: every operation's future is `Send`, a streamed upload's too.
+    let streamed = tokio::spawn({
+        let (api, id) = (api.clone(), task.id.clone());
+        async move { api.put_attachment(&id, reqwest::Body::wrap_stream(chunks)).await }
+    });
+    assert_eq!(streamed.await.unwrap().unwrap().size, 6);
 
     assert_eq!(api.delete_task(&task.id).await.unwrap().status(), 204);
     match api.get_project("no-such-project").await {
