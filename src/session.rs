@@ -453,9 +453,10 @@ impl Session {
             Ok(Newest::Ours(Expect::Empty)) if seen.version().is_some() => {
                 tracing::warn!("the token store lost the session; putting it back before renewing");
                 let until = SystemTime::now() + self.config.store_timeout;
-                let _ = self.write(Expect::Empty, &seen.tokens.claimed(&self.id, until)).await;
+                if let Err(error) = self.write(Expect::Empty, &seen.tokens.claimed(&self.id, until)).await {
+                    return Some(self.release(lease, Err(error.into())).await);
+                }
                 let _ = self.release(lease, Ok(seen.clone())).await;
-                seen.version.store(0, Relaxed);
                 tokio::time::sleep(self.config.store_timeout).await;
                 return None;
             }
@@ -563,6 +564,10 @@ impl Session {
                 Ok(token)
             }
             Newest::LoggedOut => Err(logged_out()),
+            // The store lost the session, and this process missed a write: its copy may be an older
+            // one, not to be put back (its next renewal ends it, unless another process puts back
+            // the newest first).
+            Newest::Ours(Expect::Empty) if self.store_moved_on() => Ok(seen.clone()),
             Newest::Ours(expect) if expect != seen.version().map_or(Expect::Empty, Expect::Version) => {
                 match self.save(expect, &seen.tokens).await? {
                     Saved::Stored(version) => {

@@ -142,6 +142,8 @@ struct World {
     /// The last step a logout happened at, and whether a login followed.
     logout_step: Option<usize>,
     logged_in_since_logout: bool,
+    /// A login since the last logout failed at its store write, which may have landed all the same.
+    login_may_have_landed: bool,
     /// The last step the store lost every key at.
     wipe_step: Option<usize>,
     failed_calls: usize,
@@ -208,6 +210,7 @@ impl World {
             store_failures: 0,
             logout_step: None,
             logged_in_since_logout: true,
+            login_may_have_landed: false,
             wipe_step: None,
             failed_calls: 0,
             verbose,
@@ -421,7 +424,13 @@ impl World {
                 self.logged_in_since_logout = true;
                 Ok(())
             }
-            Err(error) => self.failed(p, "a login", &error),
+            Err(error) => {
+                // A write whose reply was lost may have landed: the store may hold this login.
+                if matches!(&error, Error::Store(_)) {
+                    self.login_may_have_landed = true;
+                }
+                self.failed(p, "a login", &error)
+            }
         }
     }
 
@@ -466,6 +475,7 @@ impl World {
             Ok(()) => {
                 self.logout_step = Some(self.step);
                 self.logged_in_since_logout = false;
+                self.login_may_have_landed = false;
                 Ok(())
             }
             // The local session ended; the store could not be told, so the others go on.
@@ -550,13 +560,14 @@ impl World {
             return Err(format!("a token request followed a redirect: {counted:?}"));
         }
         let stored = self.shared.peek();
-        let logged_out = self.logout_step.is_some() && !self.logged_in_since_logout;
+        let logged_out = self.logout_step.is_some() && !self.logged_in_since_logout && !self.login_may_have_landed;
         // What the loss of every key explains: a logout's tombstone lost before every process saw
         // it (they put the session back), or a session lost with no process left holding it.
         let wiped_after = |step: Option<usize>| self.wipe_step.is_some_and(|wipe| step.is_none_or(|s| wipe >= s));
         let anyone_live = self.processes.iter().any(|p| p.api.is_some());
+        let unsure_login = self.login_may_have_landed && !self.logged_in_since_logout;
         match stored.as_ref().map(|record| record.tokens.as_ref()) {
-            Some(None) if logged_out => {}
+            Some(None) if logged_out || unsure_login => {}
             None if logged_out => {}
             // Lost with every key, and no process holds a copy it can vouch for.
             None if wiped_after(None) && !anyone_live => {}
