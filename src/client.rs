@@ -259,11 +259,7 @@ impl<S: TokenStore> Authenticated<S> {
         if let Some(url) = &config.revocation {
             let newest = stored.iter().filter(|stored| !stored.is_same(&held));
             for tokens in std::iter::once(&held).chain(newest) {
-                let (token, hint) = match tokens.refresh_token() {
-                    Some(refresh) => (refresh, "refresh_token"),
-                    None => (tokens.access_token(), "access_token"),
-                };
-                let outcome = config.tokens.revoke(url, token, hint).await;
+                let outcome = config.tokens.revoke_session(url, tokens).await;
                 revoked = revoked.and(outcome.map_err(|failure| match failure {
                     TokenFailure::Refused(oauth) => Error::RevocationRefused(oauth),
                     other => login_error(other),

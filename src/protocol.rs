@@ -175,8 +175,16 @@ impl TokenClient {
         Ok(tokens)
     }
 
-    /// Revoke a token (RFC 7009). Not retried: logging out must not hang on a dead server.
-    pub async fn revoke(&self, url: &Url, token: &SecretString, hint: &str) -> Result<(), TokenFailure> {
+    /// Revoke a session (RFC 7009): its refresh token, which revokes the whole grant, or without one
+    /// its access token. Not retried: logging out must not hang on a dead server.
+    pub async fn revoke_session(&self, url: &Url, tokens: &TokenSet) -> Result<(), TokenFailure> {
+        match tokens.refresh_token() {
+            Some(refresh) => self.revoke(url, refresh, "refresh_token").await,
+            None => self.revoke(url, tokens.access_token(), "access_token").await,
+        }
+    }
+
+    async fn revoke(&self, url: &Url, token: &SecretString, hint: &str) -> Result<(), TokenFailure> {
         let mut form = vec![("token", token.expose_secret()), ("token_type_hint", hint)];
         let request = self.authenticate(self.http.post(url.clone()), &mut form);
         let (status, body) = self.send(url, request.form(&form)).await?;

@@ -673,11 +673,7 @@ impl Session {
         let Some(url) = &self.config.revocation else {
             return;
         };
-        let (token, hint) = match tokens.refresh_token() {
-            Some(refresh) => (refresh, "refresh_token"),
-            None => (tokens.access_token(), "access_token"),
-        };
-        if self.config.tokens.revoke(url, token, hint).await.is_err() {
+        if self.config.tokens.revoke_session(url, tokens).await.is_err() {
             tracing::warn!("could not revoke the tokens a renewal obtained after the logout");
         }
     }
