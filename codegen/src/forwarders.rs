@@ -111,14 +111,14 @@ impl<'ast> Visit<'ast> for OperationIdFinder {
     }
 }
 
-/// `Result<ResponseValue<T>, Error<E>>` (progenitor's error) becomes `Result<.., crate::Error<E>>`.
+/// `Result<ResponseValue<T>, Error<E>>` (progenitor's error) becomes the runtime's `Error<E>`.
 fn with_sdk_error(mut sig: syn::Signature) -> syn::Signature {
     struct SdkError;
     impl VisitMut for SdkError {
         fn visit_type_path_mut(&mut self, ty: &mut syn::TypePath) {
             if ty.qself.is_none() && ty.path.segments.len() == 1 && ty.path.segments[0].ident == "Error" {
                 let args = ty.path.segments[0].arguments.clone();
-                *ty = syn::parse_quote!(crate::Error #args);
+                *ty = syn::parse_quote!(::oauth_sdk_runtime::Error #args);
             }
             syn::visit_mut::visit_type_path_mut(self, ty);
         }
@@ -150,17 +150,17 @@ pub fn emit(methods: &[Method]) -> TokenStream {
             Access::Optional => quote!(Optional),
             Access::Required => quote!(Required),
         };
-        quote!(#id => crate::executor::Access::#access,)
+        quote!(#id => ::oauth_sdk_runtime::__private::Access::#access,)
     });
     quote! {
         /// Every operation of the API. Protected ones carry the session's access token; a token near
         /// expiry is refreshed first, and a request the API rejects for its token is retried once.
-        impl<S: crate::TokenStore> crate::Authenticated<S> {
+        impl<S: ::oauth_sdk_runtime::TokenStore> Authenticated<S> {
             #(#authenticated)*
         }
 
         /// The operations the spec makes public (`security: []` or an optional requirement).
-        impl crate::Client {
+        impl Client {
             #(#public)*
         }
 
@@ -170,10 +170,10 @@ pub fn emit(methods: &[Method]) -> TokenStream {
         }
 
         /// How each operation is authorised, from the spec's `security`.
-        pub(crate) fn operation_access(operation_id: &str) -> crate::executor::Access {
+        fn operation_access(operation_id: &str) -> ::oauth_sdk_runtime::__private::Access {
             match operation_id {
                 #(#access_arms)*
-                _ => crate::executor::Access::Required,
+                _ => ::oauth_sdk_runtime::__private::Access::Required,
             }
         }
     }
@@ -233,8 +233,8 @@ fn forwarder(method: &Method) -> TokenStream {
         #[doc = ""]
         #[doc = #label]
         pub #sig {
-            #(let #uploads = crate::executor::Upload::new(#uploads);)*
-            crate::executor::run(#resendable, |attempt| self.api_for(attempt).#name(#(#args),*)).await
+            #(let #uploads = ::oauth_sdk_runtime::__private::Upload::new(#uploads);)*
+            ::oauth_sdk_runtime::__private::run(#resendable, |attempt| self.inner.api_for(attempt).#name(#(#args),*)).await
         }
     }
 }
@@ -252,12 +252,9 @@ mod tests {
     fn public_operations_are_forwarded_on_both_states_protected_only_on_authenticated() {
         let code = generate("mixed.json");
         let block = |from: &str, to: &str| code.split(from).nth(1).unwrap().split(to).next().unwrap().to_owned();
-        let client = block(
-            "/// The operations the spec makes public",
-            "pub(crate) fn operation_access",
-        );
+        let client = block("/// The operations the spec makes public", "fn operation_access");
         let authenticated = block(
-            "impl<S: crate::TokenStore> crate::Authenticated<S> {",
+            "/// Every operation of the API.",
             "/// The operations the spec makes public",
         );
         for op in ["get_status", "get_feed", "get_account", "update_account"] {
@@ -270,15 +267,15 @@ mod tests {
         assert!(client.contains("pub async fn get_feed"));
         assert!(!client.contains("pub async fn get_account"));
         assert!(!client.contains("pub async fn update_account"));
-        assert!(code.contains(r#""get_feed" => crate::executor::Access::Optional"#));
-        assert!(code.contains(r#""get_status" => crate::executor::Access::Public"#));
-        assert!(code.contains(r#""update_account" => crate::executor::Access::Required"#));
+        assert!(code.contains(r#""get_feed" => ::oauth_sdk_runtime::__private::Access::Optional"#));
+        assert!(code.contains(r#""get_status" => ::oauth_sdk_runtime::__private::Access::Public"#));
+        assert!(code.contains(r#""update_account" => ::oauth_sdk_runtime::__private::Access::Required"#));
     }
 
     #[test]
     fn forwarders_return_the_sdk_error_and_document_scopes() {
         let code = generate("mixed.json");
-        assert!(code.contains("crate::Error<types::Problem>"), "{code}");
+        assert!(code.contains("::oauth_sdk_runtime::Error<types::Problem>"), "{code}");
         assert!(code.contains("Needs a login with scopes `account.read`, `account.write`."));
     }
 
@@ -319,13 +316,13 @@ mod tests {
         let code = generate("no-security.json");
         let arms: Vec<_> = code
             .lines()
-            .filter(|l| l.contains("=> crate::executor::Access::"))
+            .filter(|l| l.contains("=> ::oauth_sdk_runtime::__private::Access::"))
             .collect();
         assert_eq!(arms.len(), 3, "{arms:?}");
-        assert!(arms[0].contains(r#""ping" => crate::executor::Access::Public"#));
-        assert!(arms[1].contains(r#""echo" => crate::executor::Access::Public"#));
+        assert!(arms[0].contains(r#""ping" => ::oauth_sdk_runtime::__private::Access::Public"#));
+        assert!(arms[1].contains(r#""echo" => ::oauth_sdk_runtime::__private::Access::Public"#));
         assert!(
-            arms[2].contains("_ => crate::executor::Access::Required"),
+            arms[2].contains("_ => ::oauth_sdk_runtime::__private::Access::Required"),
             "only the fallback arm"
         );
     }

@@ -1,23 +1,38 @@
-//! Build-time generator for `oauth-sdk`.
+//! The build-time half of an OAuth 2 SDK: generates, from an OpenAPI spec, the typed module that runs
+//! on [`oauth-sdk-runtime`](https://docs.rs/oauth-sdk-runtime).
 //!
-//! [`generate`] turns an OpenAPI 3.0 document into one Rust source file:
+//! In the SDK crate's `build.rs` (`fn main`):
+//!
+//! ```no_run
+//! oauth_sdk_codegen::build("openapi/my-api.yaml", "my_api.rs");
+//! ```
+//!
+//! and in its source, `oauth_sdk_runtime::include_api!(pub my_api, "my_api.rs");`. The crate needs
+//! `oauth-sdk-runtime` in `[dependencies]` and nothing else: the generated code names every crate it
+//! uses through the runtime.
+//!
+//! [`generate`] turns an OpenAPI 3.0 document (JSON or YAML) into one Rust source file:
 //!
 //! 1. progenitor's typed client (types, and one async method per operation), whose every request goes
-//!    through the SDK's executor (`ClientHooks`, hooks mode `Expected`);
+//!    through the runtime's executor (`ClientHooks`, hooks mode `Expected`), kept in a private module;
 //! 2. what progenitor ignores, read from the spec's `security` ([`security`]): which operations need a
 //!    token, the scopes each asks for, and the OAuth flows with their token URLs;
-//! 3. progenitor's methods rewritten ([`rewrite`]): less work per request, and the executor's reports handed back;
-//! 4. forwarders ([`forwarders`]) that put every operation on `Authenticated<S>` and the public ones on
-//!    the logged-out `Client`, so the spec alone decides what can be called before login.
+//! 3. progenitor's methods trimmed of per-request work ([`rewrite`]);
+//! 4. the module's `Client` and `Authenticated<S>` ([`typestate`]), and forwarders ([`forwarders`]) that
+//!    put every operation on `Authenticated<S>` and the public ones on `Client`, so the spec alone
+//!    decides what can be called before login;
+//! 5. every crate named through the runtime ([`paths`]).
 //!
-//! `build.rs` is a short script around [`generate`]; everything that can fail here fails with a
-//! [`CodegenError`] naming the file and what to change, never with a panic backtrace.
+//! Everything that can fail here fails with a [`CodegenError`] naming the file and what to change,
+//! never with a panic backtrace.
 
 pub mod forwarders;
 pub mod normalize;
+pub mod paths;
 pub mod rewrite;
 pub mod security;
 pub mod spec;
+pub mod typestate;
 
 use std::fmt;
 use std::path::Path;
@@ -60,6 +75,35 @@ pub struct Generated {
     pub warnings: Vec<String>,
 }
 
+/// For `build.rs`: generate the module for the spec at `spec` (relative to the crate, JSON or YAML)
+/// into `OUT_DIR/<file>`, to be included with `oauth_sdk_runtime::include_api!`. Cargo reruns it when
+/// the spec changes; the generator's warnings become cargo warnings. A spec that cannot be generated
+/// stops the build with one line naming the file and what to change.
+pub fn build(spec: impl AsRef<Path>, file: &str) {
+    let spec = spec.as_ref();
+    println!("cargo:rerun-if-changed={}", spec.display());
+    let generated = match generate(spec) {
+        Ok(generated) => generated,
+        Err(error) => {
+            eprintln!("error: {error}");
+            println!("cargo:warning={error}");
+            std::process::exit(1);
+        }
+    };
+    for warning in &generated.warnings {
+        println!("cargo:warning={warning}");
+    }
+    let Some(out) = std::env::var_os("OUT_DIR") else {
+        eprintln!("error: OUT_DIR is not set: call oauth_sdk_codegen::build from a build script");
+        std::process::exit(1);
+    };
+    let out = Path::new(&out).join(file);
+    if let Err(error) = std::fs::write(&out, generated.code) {
+        eprintln!("error: cannot write {}: {error}", out.display());
+        std::process::exit(1);
+    }
+}
+
 /// Generate the SDK's API module from the spec at `path`.
 pub fn generate(path: &Path) -> Result<Generated, CodegenError> {
     let name = path.display().to_string();
@@ -75,27 +119,20 @@ pub fn generate_from_str(name: &str, text: &str) -> Result<Generated, CodegenErr
     auth.warnings.splice(0..0, notes);
     let mut client: syn::File = syn::parse2(run_progenitor(name, &spec)?)
         .map_err(|e| CodegenError::new(name, format!("internal error reading progenitor's output: {e}")))?;
-    let handed_back = rewrite::apply(&mut client);
-    if handed_back != auth.operations.len() {
-        return Err(CodegenError::new(
-            name,
-            format!(
-                "internal error reading progenitor's output: {handed_back} status matches for {} operations",
-                auth.operations.len()
-            ),
-        ));
-    }
+    rewrite::apply(&mut client);
     let methods = forwarders::collect(name, &client, &auth)?;
 
+    let typestate = typestate::emit(&spec.info.title, &client);
     let forwarders = forwarders::emit(&methods);
     let security = security::emit(&auth);
     let file: TokenStream = quote! {
-        #client
+        #typestate
         #security
         #forwarders
     };
-    let syntax = syn::parse2::<syn::File>(file)
+    let mut syntax = syn::parse2::<syn::File>(file)
         .map_err(|e| CodegenError::new(name, format!("internal error: generated code does not parse: {e}")))?;
+    paths::apply(&mut syntax);
     Ok(Generated {
         code: prettyplease::unparse(&syntax),
         warnings: auth.warnings,
@@ -109,7 +146,7 @@ fn run_progenitor(name: &str, spec: &openapiv3::OpenAPI) -> Result<TokenStream, 
     settings
         .with_interface(progenitor::InterfaceStyle::Positional)
         .with_tag(progenitor::TagStyle::Merged)
-        .with_inner_type(quote!(crate::executor::Executor))
+        .with_inner_type(quote!(::oauth_sdk_runtime::__private::Executor))
         .with_hooks(progenitor::HooksMode::Expected);
     let mut generator = progenitor::Generator::new(&settings);
 

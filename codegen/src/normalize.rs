@@ -597,7 +597,7 @@ mod fixture {
         assert!(generated.code.contains("pub async fn list_files"));
         assert!(!generated.code.contains("pub async fn upload_file"));
         assert!(
-            generated.code.contains("crate::Error<types::Problem>"),
+            generated.code.contains("::oauth_sdk_runtime::Error<types::Problem>"),
             "the default became the error type"
         );
     }

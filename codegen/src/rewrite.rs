@@ -1,16 +1,10 @@
-//! What the SDK changes in progenitor's generated methods: the executor's reports handed back, and
-//! per-request work taken out, so a generated call costs next to nothing over a hand-written reqwest
-//! call.
+//! What the SDK changes in progenitor's generated methods: per-request work taken out, so a generated
+//! call costs next to nothing over a hand-written reqwest call. (The executor's reports need no
+//! rewrite: progenitor's `post` hook hands them back before the status is read.)
 //!
-//! - **Reports handed back.** The executor's hooks tell `executor::run` what became of an attempt (the
-//!   token was rejected and renewed, or none could be had) in the extensions of the response they
-//!   return. Each method's `match` on the response status gets a first arm that hands such a response
-//!   back unread, as `Error::UnexpectedResponse`, so no status the spec types can swallow it. The SDK
-//!   depends on this: [`apply`] counts the methods it changed, and generation fails if one is missed.
-//!
-//! The others are optimisations; each is local and checked: if progenitor's output stops looking as
+//! Each rewrite is an optimisation, local and checked: if progenitor's output stops looking as
 //! expected, the code is left as progenitor wrote it (still correct, just slower), and the unit tests
-//! below fail.
+//! below fail. `BENCHMARKS.md` has what they save.
 //!
 //! - **No `api-version` header.** progenitor sends `api-version: <info.version>` with every request:
 //!   the convention of Oxide's versioned (dropshot) APIs. Other APIs do not define the header, so it is
@@ -20,34 +14,18 @@
 //! - **URLs joined, not formatted.** `format!("{}/v1/projects/{}", self.baseurl, encode_path(..))`
 //!   becomes one `concat` of the pieces: one allocation, no formatting machinery.
 //! - **Response headers moved, not copied.** progenitor's `ResponseValue::from_response`, `empty` and
-//!   `stream` clone the response's header map; the SDK's versions in `crate::response` take it.
+//!   `stream` clone the response's header map; the runtime's versions (`__private::response`) take it.
 
 use syn::visit_mut::VisitMut;
 
-/// Apply every rewrite to progenitor's generated file; returns how many status matches now hand the
-/// executor's reports back (one per operation method).
-pub fn apply(file: &mut syn::File) -> usize {
-    let mut rewrite = Rewrite { report_arms: 0 };
-    rewrite.visit_file_mut(file);
-    rewrite.report_arms
+/// Apply every rewrite to progenitor's generated file.
+pub fn apply(file: &mut syn::File) {
+    Rewrite.visit_file_mut(file);
 }
 
-struct Rewrite {
-    report_arms: usize,
-}
+struct Rewrite;
 
 impl VisitMut for Rewrite {
-    fn visit_expr_match_mut(&mut self, expr: &mut syn::ExprMatch) {
-        if let Some(response) = status_of(&expr.expr) {
-            let arm: syn::Arm = syn::parse_quote! {
-                _ if crate::executor::Report::is_on(&#response) => Err(Error::UnexpectedResponse(#response)),
-            };
-            expr.arms.insert(0, arm);
-            self.report_arms += 1;
-        }
-        syn::visit_mut::visit_expr_match_mut(self, expr);
-    }
-
     fn visit_block_mut(&mut self, block: &mut syn::Block) {
         let before = block.stmts.len();
         block.stmts.retain(|stmt| !appends_api_version(stmt));
@@ -86,27 +64,11 @@ impl VisitMut for Rewrite {
                 && matches!(constructor.as_str(), "from_response" | "empty" | "stream")
             {
                 let constructor = syn::Ident::new(constructor, proc_macro2::Span::call_site());
-                function.path = syn::parse_quote!(crate::response::#constructor);
+                function.path = syn::parse_quote!(::oauth_sdk_runtime::__private::response::#constructor);
             }
         }
         syn::visit_mut::visit_expr_call_mut(self, call);
     }
-}
-
-/// `response` in `response.status().as_u16()`.
-fn status_of(scrutinee: &syn::Expr) -> Option<&syn::Ident> {
-    let syn::Expr::MethodCall(as_u16) = scrutinee else {
-        return None;
-    };
-    let syn::Expr::MethodCall(status) = &*as_u16.receiver else {
-        return None;
-    };
-    let syn::Expr::Path(receiver) = &*status.receiver else {
-        return None;
-    };
-    (as_u16.method == "as_u16" && status.method == "status")
-        .then(|| receiver.path.get_ident())
-        .flatten()
 }
 
 /// `header_map.append(HeaderName::from_static("api-version"), HeaderValue::from_static(Self::api_version()));`
@@ -226,18 +188,6 @@ mod tests {
     }
 
     #[test]
-    fn counts_the_status_matches_that_hand_reports_back() {
-        let mut file: syn::File = syn::parse_quote! {
-            impl Client {
-                pub async fn a(&self) -> R { let response = result?; match response.status().as_u16() { _ => todo!() } }
-                pub async fn b(&self) -> R { let resp = result?; match resp.status().as_u16() { _ => todo!() } }
-                pub async fn c(&self) -> R { match other.as_u16() { _ => todo!() } }
-            }
-        };
-        assert_eq!(apply(&mut file), 2);
-    }
-
-    #[test]
     fn drops_the_api_version_header_and_keeps_the_operations_own() {
         let code = trimmed(quote! {
             impl Client {
@@ -268,17 +218,15 @@ mod tests {
             joined.contains(r#"leturl=[::std::convert::AsRef::<str>::as_ref(&self.baseurl),"/thing"].concat();"#),
             "{code}"
         );
-        assert!(code.contains("crate::response::from_response(response)"), "{code}");
-        assert!(code.contains("crate::response::empty(response)"), "{code}");
-        assert!(!code.contains("ResponseValue::"), "{code}");
-        let joined: String = code.split_whitespace().collect();
-        let arm = joined
-            .find("matchresponse.status().as_u16(){_ifcrate::executor::Report::is_on(&response)=>")
-            .expect("the report arm comes first");
         assert!(
-            joined[arm..].contains("Err(Error::UnexpectedResponse(response))"),
+            code.contains("::oauth_sdk_runtime::__private::response::from_response(response)"),
             "{code}"
         );
+        assert!(
+            code.contains("::oauth_sdk_runtime::__private::response::empty(response)"),
+            "{code}"
+        );
+        assert!(!code.contains("ResponseValue::"), "{code}");
     }
 
     #[test]

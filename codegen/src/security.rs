@@ -172,7 +172,7 @@ pub fn emit(model: &AuthModel) -> TokenStream {
                     Some(url) => quote!(Some(#url)),
                     None => quote!(None),
                 };
-                quote!(Some(crate::config::SpecFlow {
+                quote!(Some(::oauth_sdk_runtime::__private::SpecFlow {
                     token_url: #token_url,
                     refresh_url: #refresh_url,
                     scopes: &[#(#scopes),*],
@@ -185,18 +185,18 @@ pub fn emit(model: &AuthModel) -> TokenStream {
     let login_password = model.password.as_ref().map(|_| {
         quote! {
             /// Log in with a user's name and password (the password grant), asking for the scopes set
-            /// with [`ClientBuilder::scopes`](crate::ClientBuilder::scopes) (default: every scope the
+            /// with [`ClientBuilder::scopes`](::oauth_sdk_runtime::ClientBuilder::scopes) (default: every scope the
             /// spec's password flow declares). The session is written to `store`, replacing any
             /// session there.
             ///
             /// Generated because the spec declares a password flow.
-            pub async fn login_password<S: crate::TokenStore>(
+            pub async fn login_password<S: ::oauth_sdk_runtime::TokenStore>(
                 self,
                 store: S,
                 username: &str,
-                password: crate::SecretString,
-            ) -> ::std::result::Result<crate::Authenticated<S>, crate::Error> {
-                self.login_with_password(store, username, password).await
+                password: ::oauth_sdk_runtime::SecretString,
+            ) -> ::std::result::Result<Authenticated<S>, ::oauth_sdk_runtime::Error> {
+                self.inner.login_with_password(store, username, password).await
             }
         }
     });
@@ -207,24 +207,24 @@ pub fn emit(model: &AuthModel) -> TokenStream {
             /// no refresh token; it is renewed by asking again with the client's credentials.
             ///
             /// Generated because the spec declares a client-credentials flow.
-            pub async fn login_client_credentials<S: crate::TokenStore>(
+            pub async fn login_client_credentials<S: ::oauth_sdk_runtime::TokenStore>(
                 self,
                 store: S,
                 scopes: &[&str],
-            ) -> ::std::result::Result<crate::Authenticated<S>, crate::Error> {
-                self.login_with_client_credentials(store, scopes).await
+            ) -> ::std::result::Result<Authenticated<S>, ::oauth_sdk_runtime::Error> {
+                self.inner.login_with_client_credentials(store, scopes).await
             }
         }
     });
     quote! {
         /// The OAuth flows `components.securitySchemes` declares.
-        pub(crate) const SPEC_FLOWS: crate::config::SpecFlows = crate::config::SpecFlows {
+        const SPEC_FLOWS: ::oauth_sdk_runtime::__private::SpecFlows = ::oauth_sdk_runtime::__private::SpecFlows {
             password: #password,
             client_credentials: #client_credentials,
         };
 
         /// Logging in, with the OAuth flows the spec declares.
-        impl crate::Client {
+        impl Client {
             #login_password
             #login_client_credentials
         }

@@ -10,7 +10,7 @@ use crate::normalize::{Note, normalize};
 pub fn parse(name: &str, text: &str) -> Result<(OpenAPI, Vec<String>), CodegenError> {
     let yaml = name.ends_with(".yaml") || name.ends_with(".yml");
     let mut value: serde_json::Value = if yaml {
-        serde_yaml::from_str(text).map_err(|e| CodegenError::new(name, format!("not valid YAML: {e}")))?
+        serde_norway::from_str(text).map_err(|e| CodegenError::new(name, format!("not valid YAML: {e}")))?
     } else {
         serde_json::from_str(text).map_err(|e| {
             CodegenError::new(

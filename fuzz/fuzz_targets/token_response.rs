@@ -4,6 +4,6 @@
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let [high, low, body @ ..] = data {
         let status = 100 + u16::from_be_bytes([*high, *low]) % 500;
-        oauth_sdk::fuzzing::token_response(status, body);
+        oauth_sdk_runtime::fuzzing::token_response(status, body);
     }
 });

@@ -2,5 +2,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    oauth_sdk::fuzzing::www_authenticate(data);
+    oauth_sdk_runtime::fuzzing::www_authenticate(data);
 });

@@ -25,7 +25,7 @@ async fn reference(config: Config) -> Server {
         .expect("the reference server starts")
 }
 
-fn builder(server: &Server, clock: &ManualClock) -> oauth_sdk::ClientBuilder {
+fn builder(server: &Server, clock: &ManualClock) -> oauth_sdk::ClientBuilder<oauth_sdk::Client> {
     Client::builder(server.base_url(), DEMO_CLIENT.0)
         .client_secret(DEMO_CLIENT.1.into())
         .clock(clock.clone())

@@ -538,6 +538,7 @@ impl World {
                         tokens.generation()
                     ),
                     SessionState::Ended(end) => format!("ended: {end}"),
+                    other => format!("{other:?}"),
                 });
                 println!("  p{p} holds {holds:?}");
             }

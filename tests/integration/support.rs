@@ -39,7 +39,7 @@ impl Harness {
         self.builder().build().expect("valid configuration")
     }
 
-    pub fn builder(&self) -> oauth_sdk::ClientBuilder {
+    pub fn builder(&self) -> oauth_sdk::ClientBuilder<oauth_sdk::Client> {
         Client::builder(self.server.base_url(), CLIENT_ID)
             .client_secret(CLIENT_SECRET.into())
             .clock(self.clock.clone())

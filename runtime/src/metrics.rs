@@ -8,6 +8,7 @@ use crate::token::TokenSet;
 /// The session as the application sees it; published on every change through
 /// [`Authenticated::session_changes`](crate::Authenticated::session_changes).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum SessionState {
     /// The session is live with these tokens (renewed by this process or adopted from the store).
     Active(TokenSet),

@@ -24,7 +24,7 @@ impl Clock for SystemClock {
 ///
 /// ```
 /// use std::time::Duration;
-/// use oauth_sdk::{Clock, ManualClock};
+/// use oauth_sdk_runtime::{Clock, ManualClock};
 ///
 /// let clock = ManualClock::new(std::time::UNIX_EPOCH);
 /// clock.advance(Duration::from_secs(90));

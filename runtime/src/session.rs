@@ -22,8 +22,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use futures::FutureExt;
-use futures::future::{BoxFuture, Shared};
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
 use reqwest::header::HeaderValue;
 use secrecy::ExposeSecret;
 use tokio::sync::watch;

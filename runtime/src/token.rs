@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[schemars(description = "How the session was obtained: it decides how the session is renewed.")]
+#[non_exhaustive]
 pub enum Grant {
     /// Resource-owner password credentials (RFC 6749 section 4.3).
     Password,

@@ -8,10 +8,13 @@
 //!
 //! When the token was rejected, or none could be had, the hooks tell `run` with a [`Report`] carried in
 //! the extensions of a `reqwest::Response` (progenitor's errors hold only its own types, and
-//! `UnexpectedResponse` holds a response): `exec` puts it on the API's answer, which the generated
-//! code then hands back unread (codegen's `rewrite` gives every status `match` a first arm for it);
-//! `pre` puts it on an empty one. `run` turns the report into the caller's typed error, or calls the
-//! typed method once more.
+//! `UnexpectedResponse` holds a response): `exec` puts it on the API's answer, and `post`, which
+//! progenitor calls before it reads the status, turns that answer into an `UnexpectedResponse`
+//! carrying the report; `pre` returns one directly. `run` turns the report into the caller's typed
+//! error, or calls the typed method once more.
+//!
+//! The generated code implements `ClientHooks` for progenitor's client with one line per hook, each
+//! calling the function of the same name here.
 //!
 //! Sending again from `run`, by calling the typed method again, means no request has to be cloned up
 //! front in case it is rejected: the hot path pays nothing for the retry it rarely needs.
@@ -20,31 +23,20 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use progenitor_client::{ClientHooks, ClientInfo, OperationInfo, ResponseValue};
+use progenitor_client::{OperationInfo, ResponseValue};
 use reqwest::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
 use reqwest::{Request, Response, StatusCode};
 
-use crate::api;
+use crate::api::{Access, Api};
 use crate::challenge;
 use crate::error::{AuthError, Error};
 use crate::metrics::Counters;
 use crate::session::Session;
 
-/// How an operation is authorised (generated from the spec's `security`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code, reason = "which variants the generated table uses depends on the spec")]
-pub(crate) enum Access {
-    /// Never sends a token.
-    Public,
-    /// Sends the token when there is a session.
-    Optional,
-    /// Sends the token; only reachable through `Authenticated`.
-    Required,
-}
-
 /// Which attempt at a call the generated client makes, and so what a rejected token leads to.
+#[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Attempt {
+pub enum Attempt {
     /// The first, of a call that can be sent again: renew, and send again.
     First,
     /// The first and only, of a call whose body is a stream: renew, and report the status.
@@ -53,43 +45,53 @@ pub(crate) enum Attempt {
     Resend,
 }
 
-/// The generated client's inner value: the session, if logged in, and the attempt.
+/// progenitor's client's inner value: the session, if logged in, the attempt, and how the API's
+/// operations are authorised.
+#[doc(hidden)]
 #[derive(Debug, Clone)]
-pub(crate) struct Executor {
+pub struct Executor {
     session: Option<Arc<Session>>,
     attempt: Attempt,
+    access: fn(&str) -> Access,
 }
 
 impl Executor {
-    pub(crate) fn logged_out() -> Self {
+    pub(crate) fn logged_out<A: Api>() -> Self {
         Self {
             session: None,
             attempt: Attempt::First,
+            access: A::access,
         }
     }
 
     /// The session to authorise this operation with, if any.
     fn session_for(&self, info: &OperationInfo) -> Option<&Arc<Session>> {
-        match api::operation_access(info.operation_id) {
+        match (self.access)(info.operation_id) {
             Access::Public => None,
             Access::Optional | Access::Required => self.session.as_ref(),
         }
     }
 }
 
-/// A logged-in session's generated client, once per [`Attempt`] (they differ only in their
+/// A logged-in session's progenitor client, once per [`Attempt`] (they differ only in their
 /// [`Executor`]). Cheap to clone.
-#[derive(Clone)]
-pub(crate) struct Attempts(Arc<[api::Client; 3]>);
+pub(crate) struct Attempts<A: Api>(Arc<[A::Raw; 3]>);
 
-impl Attempts {
+impl<A: Api> Clone for Attempts<A> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<A: Api> Attempts<A> {
     pub(crate) fn new(base_url: &str, http: &reqwest::Client, session: &Arc<Session>) -> Self {
         let client = |attempt| {
             let executor = Executor {
                 session: Some(session.clone()),
                 attempt,
+                access: A::access,
             };
-            api::Client::new_with_client(base_url, http.clone(), executor)
+            A::raw(base_url, http.clone(), executor)
         };
         Self(Arc::new([
             client(Attempt::First),
@@ -98,49 +100,73 @@ impl Attempts {
         ]))
     }
 
-    pub(crate) fn get(&self, attempt: Attempt) -> &api::Client {
+    pub(crate) fn get(&self, attempt: Attempt) -> &A::Raw {
         &self.0[attempt as usize]
     }
 }
 
-impl ClientHooks<Executor> for api::Client {
-    /// Attach a token that is good for the skew, renewing it first if it is not.
-    async fn pre<E>(&self, request: &mut Request, info: &OperationInfo) -> Result<(), progenitor_client::Error<E>> {
-        let Some(session) = self.inner().session_for(info) else {
-            return Ok(());
-        };
-        match session.token().await {
-            Ok(token) => {
-                request.headers_mut().insert(AUTHORIZATION, token.header().clone());
-                Counters::bump(&session.counters().requests);
-                Ok(())
+/// progenitor's `ClientHooks::pre`: attach a token that is good for the skew, renewing it first if
+/// it is not.
+#[doc(hidden)]
+pub async fn pre<E>(
+    executor: &Executor,
+    request: &mut Request,
+    info: &OperationInfo,
+) -> Result<(), progenitor_client::Error<E>> {
+    let Some(session) = executor.session_for(info) else {
+        return Ok(());
+    };
+    match session.token().await {
+        Ok(token) => {
+            request.headers_mut().insert(AUTHORIZATION, token.header().clone());
+            Counters::bump(&session.counters().requests);
+            Ok(())
+        }
+        Err(error) => Err(Report::Failed(error).into_error(StatusCode::OK)),
+    }
+}
+
+/// progenitor's `ClientHooks::exec`: send; if the API rejects the token, renew it (once for all
+/// requests that saw the same token) and put on the answer whether [`run`] should send the call once
+/// more.
+///
+/// The request goes into reqwest's (small, boxed) future before this one is made, so every call's
+/// future need not hold the request too.
+#[doc(hidden)]
+pub fn exec(
+    executor: &Executor,
+    http: &reqwest::Client,
+    request: Request,
+    info: &OperationInfo,
+) -> impl Future<Output = reqwest::Result<Response>> + Send {
+    let session = executor.session_for(info);
+    let attempt = executor.attempt;
+    let sent = session.and_then(|_| request.headers().get(AUTHORIZATION).cloned());
+    let sending = http.execute(request);
+    async move {
+        let response = sending.await?;
+        match session {
+            Some(session) if attempt != Attempt::Resend && rejects_token(&session.config().triggers, &response) => {
+                // Boxed: the rare path's state stays out of every call's future.
+                Ok(Box::pin(rejected(session, attempt, sent, response, info)).await)
             }
-            Err(error) => Err(progenitor_client::Error::UnexpectedResponse(
-                Report::Failed(error).on(Response::from(http::Response::new(Vec::<u8>::new()))),
-            )),
+            _ => Ok(response),
         }
     }
+}
 
-    /// Send; if the API rejects the token, renew it (once for all requests that saw the same token)
-    /// and report whether [`run`] should send the call once more.
-    ///
-    /// The request goes into reqwest's (small, boxed) future before this one is made, so every call's
-    /// future need not hold the request too.
-    fn exec(&self, request: Request, info: &OperationInfo) -> impl Future<Output = reqwest::Result<Response>> {
-        let session = self.inner().session_for(info);
-        let attempt = self.inner().attempt;
-        let sent = session.and_then(|_| request.headers().get(AUTHORIZATION).cloned());
-        let sending = self.client().execute(request);
-        async move {
-            let response = sending.await?;
-            match session {
-                Some(session) if attempt != Attempt::Resend && rejects_token(&session.config().triggers, &response) => {
-                    // Boxed: the rare path's state stays out of every call's future.
-                    Ok(Box::pin(rejected(session, attempt, sent, response, info)).await)
-                }
-                _ => Ok(response),
-            }
-        }
+/// progenitor's `ClientHooks::post`, which runs before the generated code reads the status: an
+/// answer that carries a [`Report`] becomes an error carrying it, so no status the spec types can
+/// swallow it, and [`run`] acts on it.
+#[doc(hidden)]
+pub async fn post<E>(result: &reqwest::Result<Response>) -> Result<(), progenitor_client::Error<E>> {
+    match result
+        .as_ref()
+        .ok()
+        .and_then(|r| Some((r.extensions().get::<Report>()?, r.status())))
+    {
+        Some((report, status)) => Err(report.clone().into_error(status)),
+        None => Ok(()),
     }
 }
 
@@ -179,7 +205,7 @@ fn rejects_token(triggers: &[StatusCode], response: &Response) -> bool {
 
 /// What the hooks made of an attempt, for [`run`].
 #[derive(Debug, Clone)]
-pub(crate) enum Report {
+enum Report {
     /// No token could be had.
     Failed(AuthError),
     /// The token was rejected and has been renewed: send the call again.
@@ -195,9 +221,12 @@ impl Report {
         response
     }
 
-    /// Whether `response` carries a report: if so, the generated code must hand it back unread.
-    pub(crate) fn is_on(response: &Response) -> bool {
-        response.extensions().get::<Report>().is_some()
+    /// This report as the error progenitor's generated code returns: an empty answer with the
+    /// API's status, carrying it.
+    fn into_error<E>(self, status: StatusCode) -> progenitor_client::Error<E> {
+        let mut empty = http::Response::new(Vec::<u8>::new());
+        *empty.status_mut() = status;
+        progenitor_client::Error::UnexpectedResponse(self.on(Response::from(empty)))
     }
 }
 
@@ -205,7 +234,8 @@ type Outcome<T, E> = Result<ResponseValue<T>, progenitor_client::Error<E>>;
 
 /// Run a generated call: once, or, if the hooks report that its token was rejected and renewed, twice.
 /// A typed failure the hooks report takes the place of the call's outcome.
-pub(crate) async fn run<T, E, F>(resendable: bool, call: impl Fn(Attempt) -> F) -> Result<ResponseValue<T>, Error<E>>
+#[doc(hidden)]
+pub async fn run<T, E, F>(resendable: bool, call: impl Fn(Attempt) -> F) -> Result<ResponseValue<T>, Error<E>>
 where
     F: Future<Output = Outcome<T, E>>,
 {
@@ -233,23 +263,18 @@ where
 
 /// A request body given by value, kept so the call can be sent again: a buffered body is kept as
 /// bytes (copied once); a stream can be sent only once.
-#[allow(
-    dead_code,
-    reason = "used by generated forwarders of operations with a raw body, if the spec has any"
-)]
-pub(crate) enum Upload {
+#[doc(hidden)]
+pub enum Upload {
+    /// A body that was in memory.
     Buffered(Bytes),
     /// Behind a mutex, not a `Cell`: the call's future holds the upload across its awaits, and must
     /// stay `Send` so that it can be spawned.
     Stream(Mutex<Option<reqwest::Body>>),
 }
 
-#[allow(
-    dead_code,
-    reason = "used by generated forwarders of operations with a raw body, if the spec has any"
-)]
 impl Upload {
-    pub(crate) fn new(body: impl Into<reqwest::Body>) -> Self {
+    /// Keep `body`, as bytes if it has them.
+    pub fn new(body: impl Into<reqwest::Body>) -> Self {
         let body = body.into();
         match body.as_bytes() {
             Some(bytes) => Upload::Buffered(Bytes::copy_from_slice(bytes)),
@@ -257,12 +282,13 @@ impl Upload {
         }
     }
 
-    pub(crate) fn is_resendable(&self) -> bool {
+    /// Whether the call can be sent twice.
+    pub fn is_resendable(&self) -> bool {
         matches!(self, Upload::Buffered(_))
     }
 
     /// The body to send (a stream only the first time; `run` never asks twice for one).
-    pub(crate) fn body(&self) -> reqwest::Body {
+    pub fn body(&self) -> reqwest::Body {
         match self {
             Upload::Buffered(bytes) => reqwest::Body::from(bytes.clone()),
             Upload::Stream(body) => body

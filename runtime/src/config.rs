@@ -7,12 +7,11 @@ use reqwest::StatusCode;
 use secrecy::SecretString;
 use url::Url;
 
-use crate::Client;
-use crate::api;
+use crate::api::{Api, SpecFlow};
 use crate::backoff::Backoff;
+use crate::client::Client;
 use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
-use crate::executor::Executor;
 use crate::protocol::{Retry, TokenClient};
 use crate::token::{Grant, TokenSet};
 
@@ -28,6 +27,11 @@ pub const DEFAULT_REFRESH_SKEW: Duration = Duration::from_secs(30);
 /// The statuses that mean "this access token is no longer good", by default: 401 (RFC 6750) and 403
 /// (what many APIs answer).
 pub const DEFAULT_TRIGGER_STATUSES: [StatusCode; 2] = [StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN];
+
+/// How long an API call may take, and how long connecting may take, by default (progenitor's own
+/// constructor uses the same). Applies to the HTTP client the builder makes; one given with
+/// [`ClientBuilder::http_client`] keeps its own timeouts.
+pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How long one token-endpoint request may take, by default.
 pub const DEFAULT_REFRESH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -61,27 +65,13 @@ pub enum StoreOutage {
 
 /// How the client authenticates to the token endpoint (RFC 6749 section 2.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum ClientAuth {
     /// HTTP Basic with the form-encoded id and secret: what the RFC requires servers to support.
     #[default]
     Basic,
     /// `client_id` and `client_secret` in the form body.
     RequestBody,
-}
-
-/// An OAuth flow as the spec declares it (generated from `components.securitySchemes`).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct SpecFlow {
-    pub token_url: &'static str,
-    pub refresh_url: Option<&'static str>,
-    pub scopes: &'static [&'static str],
-}
-
-/// The flows the spec declares.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct SpecFlows {
-    pub password: Option<SpecFlow>,
-    pub client_credentials: Option<SpecFlow>,
 }
 
 /// Where one grant's tokens come from and are renewed.
@@ -163,13 +153,16 @@ impl Config {
     }
 }
 
-/// Builds a [`Client`]. Every setting but the base URL and client id has a default; errors are
-/// reported by [`build`](ClientBuilder::build).
+/// Builds a client of a generated API: the generated module's `Client::builder` starts one. Every
+/// setting but the base URL and client id has a default; errors are reported by
+/// [`build`](ClientBuilder::build).
 ///
 /// ```ignore
-/// // `login_password` exists when the spec declares a password flow (the demo spec does).
-/// # async fn example() -> Result<(), oauth_sdk::Error> {
-/// use oauth_sdk::{Client, MemoryStore};
+/// // `my_api` is the module generated from your spec; `login_password` exists when the spec
+/// // declares a password flow.
+/// # async fn example() -> Result<(), oauth_sdk_runtime::Error> {
+/// use my_api::Client;
+/// use oauth_sdk_runtime::MemoryStore;
 ///
 /// let client = Client::builder("https://taskboard.example.com", "my-app")
 ///     .client_secret("s3cret".into())
@@ -179,7 +172,8 @@ impl Config {
 /// ```
 #[derive(Debug)]
 #[must_use = "a builder does nothing until `build` is called"]
-pub struct ClientBuilder {
+pub struct ClientBuilder<A> {
+    api: std::marker::PhantomData<fn() -> A>,
     base_url: String,
     client_id: String,
     client_secret: Option<SecretString>,
@@ -198,13 +192,18 @@ pub struct ClientBuilder {
     allow_http: bool,
     store_timeout: Duration,
     store_outage: StoreOutage,
+    api_timeout: Duration,
 }
 
-impl ClientBuilder {
-    pub(crate) fn new(base_url: String, client_id: String) -> Self {
+impl<A: Api> ClientBuilder<A> {
+    /// Start configuring a client for the API at `base_url`, as OAuth client `client_id`. The
+    /// generated `Client::builder` calls this.
+    pub fn new(base_url: impl Into<String>, client_id: impl Into<String>) -> Self {
         Self {
-            base_url,
-            client_id,
+            api: std::marker::PhantomData,
+            base_url: base_url.into(),
+            client_id: client_id.into(),
+            api_timeout: DEFAULT_API_TIMEOUT,
             client_secret: None,
             client_auth: ClientAuth::default(),
             token_url: None,
@@ -265,11 +264,20 @@ impl ClientBuilder {
         self
     }
 
-    /// The `reqwest::Client` to send everything with (share one across your application; set API
-    /// timeouts, proxies and TLS on it). Default: `reqwest::Client::new()`, reqwest's defaults.
-    /// Token-endpoint requests do not use it: see [`token_http_client`](Self::token_http_client).
+    /// The `reqwest::Client` to send API calls with (share one across your application; set
+    /// timeouts, proxies and TLS on it). Default: a client with [`DEFAULT_API_TIMEOUT`] as its
+    /// connect and total timeouts (see [`api_timeout`](Self::api_timeout)). Token-endpoint requests
+    /// do not use it: see [`token_http_client`](Self::token_http_client).
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
+        self
+    }
+
+    /// The connect and total timeout of every API call, for the HTTP client the builder makes.
+    /// Default: [`DEFAULT_API_TIMEOUT`]. A call that times out fails with [`Error::Request`], which is
+    /// transient. Not used with [`http_client`](Self::http_client): that client keeps its own.
+    pub fn api_timeout(mut self, timeout: Duration) -> Self {
+        self.api_timeout = timeout;
         self
     }
 
@@ -345,7 +353,7 @@ impl ClientBuilder {
     }
 
     /// Check the configuration and build the client.
-    pub fn build(self) -> Result<Client, Error> {
+    pub fn build(self) -> Result<A, Error> {
         let allow_http = self.allow_http;
         let base = parse_url("base URL", &self.base_url, None, allow_http)?;
         let resolve = |what, url: &str| parse_url(what, url, Some(&base), allow_http);
@@ -364,8 +372,8 @@ impl ClientBuilder {
             return Err(Error::Config(format!("trigger status {bad} is not a 4xx status")));
         }
 
-        let flows = api::SPEC_FLOWS;
-        let flow = |spec: Option<crate::config::SpecFlow>| -> Result<Option<FlowEndpoints>, Error> {
+        let flows = A::FLOWS;
+        let flow = |spec: Option<SpecFlow>| -> Result<Option<FlowEndpoints>, Error> {
             let token = match (&token_override, spec) {
                 (Some(url), _) => url.clone(),
                 (None, Some(spec)) => resolve("the spec's tokenUrl", spec.token_url)?,
@@ -387,7 +395,14 @@ impl ClientBuilder {
         let password = flow(flows.password)?;
         let client_credentials = flow(flows.client_credentials)?;
 
-        let http = self.http.unwrap_or_default();
+        let http = match self.http {
+            Some(http) => http,
+            None => reqwest::Client::builder()
+                .connect_timeout(self.api_timeout)
+                .timeout(self.api_timeout)
+                .build()
+                .map_err(|e| Error::Config(format!("the API's HTTP client cannot be built: {e}")))?,
+        };
         let token_http = self
             .token_http
             .unwrap_or_default()
@@ -414,8 +429,7 @@ impl ClientBuilder {
             store_timeout: self.store_timeout,
             store_outage: self.store_outage,
         });
-        let api = api::Client::new_with_client(&config.base_url, http, Executor::logged_out());
-        Ok(Client::new(api, config))
+        Ok(A::client(Client::new(http, config)))
     }
 }
 

@@ -18,7 +18,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use tokio::sync::watch;
@@ -101,7 +101,7 @@ return 0
 ///
 /// ```
 /// use std::time::Duration;
-/// use oauth_sdk::RedisOptions;
+/// use oauth_sdk_runtime::RedisOptions;
 ///
 /// let options = RedisOptions::default()
 ///     .with_connect_timeout(Duration::from_secs(10))
@@ -150,9 +150,11 @@ impl RedisOptions {
 
 /// A session in Redis. Cheap to clone; clones share the connection.
 ///
-/// ```no_run
-/// # async fn example() -> Result<(), oauth_sdk::Error> {
-/// use oauth_sdk::{Client, RedisStore};
+/// ```ignore
+/// // `my_api` is the module generated from your spec.
+/// # async fn example() -> Result<(), oauth_sdk_runtime::Error> {
+/// use my_api::Client;
+/// use oauth_sdk_runtime::RedisStore;
 ///
 /// let store = RedisStore::connect("redis://127.0.0.1:6379/", "taskboard", "user-42").await?;
 /// let client = Client::builder("https://taskboard.example.com", "my-app").build()?;
@@ -232,12 +234,12 @@ impl RedisStore {
     }
 
     /// Like [`connect`](Self::connect), with a `redis::Client` built by the caller (the `redis` crate
-    /// is re-exported as `oauth_sdk::redis`), for what a URL cannot say:
+    /// is re-exported as `oauth_sdk_runtime::redis`), for what a URL cannot say:
     ///
     /// ```no_run
     /// # async fn example(ca_pem: Vec<u8>) -> Result<(), Box<dyn std::error::Error>> {
-    /// use oauth_sdk::RedisStore;
-    /// use oauth_sdk::redis::{Client, TlsCertificates};
+    /// use oauth_sdk_runtime::RedisStore;
+    /// use oauth_sdk_runtime::redis::{Client, TlsCertificates};
     ///
     /// let certificates = TlsCertificates { client_tls: None, root_cert: Some(ca_pem) };
     /// let client = Client::build_with_tls("rediss://app:password@redis.internal:6380/", certificates)?;
@@ -254,9 +256,9 @@ impl RedisStore {
     /// ```no_run
     /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
     /// use std::time::Duration;
-    /// use oauth_sdk::{RedisOptions, RedisStore};
+    /// use oauth_sdk_runtime::{RedisOptions, RedisStore};
     ///
-    /// let client = oauth_sdk::redis::Client::open("rediss://app:password@redis.example.com:6380/")?;
+    /// let client = oauth_sdk_runtime::redis::Client::open("rediss://app:password@redis.example.com:6380/")?;
     /// let options = RedisOptions::default().with_connect_timeout(Duration::from_secs(10));
     /// let store = RedisStore::connect_with_options(client, "taskboard", "user-42", options).await?;
     /// # Ok(()) }

@@ -174,8 +174,8 @@ impl StoreError {
 /// write of the same session.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a token store",
-    label = "this type does not implement `oauth_sdk::TokenStore`",
-    note = "use `oauth_sdk::MemoryStore` (the default), or implement `TokenStore` for your type"
+    label = "this type does not implement `oauth_sdk_runtime::TokenStore`",
+    note = "use `oauth_sdk_runtime::MemoryStore` (the default), or implement `TokenStore` for your type"
 )]
 pub trait TokenStore: Send + Sync + 'static {
     /// The session, with its version; a tombstone after logout; `None` when the store holds nothing.

@@ -1,31 +1,45 @@
 //! The typestate: a logged-out [`Client`] becomes an [`Authenticated`] one only by logging in or by
 //! resuming a stored session, and only `Authenticated` has the protected operations.
+//!
+//! These are the runtime's halves of the generated `Client` and `Authenticated<S>`: the generated
+//! types wrap them, add the spec's operations and logins, and dereference to them for the rest.
 
 use std::fmt;
 use std::sync::Arc;
 
 use secrecy::SecretString;
 
-use crate::api;
-use crate::config::{ClientBuilder, Config};
+use crate::api::Api;
+use crate::config::Config;
 use crate::error::{Error, SessionEnd};
-use crate::executor::{Attempt, Attempts};
+use crate::executor::{Attempt, Attempts, Executor};
 use crate::protocol::{GrantRequest, TokenFailure};
 use crate::session::Session;
 use crate::store::{DynStore, Expect, Swap, TokenStore, Version, Versioned};
 use crate::token::{Grant, TokenSet};
 
-/// A client that is not logged in: it can call the operations the spec makes public, and log in.
+/// A client that is not logged in: the generated `Client` of API `A` wraps it, and adds the
+/// operations the spec makes public and the logins the spec declares.
 ///
 /// Cheap to clone (everything is behind an `Arc`): log in from a clone to keep the client for a
 /// retry after a failed login.
-#[derive(Clone)]
-pub struct Client {
-    api: api::Client,
+pub struct Client<A: Api> {
+    api: A::Raw,
+    http: reqwest::Client,
     config: Arc<Config>,
 }
 
-impl fmt::Debug for Client {
+impl<A: Api> Clone for Client<A> {
+    fn clone(&self) -> Self {
+        Self {
+            api: self.api.clone(),
+            http: self.http.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+impl<A: Api> fmt::Debug for Client<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("base_url", &self.config.base_url)
@@ -34,37 +48,27 @@ impl fmt::Debug for Client {
 }
 
 /// Logging in and resuming.
-impl Client {
-    /// Start configuring a client for the API at `base_url`, as OAuth client `client_id`.
-    pub fn builder(base_url: impl Into<String>, client_id: impl Into<String>) -> ClientBuilder {
-        ClientBuilder::new(base_url.into(), client_id.into())
+impl<A: Api> Client<A> {
+    pub(crate) fn new(http: reqwest::Client, config: Arc<Config>) -> Self {
+        let api = A::raw(&config.base_url, http.clone(), Executor::logged_out::<A>());
+        Self { api, http, config }
     }
 
-    pub(crate) fn new(api: api::Client, config: Arc<Config>) -> Self {
-        Self { api, config }
-    }
-
-    /// The generated client for a call's attempt: logged out, there is no token to be rejected, so
-    /// the one client serves every attempt.
-    #[allow(
-        dead_code,
-        reason = "used by the generated forwarders of public operations, if the spec has any"
-    )]
-    pub(crate) fn api_for(&self, _: Attempt) -> &api::Client {
+    /// progenitor's client for a call's attempt: logged out, there is no token to be rejected, so
+    /// the one client serves every attempt. For the generated forwarders.
+    #[doc(hidden)]
+    pub fn api_for(&self, _: Attempt) -> &A::Raw {
         &self.api
     }
 
-    /// The password grant; the public `login_password` is generated when the spec declares the flow.
-    #[allow(
-        dead_code,
-        reason = "called by the generated login_password, if the spec declares a password flow"
-    )]
-    pub(crate) async fn login_with_password<S: TokenStore>(
+    /// The password grant; the generated `login_password` calls it when the spec declares the flow.
+    #[doc(hidden)]
+    pub async fn login_with_password<S: TokenStore>(
         self,
         store: S,
         username: &str,
         password: SecretString,
-    ) -> Result<Authenticated<S>, Error> {
+    ) -> Result<A::Authenticated<S>, Error> {
         let flow = self.config.flow(Grant::Password)?;
         let grant = GrantRequest::Password {
             username,
@@ -74,17 +78,14 @@ impl Client {
         self.login(store, &flow.token, grant).await
     }
 
-    /// The client-credentials grant; the public `login_client_credentials` is generated when the spec
+    /// The client-credentials grant; the generated `login_client_credentials` calls it when the spec
     /// declares the flow.
-    #[allow(
-        dead_code,
-        reason = "called by the generated login_client_credentials, if the spec declares the flow"
-    )]
-    pub(crate) async fn login_with_client_credentials<S: TokenStore>(
+    #[doc(hidden)]
+    pub async fn login_with_client_credentials<S: TokenStore>(
         self,
         store: S,
         scopes: &[&str],
-    ) -> Result<Authenticated<S>, Error> {
+    ) -> Result<A::Authenticated<S>, Error> {
         let flow = self.config.flow(Grant::ClientCredentials)?;
         let scopes: Vec<String> = match scopes {
             [] => flow.scopes.clone(),
@@ -100,7 +101,7 @@ impl Client {
         store: S,
         url: &url::Url,
         grant: GrantRequest<'_>,
-    ) -> Result<Authenticated<S>, Error> {
+    ) -> Result<A::Authenticated<S>, Error> {
         let tokens = self.config.tokens.token(url, grant, None).await.map_err(login_error)?;
         let tokens = tokens.first_of_lineage(&self.config.tokens.client_id, url.as_str());
         self.clone().start(store, tokens).await
@@ -108,7 +109,7 @@ impl Client {
 
     /// Continue the session already in `store` (a restarted process needs no new login). A session
     /// whose token has expired is renewed on the first request.
-    pub async fn resume<S: TokenStore>(self, store: S) -> Result<Authenticated<S>, Error> {
+    pub async fn resume<S: TokenStore>(self, store: S) -> Result<A::Authenticated<S>, Error> {
         let stored = TokenStore::load(&store).await?;
         let Some(Versioned {
             version,
@@ -123,7 +124,7 @@ impl Client {
         self.authenticated(Arc::new(store), version, tokens)
     }
 
-    async fn start<S: TokenStore>(self, store: S, tokens: TokenSet) -> Result<Authenticated<S>, Error> {
+    async fn start<S: TokenStore>(self, store: S, tokens: TokenSet) -> Result<A::Authenticated<S>, Error> {
         tracing::info!(grant = ?tokens.grant(), scopes = ?tokens.scopes(), "logged in");
         let version = match TokenStore::store(&store, Expect::Any, &tokens).await? {
             Swap::Stored(version) => version,
@@ -142,11 +143,11 @@ impl Client {
         store: Arc<S>,
         version: Version,
         tokens: TokenSet,
-    ) -> Result<Authenticated<S>, Error> {
+    ) -> Result<A::Authenticated<S>, Error> {
         let dyn_store: Arc<dyn DynStore> = store.clone();
         let session = Session::new(self.config.clone(), dyn_store, version, tokens)?;
-        let apis = Attempts::new(&self.config.base_url, &self.api.client, &session);
-        Ok(Authenticated { apis, session, store })
+        let apis = Attempts::new(&self.config.base_url, &self.http, &session);
+        Ok(A::authenticated(Authenticated { apis, session, store }))
     }
 }
 
@@ -158,18 +159,19 @@ fn login_error(failure: TokenFailure) -> Error {
     }
 }
 
-/// A logged-in client: every operation of the API, each sent with a valid access token.
+/// A logged-in session: the generated `Authenticated<S>` of API `A` wraps it, adds every operation
+/// of the API, each sent with a valid access token, and dereferences to it for the session's methods.
 ///
-/// There is no way to build one but [`Client::login_password`], [`Client::login_client_credentials`]
-/// and [`Client::resume`]. Cheap to clone; clones share the session, so concurrent requests from all of
-/// them renew the token once. `S` is the [`TokenStore`] the session lives in.
-pub struct Authenticated<S: TokenStore> {
-    apis: Attempts,
+/// There is no way to build one but the generated logins and [`Client::resume`]. Cheap to clone;
+/// clones share the session, so concurrent requests from all of them renew the token once. `S` is
+/// the [`TokenStore`] the session lives in.
+pub struct Authenticated<A: Api, S: TokenStore> {
+    apis: Attempts<A>,
     session: Arc<Session>,
     store: Arc<S>,
 }
 
-impl<S: TokenStore> Clone for Authenticated<S> {
+impl<A: Api, S: TokenStore> Clone for Authenticated<A, S> {
     fn clone(&self) -> Self {
         Self {
             apis: self.apis.clone(),
@@ -179,7 +181,7 @@ impl<S: TokenStore> Clone for Authenticated<S> {
     }
 }
 
-impl<S: TokenStore> fmt::Debug for Authenticated<S> {
+impl<A: Api, S: TokenStore> fmt::Debug for Authenticated<A, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Authenticated")
             .field("base_url", &self.session.config().base_url)
@@ -189,9 +191,10 @@ impl<S: TokenStore> fmt::Debug for Authenticated<S> {
 }
 
 /// The session.
-impl<S: TokenStore> Authenticated<S> {
-    /// The generated client for a call's attempt.
-    pub(crate) fn api_for(&self, attempt: Attempt) -> &api::Client {
+impl<A: Api, S: TokenStore> Authenticated<A, S> {
+    /// progenitor's client for a call's attempt. For the generated forwarders.
+    #[doc(hidden)]
+    pub fn api_for(&self, attempt: Attempt) -> &A::Raw {
         self.apis.get(attempt)
     }
 

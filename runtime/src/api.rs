@@ -1,0 +1,76 @@
+//! What generated code tells the runtime about its API: the [`Api`] trait, which the generator
+//! implements for each generated `Client`, and the spec facts it carries.
+//!
+//! Nothing here is meant to be implemented or called by hand: `oauth-sdk-codegen` writes the impls,
+//! and their shape follows the generator's version.
+
+use crate::client::{Authenticated, Client};
+use crate::executor::Executor;
+use crate::store::TokenStore;
+
+/// One generated API. `oauth-sdk-codegen` implements it for the generated `Client`, so that the
+/// runtime's [`ClientBuilder`](crate::ClientBuilder), logins and resume hand back the generated
+/// types, whose methods are the spec's operations.
+pub trait Api: Sized + Send + Sync + 'static {
+    /// progenitor's client for the API, whose every request goes through the runtime's hooks.
+    #[doc(hidden)]
+    type Raw: Clone + Send + Sync + 'static;
+
+    /// The generated logged-in client.
+    #[doc(hidden)]
+    type Authenticated<S: TokenStore>;
+
+    /// The OAuth flows the spec declares.
+    #[doc(hidden)]
+    const FLOWS: SpecFlows;
+
+    /// How the operation `operation_id` is authorised, from the spec's `security`.
+    #[doc(hidden)]
+    fn access(operation_id: &str) -> Access;
+
+    /// progenitor's client for `base_url`, sending with `http` through `executor`.
+    #[doc(hidden)]
+    fn raw(base_url: &str, http: reqwest::Client, executor: Executor) -> Self::Raw;
+
+    /// The generated client around the runtime's.
+    #[doc(hidden)]
+    fn client(client: Client<Self>) -> Self;
+
+    /// The generated logged-in client around the runtime's.
+    #[doc(hidden)]
+    fn authenticated<S: TokenStore>(session: Authenticated<Self, S>) -> Self::Authenticated<S>;
+}
+
+/// How an operation is authorised (from the spec's `security`).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Never sends a token.
+    Public,
+    /// Sends the token when there is a session.
+    Optional,
+    /// Sends the token; only reachable through `Authenticated`.
+    Required,
+}
+
+/// An OAuth flow as the spec declares it (from `components.securitySchemes`).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct SpecFlow {
+    /// The flow's `tokenUrl`, possibly relative to the base URL.
+    pub token_url: &'static str,
+    /// The flow's `refreshUrl`, if any.
+    pub refresh_url: Option<&'static str>,
+    /// Every scope the flow declares.
+    pub scopes: &'static [&'static str],
+}
+
+/// The flows the spec declares.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct SpecFlows {
+    /// The resource-owner password flow.
+    pub password: Option<SpecFlow>,
+    /// The client-credentials flow.
+    pub client_credentials: Option<SpecFlow>,
+}
