@@ -179,9 +179,53 @@ pub fn emit(methods: &[Method]) -> TokenStream {
     }
 }
 
+/// The names the generated `Client` and `Authenticated<S>` use for themselves, or reach through
+/// `Deref` (the session's methods): an operation with one of them gets `_operation` after its name.
+const RESERVED: &[&str] = &[
+    "builder",
+    "with_timeout",
+    "resume",
+    "login_password",
+    "login_client_credentials",
+    "logout",
+    "refresh",
+    "flush",
+    "metrics",
+    "session_changes",
+    "store",
+    "api_for",
+];
+
+/// The name an operation's forwarder has: the method's, unless the SDK uses that name itself.
+pub fn public_name(method: &syn::Ident) -> syn::Ident {
+    if RESERVED.iter().any(|r| method == r) {
+        quote::format_ident!("{method}_operation")
+    } else {
+        method.clone()
+    }
+}
+
+/// One warning for each operation renamed by [`public_name`].
+pub fn renamed(methods: &[Method]) -> Vec<String> {
+    methods
+        .iter()
+        .filter(|m| public_name(&m.sig.ident) != m.sig.ident)
+        .map(|m| {
+            format!(
+                "operation `{}` is `{}` in the SDK: `{}` is the SDK's own method",
+                m.auth.label,
+                public_name(&m.sig.ident),
+                m.sig.ident
+            )
+        })
+        .collect()
+}
+
 fn forwarder(method: &Method) -> TokenStream {
     let Method { sig, docs, auth } = method;
     let name = &sig.ident;
+    let mut sig = sig.clone();
+    sig.ident = public_name(name);
     let generics: Vec<&syn::Ident> = sig.generics.type_params().map(|p| &p.ident).collect();
 
     // The call may be sent twice (once more after a renewal), so the forwarder builds it from a
@@ -324,6 +368,34 @@ mod tests {
         assert!(
             arms[2].contains("_ => ::oauth_sdk_runtime::__private::Access::Required"),
             "only the fallback arm"
+        );
+    }
+
+    #[test]
+    fn an_operation_named_like_a_session_method_is_renamed_and_said() {
+        let text = r##"{"openapi":"3.0.3","info":{"title":"t","version":"1"},
+            "components":{"securitySchemes":{"o":{"type":"oauth2","flows":{"clientCredentials":{"tokenUrl":"/token","scopes":{}}}}}},
+            "security":[{"o":[]}],
+            "paths":{"/logout":{"post":{"operationId":"logout","responses":{"204":{"description":"ok"}}}},
+                     "/refresh":{"post":{"operationId":"refresh","responses":{"204":{"description":"ok"}}}}}}"##;
+        let generated = crate::generate_from_str("x.json", text).unwrap();
+        assert!(
+            generated.code.contains("pub async fn logout_operation"),
+            "{}",
+            generated.code
+        );
+        assert!(generated.code.contains("pub async fn refresh_operation"));
+        assert!(
+            generated.code.contains(".logout()"),
+            "the forwarder calls progenitor's method"
+        );
+        assert!(
+            generated
+                .warnings
+                .iter()
+                .any(|w| w.contains("`POST /logout` is `logout_operation`")),
+            "{:?}",
+            generated.warnings
         );
     }
 

@@ -121,6 +121,7 @@ pub fn generate_from_str(name: &str, text: &str) -> Result<Generated, CodegenErr
         .map_err(|e| CodegenError::new(name, format!("internal error reading progenitor's output: {e}")))?;
     rewrite::apply(&mut client);
     let methods = forwarders::collect(name, &client, &auth)?;
+    auth.warnings.extend(forwarders::renamed(&methods));
 
     let typestate = typestate::emit(&spec.info.title, &client);
     let forwarders = forwarders::emit(&methods);
