@@ -267,7 +267,9 @@ async fn logged_in_clients(server: &Server, redis: &RedisServer, key: &str) -> A
         .login_password(redis_store, DEMO_USER.0, DEMO_USER.1.into())
         .await
         .expect("login");
-    let raw = reqwest::Client::new();
+    // Raw reqwest as a careful user sets it up: the same connect and total timeouts the SDK's
+    // default client has.
+    let raw = http_client();
     let login: serde_json::Value = password_grant(&raw, &server.base_url())
         .send()
         .await
@@ -280,7 +282,7 @@ async fn logged_in_clients(server: &Server, redis: &RedisServer, key: &str) -> A
         .expect("header");
     let redis_client = redis::Client::open(redis.url().as_str()).expect("redis URL");
     let seed = Arc::new(SeedClient {
-        http: reqwest::Client::new(),
+        http: http_client(),
         redis: redis_client
             .get_multiplexed_async_connection()
             .await
@@ -360,6 +362,15 @@ async fn storm(case: Case, revoked_not_expired: bool, redis: &RedisServer, serve
         reused: after.reused_refresh_tokens - before.reused_refresh_tokens,
         all_done,
     }
+}
+
+/// A reqwest client with the SDK's default API timeouts.
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(oauth_sdk::DEFAULT_API_TIMEOUT)
+        .timeout(oauth_sdk::DEFAULT_API_TIMEOUT)
+        .build()
+        .expect("reqwest client")
 }
 
 async fn revoke(server: &Server, token: &str) {

@@ -78,6 +78,12 @@ pub fn emit(title: &str, progenitor: &syn::File) -> TokenStream {
                 ::oauth_sdk_runtime::ClientBuilder::new(base_url, client_id)
             }
 
+            /// This client, with `timeout` as the total timeout of each of its calls instead of the
+            /// HTTP client's (`ClientBuilder::api_timeout`).
+            pub fn with_timeout(&self, timeout: ::std::time::Duration) -> Self {
+                Self { inner: self.inner.with_timeout(timeout) }
+            }
+
             /// Continue the session already in `store` (a restarted process needs no new login). A
             /// session whose token has expired is renewed on the first request. Fails with
             /// [`Error::NoSession`](::oauth_sdk_runtime::Error::NoSession) if the store holds none.
@@ -89,8 +95,15 @@ pub fn emit(title: &str, progenitor: &syn::File) -> TokenStream {
             }
         }
 
-        /// Ending the session.
+        /// A call's timeout, and ending the session.
         impl<S: ::oauth_sdk_runtime::TokenStore> Authenticated<S> {
+            /// This session, with `timeout` as the total timeout of each of its calls instead of the
+            /// HTTP client's: `api.with_timeout(d).operation(..)` for one slow call. The session is
+            /// shared: a renewal in one is a renewal in both.
+            pub fn with_timeout(&self, timeout: ::std::time::Duration) -> Self {
+                Self { inner: self.inner.with_timeout(timeout) }
+            }
+
             /// End the session: see [`oauth_sdk_runtime::Authenticated::logout`].
             pub async fn logout(self) -> ::std::result::Result<(), ::oauth_sdk_runtime::Error> {
                 self.inner.logout().await

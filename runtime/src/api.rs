@@ -5,7 +5,8 @@
 //! and their shape follows the generator's version.
 
 use crate::client::{Authenticated, Client};
-use crate::executor::Executor;
+use crate::config::SpecFlows;
+use crate::executor::{Access, Executor};
 use crate::store::TokenStore;
 
 /// One generated API. `oauth-sdk-codegen` implements it for the generated `Client`, so that the
@@ -39,38 +40,4 @@ pub trait Api: Sized + Send + Sync + 'static {
     /// The generated logged-in client around the runtime's.
     #[doc(hidden)]
     fn authenticated<S: TokenStore>(session: Authenticated<Self, S>) -> Self::Authenticated<S>;
-}
-
-/// How an operation is authorised (from the spec's `security`).
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Never sends a token.
-    Public,
-    /// Sends the token when there is a session.
-    Optional,
-    /// Sends the token; only reachable through `Authenticated`.
-    Required,
-}
-
-/// An OAuth flow as the spec declares it (from `components.securitySchemes`).
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy)]
-pub struct SpecFlow {
-    /// The flow's `tokenUrl`, possibly relative to the base URL.
-    pub token_url: &'static str,
-    /// The flow's `refreshUrl`, if any.
-    pub refresh_url: Option<&'static str>,
-    /// Every scope the flow declares.
-    pub scopes: &'static [&'static str],
-}
-
-/// The flows the spec declares.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy)]
-pub struct SpecFlows {
-    /// The resource-owner password flow.
-    pub password: Option<SpecFlow>,
-    /// The client-credentials flow.
-    pub client_credentials: Option<SpecFlow>,
 }

@@ -6,13 +6,14 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use secrecy::SecretString;
 
 use crate::api::Api;
-use crate::config::Config;
+use crate::config::{ClientBuilder, Config};
 use crate::error::{Error, SessionEnd};
-use crate::executor::{Attempt, Attempts, Executor};
+use crate::executor::{Attempt, Executor};
 use crate::protocol::{GrantRequest, TokenFailure};
 use crate::session::Session;
 use crate::store::{DynStore, Expect, Swap, TokenStore, Version, Versioned};
@@ -27,6 +28,7 @@ pub struct Client<A: Api> {
     api: A::Raw,
     http: reqwest::Client,
     config: Arc<Config>,
+    timeout: Option<Duration>,
 }
 
 impl<A: Api> Clone for Client<A> {
@@ -35,6 +37,7 @@ impl<A: Api> Clone for Client<A> {
             api: self.api.clone(),
             http: self.http.clone(),
             config: self.config.clone(),
+            timeout: self.timeout,
         }
     }
 }
@@ -47,11 +50,30 @@ impl<A: Api> fmt::Debug for Client<A> {
     }
 }
 
+impl<A: Api> ClientBuilder<A> {
+    /// Check the configuration and build the client.
+    pub fn build(self) -> Result<A, Error> {
+        let (config, http) = self.resolve(A::FLOWS)?;
+        Ok(A::client(Client::new(http, Arc::new(config), None)))
+    }
+}
+
 /// Logging in and resuming.
 impl<A: Api> Client<A> {
-    pub(crate) fn new(http: reqwest::Client, config: Arc<Config>) -> Self {
-        let api = A::raw(&config.base_url, http.clone(), Executor::logged_out::<A>());
-        Self { api, http, config }
+    pub(crate) fn new(http: reqwest::Client, config: Arc<Config>, timeout: Option<Duration>) -> Self {
+        let api = A::raw(&config.base_url, http.clone(), Executor::logged_out(A::access, timeout));
+        Self {
+            api,
+            http,
+            config,
+            timeout,
+        }
+    }
+
+    /// This client, with `timeout` as the total timeout of each of its calls instead of the HTTP
+    /// client's (see [`ClientBuilder::api_timeout`]). A session logged in or resumed from it keeps it.
+    pub fn with_timeout(&self, timeout: Duration) -> Self {
+        Self::new(self.http.clone(), self.config.clone(), Some(timeout))
     }
 
     /// progenitor's client for a call's attempt: logged out, there is no token to be rejected, so
@@ -146,8 +168,13 @@ impl<A: Api> Client<A> {
     ) -> Result<A::Authenticated<S>, Error> {
         let dyn_store: Arc<dyn DynStore> = store.clone();
         let session = Session::new(self.config.clone(), dyn_store, version, tokens)?;
-        let apis = Attempts::new(&self.config.base_url, &self.http, &session);
-        Ok(A::authenticated(Authenticated { apis, session, store }))
+        let apis = Attempts::new(&self.http, &session, self.timeout);
+        Ok(A::authenticated(Authenticated {
+            apis,
+            http: self.http,
+            session,
+            store,
+        }))
     }
 }
 
@@ -167,6 +194,7 @@ fn login_error(failure: TokenFailure) -> Error {
 /// the [`TokenStore`] the session lives in.
 pub struct Authenticated<A: Api, S: TokenStore> {
     apis: Attempts<A>,
+    http: reqwest::Client,
     session: Arc<Session>,
     store: Arc<S>,
 }
@@ -175,6 +203,7 @@ impl<A: Api, S: TokenStore> Clone for Authenticated<A, S> {
     fn clone(&self) -> Self {
         Self {
             apis: self.apis.clone(),
+            http: self.http.clone(),
             session: self.session.clone(),
             store: self.store.clone(),
         }
@@ -196,6 +225,16 @@ impl<A: Api, S: TokenStore> Authenticated<A, S> {
     #[doc(hidden)]
     pub fn api_for(&self, attempt: Attempt) -> &A::Raw {
         self.apis.get(attempt)
+    }
+
+    /// This session, with `timeout` as the total timeout of each of its calls instead of the HTTP
+    /// client's (see [`ClientBuilder::api_timeout`]): `api.with_timeout(d).upload(..)` for one slow
+    /// call. The session is shared: renewals in one are renewals in the other.
+    pub fn with_timeout(&self, timeout: Duration) -> Self {
+        Self {
+            apis: Attempts::new(&self.http, &self.session, Some(timeout)),
+            ..self.clone()
+        }
     }
 
     /// The store the session lives in.
@@ -222,7 +261,7 @@ impl<A: Api, S: TokenStore> Authenticated<A, S> {
     /// reaches a shared store leaves there a refresh token the server has already rotated, which the
     /// next process to resume would present. Fails with a (transient) store error if the write is
     /// still pending at the timeout.
-    pub async fn flush(&self, timeout: std::time::Duration) -> Result<(), Error> {
+    pub async fn flush(&self, timeout: Duration) -> Result<(), Error> {
         if self.session.flush(timeout).await {
             Ok(())
         } else {
@@ -270,5 +309,34 @@ impl<A: Api, S: TokenStore> Authenticated<A, S> {
             }
         }
         revoked.and(cleared)
+    }
+}
+
+/// A logged-in session's progenitor client, once per [`Attempt`] (they differ only in their
+/// [`Executor`]). Cheap to clone.
+pub(crate) struct Attempts<A: Api>(Arc<[A::Raw; 3]>);
+
+impl<A: Api> Clone for Attempts<A> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<A: Api> Attempts<A> {
+    pub(crate) fn new(http: &reqwest::Client, session: &Arc<Session>, timeout: Option<Duration>) -> Self {
+        let base_url = &session.config().base_url;
+        let client = |attempt| {
+            let executor = Executor::logged_in(session.clone(), attempt, A::access, timeout);
+            A::raw(base_url, http.clone(), executor)
+        };
+        Self(Arc::new([
+            client(Attempt::First),
+            client(Attempt::Only),
+            client(Attempt::Resend),
+        ]))
+    }
+
+    pub(crate) fn get(&self, attempt: Attempt) -> &A::Raw {
+        &self.0[attempt as usize]
     }
 }

@@ -7,12 +7,10 @@ use reqwest::StatusCode;
 use secrecy::SecretString;
 use url::Url;
 
-use crate::api::{Api, SpecFlow};
 use crate::backoff::Backoff;
-use crate::client::Client;
 use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
-use crate::protocol::{Retry, TokenClient};
+use crate::protocol::{ClientAuth, Retry, TokenClient};
 use crate::token::{Grant, TokenSet};
 
 /// How long before expiry a token is renewed, by default.
@@ -63,15 +61,26 @@ pub enum StoreOutage {
     RefreshAlone,
 }
 
-/// How the client authenticates to the token endpoint (RFC 6749 section 2.3.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum ClientAuth {
-    /// HTTP Basic with the form-encoded id and secret: what the RFC requires servers to support.
-    #[default]
-    Basic,
-    /// `client_id` and `client_secret` in the form body.
-    RequestBody,
+/// An OAuth flow as the spec declares it (from `components.securitySchemes`).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct SpecFlow {
+    /// The flow's `tokenUrl`, possibly relative to the base URL.
+    pub token_url: &'static str,
+    /// The flow's `refreshUrl`, if any.
+    pub refresh_url: Option<&'static str>,
+    /// Every scope the flow declares.
+    pub scopes: &'static [&'static str],
+}
+
+/// The flows the spec declares.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct SpecFlows {
+    /// The resource-owner password flow.
+    pub password: Option<SpecFlow>,
+    /// The client-credentials flow.
+    pub client_credentials: Option<SpecFlow>,
 }
 
 /// Where one grant's tokens come from and are renewed.
@@ -195,7 +204,7 @@ pub struct ClientBuilder<A> {
     api_timeout: Duration,
 }
 
-impl<A: Api> ClientBuilder<A> {
+impl<A> ClientBuilder<A> {
     /// Start configuring a client for the API at `base_url`, as OAuth client `client_id`. The
     /// generated `Client::builder` calls this.
     pub fn new(base_url: impl Into<String>, client_id: impl Into<String>) -> Self {
@@ -352,8 +361,9 @@ impl<A: Api> ClientBuilder<A> {
         self
     }
 
-    /// Check the configuration and build the client.
-    pub fn build(self) -> Result<A, Error> {
+    /// Check the configuration against the spec's `flows`: the settings, and the HTTP client for
+    /// API calls ([`build`](Self::build) makes the client from them).
+    pub(crate) fn resolve(self, flows: SpecFlows) -> Result<(Config, reqwest::Client), Error> {
         let allow_http = self.allow_http;
         let base = parse_url("base URL", &self.base_url, None, allow_http)?;
         let resolve = |what, url: &str| parse_url(what, url, Some(&base), allow_http);
@@ -372,7 +382,6 @@ impl<A: Api> ClientBuilder<A> {
             return Err(Error::Config(format!("trigger status {bad} is not a 4xx status")));
         }
 
-        let flows = A::FLOWS;
         let flow = |spec: Option<SpecFlow>| -> Result<Option<FlowEndpoints>, Error> {
             let token = match (&token_override, spec) {
                 (Some(url), _) => url.clone(),
@@ -410,7 +419,7 @@ impl<A: Api> ClientBuilder<A> {
             .build()
             .map_err(|e| Error::Config(format!("the token endpoint's HTTP client cannot be built: {e}")))?;
         let base_url = base.as_str().trim_end_matches('/').to_owned();
-        let config = Arc::new(Config {
+        let config = Config {
             base_url,
             tokens: TokenClient {
                 http: token_http,
@@ -428,8 +437,8 @@ impl<A: Api> ClientBuilder<A> {
             triggers: self.triggers,
             store_timeout: self.store_timeout,
             store_outage: self.store_outage,
-        });
-        Ok(A::client(Client::new(http, config)))
+        };
+        Ok((config, http))
     }
 }
 

@@ -12,14 +12,17 @@ use crate::store::StoreError;
 
 /// Everything a login, a resume, a logout or an API call can fail with.
 ///
-/// `E` is the error body type the spec documents for the operation (`()` where there is none).
+/// `E` is the error body type the spec documents for the operation (`()` where there is none). What
+/// is not an API call (a login, `resume`, `logout`, `refresh`, `flush`, the builder) fails with
+/// `Error<NotACall>`, plain `Error`; `?` turns it into any call's `Error<E>`, so one function can log
+/// in and call with one error type.
 ///
 /// progenitor's request hook can only fail with a `reqwest::Error`, which cannot say "the session has
 /// ended". So the SDK's hooks attach such failures to a response that the generated code hands back
 /// unread, and the method returns the attached failure instead. Callers simply match on this enum.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error<E = ()> {
+pub enum Error<E = NotACall> {
     /// The session is over and cannot be renewed: log in again. Every request waiting on the failed
     /// renewal gets this same error, and no further refresh is attempted.
     #[error("the session has ended: {0}; log in again")]
@@ -129,6 +132,35 @@ impl<E> Error<E> {
                 .status()
                 .is_some_and(|status| matches!(status.as_u16(), 408 | 429 | 502 | 503 | 504)),
             _ => false,
+        }
+    }
+}
+
+/// The `E` of an [`Error`] that no API call returned: there is no value of it, so such an error is
+/// never [`Error::Api`], and converts into any call's `Error<E>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotACall {}
+
+/// A login's (or any non-call's) error, as a call's: `?` in a function that also calls the API.
+impl<E: serde::de::DeserializeOwned> From<Error<NotACall>> for Error<E> {
+    fn from(error: Error<NotACall>) -> Self {
+        match error {
+            Error::SessionEnded(end) => Error::SessionEnded(end),
+            Error::LoginRejected(oauth) => Error::LoginRejected(oauth),
+            Error::RevocationRefused(oauth) => Error::RevocationRefused(oauth),
+            Error::Transient(e) => Error::Transient(e),
+            Error::RenewalRefused(oauth) => Error::RenewalRefused(oauth),
+            Error::InvalidTokenResponse(e) => Error::InvalidTokenResponse(e),
+            Error::Store(e) => Error::Store(e),
+            Error::NoSession => Error::NoSession,
+            Error::Config(message) => Error::Config(message),
+            Error::NotRetried { status } => Error::NotRetried { status },
+            #[allow(unreachable_code, reason = "there is no `NotACall`, so no such response")]
+            Error::Api(response) => match response.into_inner() {},
+            Error::UnexpectedResponse(response) => Error::UnexpectedResponse(response),
+            Error::InvalidResponse { body, source } => Error::InvalidResponse { body, source },
+            Error::Request(e) => Error::Request(e),
+            Error::InvalidRequest(message) => Error::InvalidRequest(message),
         }
     }
 }

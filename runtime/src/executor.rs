@@ -21,17 +21,30 @@
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use progenitor_client::{OperationInfo, ResponseValue};
 use reqwest::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
 use reqwest::{Request, Response, StatusCode};
+use tracing::Instrument;
 
-use crate::api::{Access, Api};
 use crate::challenge;
 use crate::error::{AuthError, Error};
 use crate::metrics::Counters;
 use crate::session::Session;
+
+/// How an operation is authorised (from the spec's `security`).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Never sends a token.
+    Public,
+    /// Sends the token when there is a session.
+    Optional,
+    /// Sends the token; only reachable through `Authenticated`.
+    Required,
+}
 
 /// Which attempt at a call the generated client makes, and so what a rejected token leads to.
 #[doc(hidden)]
@@ -53,14 +66,33 @@ pub struct Executor {
     session: Option<Arc<Session>>,
     attempt: Attempt,
     access: fn(&str) -> Access,
+    /// The calls' own timeout, replacing the HTTP client's (`with_timeout`).
+    timeout: Option<Duration>,
 }
 
 impl Executor {
-    pub(crate) fn logged_out<A: Api>() -> Self {
+    /// The executor of a logged-out client, whose operations are authorised as `access` says.
+    pub(crate) fn logged_out(access: fn(&str) -> Access, timeout: Option<Duration>) -> Self {
         Self {
             session: None,
             attempt: Attempt::First,
-            access: A::access,
+            access,
+            timeout,
+        }
+    }
+
+    /// The executor of a session's attempt.
+    pub(crate) fn logged_in(
+        session: Arc<Session>,
+        attempt: Attempt,
+        access: fn(&str) -> Access,
+        timeout: Option<Duration>,
+    ) -> Self {
+        Self {
+            session: Some(session),
+            attempt,
+            access,
+            timeout,
         }
     }
 
@@ -73,46 +105,17 @@ impl Executor {
     }
 }
 
-/// A logged-in session's progenitor client, once per [`Attempt`] (they differ only in their
-/// [`Executor`]). Cheap to clone.
-pub(crate) struct Attempts<A: Api>(Arc<[A::Raw; 3]>);
-
-impl<A: Api> Clone for Attempts<A> {
-    fn clone(&self) -> Self {
-        Self(self.0.clone())
-    }
-}
-
-impl<A: Api> Attempts<A> {
-    pub(crate) fn new(base_url: &str, http: &reqwest::Client, session: &Arc<Session>) -> Self {
-        let client = |attempt| {
-            let executor = Executor {
-                session: Some(session.clone()),
-                attempt,
-                access: A::access,
-            };
-            A::raw(base_url, http.clone(), executor)
-        };
-        Self(Arc::new([
-            client(Attempt::First),
-            client(Attempt::Only),
-            client(Attempt::Resend),
-        ]))
-    }
-
-    pub(crate) fn get(&self, attempt: Attempt) -> &A::Raw {
-        &self.0[attempt as usize]
-    }
-}
-
 /// progenitor's `ClientHooks::pre`: attach a token that is good for the skew, renewing it first if
-/// it is not.
+/// it is not; set the call's own timeout, if it has one.
 #[doc(hidden)]
 pub async fn pre<E>(
     executor: &Executor,
     request: &mut Request,
     info: &OperationInfo,
 ) -> Result<(), progenitor_client::Error<E>> {
+    if executor.timeout.is_some() {
+        *request.timeout_mut() = executor.timeout;
+    }
     let Some(session) = executor.session_for(info) else {
         return Ok(());
     };
@@ -128,7 +131,8 @@ pub async fn pre<E>(
 
 /// progenitor's `ClientHooks::exec`: send; if the API rejects the token, renew it (once for all
 /// requests that saw the same token) and put on the answer whether [`run`] should send the call once
-/// more.
+/// more. Each attempt runs in a `call` span (DEBUG) with the operation id, the attempt and the status;
+/// a renewal it starts runs in its `renewal` span inside it.
 ///
 /// The request goes into reqwest's (small, boxed) future before this one is made, so every call's
 /// future need not hold the request too.
@@ -141,10 +145,17 @@ pub fn exec(
 ) -> impl Future<Output = reqwest::Result<Response>> + Send {
     let session = executor.session_for(info);
     let attempt = executor.attempt;
+    let span = tracing::debug_span!(
+        "call",
+        operation = info.operation_id,
+        ?attempt,
+        status = tracing::field::Empty
+    );
     let sent = session.and_then(|_| request.headers().get(AUTHORIZATION).cloned());
     let sending = http.execute(request);
     async move {
         let response = sending.await?;
+        tracing::Span::current().record("status", response.status().as_u16());
         match session {
             Some(session) if attempt != Attempt::Resend && rejects_token(&session.config().triggers, &response) => {
                 // Boxed: the rare path's state stays out of every call's future.
@@ -153,6 +164,7 @@ pub fn exec(
             _ => Ok(response),
         }
     }
+    .instrument(span)
 }
 
 /// progenitor's `ClientHooks::post`, which runs before the generated code reads the status: an

@@ -69,13 +69,13 @@ pub use api::Api;
 pub use client::{Authenticated, Client};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    ClientAuth, ClientBuilder, DEFAULT_API_TIMEOUT, DEFAULT_REFRESH_ATTEMPTS, DEFAULT_REFRESH_BACKOFF,
-    DEFAULT_REFRESH_SKEW, DEFAULT_REFRESH_TIMEOUT, DEFAULT_STORE_TIMEOUT, DEFAULT_TRIGGER_STATUSES, StoreOutage,
+    ClientBuilder, DEFAULT_API_TIMEOUT, DEFAULT_REFRESH_ATTEMPTS, DEFAULT_REFRESH_BACKOFF, DEFAULT_REFRESH_SKEW,
+    DEFAULT_REFRESH_TIMEOUT, DEFAULT_STORE_TIMEOUT, DEFAULT_TRIGGER_STATUSES, StoreOutage,
 };
-pub use error::{Error, InvalidTokenResponse, OAuthError, SessionEnd, TransientError};
+pub use error::{Error, InvalidTokenResponse, NotACall, OAuthError, SessionEnd, TransientError};
 pub use metrics::{Metrics, SessionState};
 pub use progenitor_client::{ByteStream, ResponseValue};
-pub use protocol::MAX_TOKEN_RESPONSE_BYTES;
+pub use protocol::{ClientAuth, MAX_TOKEN_RESPONSE_BYTES};
 /// The `redis` crate the [`RedisStore`] is built on, for [`RedisStore::connect_with`].
 #[cfg(feature = "redis")]
 pub use redis;
@@ -106,8 +106,8 @@ macro_rules! include_api {
 /// an SDK crate needs no dependency but this one. Not an API: it follows the generator's version.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::api::{Access, SpecFlow, SpecFlows};
-    pub use crate::executor::{Attempt, Executor, Upload, exec, post, pre, run};
+    pub use crate::config::{SpecFlow, SpecFlows};
+    pub use crate::executor::{Access, Attempt, Executor, Upload, exec, post, pre, run};
     /// progenitor's `ResponseValue` constructors, moving the headers rather than copying them.
     pub mod response {
         pub use crate::response::{empty, from_response, stream};
@@ -150,5 +150,6 @@ fn _assert_impls() {
     #[cfg(feature = "redis")]
     send_sync_clone::<RedisStore>();
     fn send_sync<T: Send + Sync>() {}
+    send_sync::<Error>();
     send_sync::<Error<()>>();
 }

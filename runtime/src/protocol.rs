@@ -17,9 +17,19 @@ use url::Url;
 
 use crate::backoff::Backoff;
 use crate::clock::Clock;
-use crate::config::ClientAuth;
 use crate::error::{InvalidTokenResponse, OAuthError, TransientCause, TransientError};
 use crate::token::{Grant, TokenSet};
+
+/// How the client authenticates to the token endpoint (RFC 6749 section 2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ClientAuth {
+    /// HTTP Basic with the form-encoded id and secret: what the RFC requires servers to support.
+    #[default]
+    Basic,
+    /// `client_id` and `client_secret` in the form body.
+    RequestBody,
+}
 
 /// The most of a token endpoint's answer the SDK reads; a larger body is an error, not a hang.
 pub const MAX_TOKEN_RESPONSE_BYTES: usize = 1024 * 1024;

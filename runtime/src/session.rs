@@ -344,14 +344,20 @@ impl Session {
         }
         // Its own task: a caller that gives up cannot cut a renewal in half (a refresh token spent
         // at the server and its successor never stored).
-        let task = tokio::spawn(self.clone().run_renewal(seen.clone(), reason));
+        // Its span is made here, so that it is a child of the call (or other span) that started it.
+        let span = tracing::info_span!("renewal", ?reason);
+        let task = tokio::spawn(self.clone().run_renewal(seen.clone(), reason, span));
         task.map(|joined| joined.unwrap_or_else(|e| Err(AuthError::Config(format!("renewal task failed: {e}")))))
             .boxed()
             .shared()
     }
 
-    async fn run_renewal(self: Arc<Self>, seen: Arc<Token>, reason: Reason) -> Result<Arc<Token>, AuthError> {
-        let span = tracing::info_span!("renewal", ?reason);
+    async fn run_renewal(
+        self: Arc<Self>,
+        seen: Arc<Token>,
+        reason: Reason,
+        span: tracing::Span,
+    ) -> Result<Arc<Token>, AuthError> {
         let mut finish = Finish {
             session: &self,
             outcome: None,

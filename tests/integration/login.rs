@@ -250,3 +250,33 @@ async fn token_requests_never_follow_redirects() {
         "the credentials must not be carried to the redirect's target"
     );
 }
+
+/// One error type for a function that logs in and calls: `?` turns the login's `Error` into the
+/// call's `Error<E>`, keeping what it was.
+#[tokio::test]
+async fn a_login_error_converts_into_the_call_error_with_question_mark() {
+    async fn me(client: oauth_sdk::Client, password: &str) -> Result<String, Error<oauth_sdk::types::Error>> {
+        let api = client
+            .login_password(MemoryStore::new(), USERNAME, password.into())
+            .await?;
+        Ok(api.get_me().await?.into_inner().username)
+    }
+
+    let h = Harness::start().await;
+    h.server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path("/oauth/token")
+                .form_urlencoded_tuple("password", "wrong");
+            then.status(400).json_body(json!({"error": "invalid_grant"}));
+        })
+        .await;
+    h.mock_password_grant().await;
+    h.mock_me("at-1", 200).await;
+
+    match me(h.client(), "wrong").await {
+        Err(Error::LoginRejected(oauth)) => assert_eq!(oauth.code(), "invalid_grant"),
+        other => panic!("expected LoginRejected, got {other:?}"),
+    }
+    assert_eq!(me(h.client(), PASSWORD).await.unwrap(), USERNAME);
+}

@@ -215,3 +215,50 @@ async fn the_apis_busy_answers_are_transient_and_its_refusals_are_not() {
         answer.delete_async().await;
     }
 }
+
+/// API calls time out by default, the builder sets the timeout, and `with_timeout` sets one call's;
+/// a timeout is transient and is not a reason to renew the token.
+#[tokio::test]
+async fn api_calls_time_out_by_default_settably_and_per_call() {
+    use std::time::Duration;
+
+    let h = Harness::start().await;
+    let slow = h
+        .server
+        .mock_async(|when, then| {
+            when.method(GET).path("/v1/me");
+            then.status(200)
+                .delay(Duration::from_secs(30))
+                .json_body(crate::support::user());
+        })
+        .await;
+
+    // The builder's timeout.
+    let login = h.mock_password_grant().await;
+    let api = h
+        .builder()
+        .api_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap()
+        .login_password(
+            oauth_sdk::MemoryStore::new(),
+            crate::support::USERNAME,
+            crate::support::PASSWORD.into(),
+        )
+        .await
+        .unwrap();
+    match api.get_me().await {
+        Err(Error::Request(e)) => assert!(e.is_timeout(), "{e:?}"),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    login.delete_async().await;
+
+    // One call's, over the default (15 s, longer than this test waits for anything).
+    let api = h.logged_in().await;
+    let error = api.with_timeout(Duration::from_millis(300)).get_me().await.unwrap_err();
+    assert!(matches!(&error, Error::Request(e) if e.is_timeout()), "{error:?}");
+    assert!(error.is_transient());
+    assert_eq!(api.metrics().refreshes, 0, "a timeout is not a rejected token");
+    assert_eq!(slow.calls_async().await, 2);
+    assert_eq!(oauth_sdk::DEFAULT_API_TIMEOUT, Duration::from_secs(15));
+}

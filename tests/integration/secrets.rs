@@ -41,6 +41,10 @@ async fn no_output_of_the_sdk_ever_contains_a_secret() {
         .with_writer(move || writer.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // As in `observe`: a second registered subscriber, so that other tests' threads cannot cache
+    // "never" for the SDK's callsites while this one is the only subscriber.
+    let _second = tracing::Dispatch::new(tracing_subscriber::fmt().with_writer(std::io::sink).finish());
+    tracing::callsite::rebuild_interest_cache();
     let mut seen: Vec<String> = Vec::new();
 
     let server = httpmock::MockServer::start_async().await;

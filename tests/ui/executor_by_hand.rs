@@ -4,6 +4,6 @@
 use oauth_sdk::api::progenitor::Client as Raw;
 
 fn main() {
-    let _ = oauth_sdk::__private::Executor::logged_out();
+    let _ = oauth_sdk::__private::Executor::logged_out(|_| oauth_sdk::__private::Access::Public, None);
     let _: Option<Raw> = None;
 }
