@@ -193,7 +193,14 @@ const RESERVED: &[&str] = &[
     "metrics",
     "session_changes",
     "store",
-    "api_for",
+    // Trait methods an inherent method would hide in method-call syntax (`api.clone()`).
+    "clone",
+    "clone_from",
+    "deref",
+    "fmt",
+    "to_owned",
+    "into",
+    "eq",
 ];
 
 /// The name an operation's forwarder has: the method's, unless the SDK uses that name itself.
@@ -278,7 +285,10 @@ fn forwarder(method: &Method) -> TokenStream {
         #[doc = #label]
         pub #sig {
             #(let #uploads = ::oauth_sdk_runtime::__private::Upload::new(#uploads);)*
-            ::oauth_sdk_runtime::__private::run(#resendable, |attempt| self.inner.api_for(attempt).#name(#(#args),*)).await
+            ::oauth_sdk_runtime::__private::run(#resendable, |attempt| {
+                ::oauth_sdk_runtime::__private::ApiFor::api_for(&self.inner, attempt).#name(#(#args),*)
+            })
+            .await
         }
     }
 }

@@ -3,11 +3,11 @@
 //! they need none: an SDK crate depends on the runtime alone, and its versions of these crates are
 //! the runtime's.
 //!
-//! Paths are rewritten wherever syn sees them (types, expressions, `use` trees, derive lists); serde's
-//! derives are told where serde is with `#[serde(crate = "...")]`. What progenitor writes inside other
-//! macros' tokens (`format!` arguments) names only `std`.
+//! Paths are rewritten wherever they are: types, expressions, `use` trees, derive lists, macro
+//! bodies (a `vec![..]` default), and the strings of serde's attributes (`skip_serializing_if`,
+//! `with`); serde's derives are told where serde is with `#[serde(crate = "...")]`.
 
-use proc_macro2::Span;
+use proc_macro2::{Group, Spacing, Span, TokenStream, TokenTree};
 use syn::punctuated::Punctuated;
 use syn::visit_mut::VisitMut;
 
@@ -104,6 +104,22 @@ impl VisitMut for ThroughRuntime {
         syn::visit_mut::visit_item_use_mut(self, item);
     }
 
+    // Macro bodies are tokens to syn: `vec![::serde_json::from_str::<::uuid::Uuid>(..)]` in a default.
+    fn visit_macro_mut(&mut self, mac: &mut syn::Macro) {
+        mac.tokens = through_runtime(std::mem::take(&mut mac.tokens), false);
+        syn::visit_mut::visit_macro_mut(self, mac);
+    }
+
+    // `#[serde(skip_serializing_if = "::serde_json::Map::is_empty")]`: paths in serde's strings.
+    fn visit_attribute_mut(&mut self, attr: &mut syn::Attribute) {
+        if attr.path().is_ident("serde")
+            && let syn::Meta::List(list) = &mut attr.meta
+        {
+            list.tokens = through_runtime(std::mem::take(&mut list.tokens), true);
+        }
+        syn::visit_mut::visit_attribute_mut(self, attr);
+    }
+
     fn visit_item_struct_mut(&mut self, item: &mut syn::ItemStruct) {
         self.derives(&mut item.attrs);
         syn::visit_mut::visit_item_struct_mut(self, item);
@@ -113,6 +129,76 @@ impl VisitMut for ThroughRuntime {
         self.derives(&mut item.attrs);
         syn::visit_mut::visit_item_enum_mut(self, item);
     }
+}
+
+/// The token-level rewrite, for what syn keeps as tokens: a path that starts at a re-exported crate
+/// (`serde_json::x`, `::serde_json::x`, not `a::serde_json::x`) gets the runtime's prefix; with
+/// `strings`, so does a string literal that holds such a path.
+fn through_runtime(tokens: TokenStream, strings: bool) -> TokenStream {
+    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+    let mut out: Vec<TokenTree> = Vec::with_capacity(tokens.len());
+    for (i, token) in tokens.iter().enumerate() {
+        match token {
+            TokenTree::Group(group) => {
+                let mut rewritten = Group::new(group.delimiter(), through_runtime(group.stream(), strings));
+                rewritten.set_span(group.span());
+                out.push(rewritten.into());
+            }
+            TokenTree::Ident(ident) if REEXPORTED.iter().any(|c| ident == c) && is_path_sep(&tokens, i + 1) => {
+                let n = out.len();
+                let after_sep = n >= 2 && is_path_sep(&out, n - 2);
+                // `a::serde_json` or `Vec<T>::serde_json`: a later segment, not a crate.
+                let mid_path = after_sep
+                    && n >= 3
+                    && match &out[n - 3] {
+                        TokenTree::Ident(_) => true,
+                        TokenTree::Punct(p) => p.as_char() == '>',
+                        _ => false,
+                    };
+                if mid_path {
+                    out.push(token.clone());
+                    continue;
+                }
+                let prefix: TokenStream = if after_sep {
+                    format!("{RUNTIME}::__private::").parse().expect("a path")
+                } else {
+                    format!("::{RUNTIME}::__private::").parse().expect("a path")
+                };
+                out.extend(prefix);
+                out.push(token.clone());
+            }
+            TokenTree::Literal(literal) if strings => {
+                out.push(path_in_string(literal).unwrap_or_else(|| token.clone()))
+            }
+            other => out.push(other.clone()),
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// `::` at `tokens[i]`.
+fn is_path_sep(tokens: &[TokenTree], i: usize) -> bool {
+    matches!((tokens.get(i), tokens.get(i + 1)),
+        (Some(TokenTree::Punct(a)), Some(TokenTree::Punct(b)))
+            if a.as_char() == ':' && a.spacing() == Spacing::Joint && b.as_char() == ':')
+}
+
+/// A string literal holding a path that starts at a re-exported crate, rewritten.
+fn path_in_string(literal: &proc_macro2::Literal) -> Option<TokenTree> {
+    let text = syn::parse_str::<syn::LitStr>(&literal.to_string()).ok()?.value();
+    let mut path = syn::parse_str::<syn::Path>(&text).ok()?;
+    if !starts_at_crate(&path) {
+        return None;
+    }
+    ThroughRuntime.visit_path_mut(&mut path);
+    let text: String = quote::ToTokens::to_token_stream(&path)
+        .to_string()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let mut rewritten = proc_macro2::Literal::string(&text);
+    rewritten.set_span(literal.span());
+    Some(rewritten.into())
 }
 
 impl ThroughRuntime {
@@ -207,6 +293,32 @@ mod tests {
             1,
             "only serde's derives get the attribute: {code}"
         );
+    }
+
+    #[test]
+    fn paths_in_macro_bodies_and_serde_strings_are_rewritten() {
+        let code = rewritten(
+            "pub struct T {
+                 #[serde(default, skip_serializing_if = \"::serde_json::Map::is_empty\")]
+                 pub meta: ::serde_json::Map<String, ::serde_json::Value>,
+                 #[serde(deserialize_with = \"::std::option::Option::deserialize\")]
+                 pub x: Option<u8>,
+             }
+             fn d() -> Vec<::uuid::Uuid> { vec![::serde_json::from_str::<::uuid::Uuid>(\"1\").unwrap(), a::uuid::X] }",
+        );
+        assert!(
+            code.contains(r#"skip_serializing_if="::oauth_sdk_runtime::__private::serde_json::Map::is_empty""#),
+            "{code}"
+        );
+        assert!(
+            code.contains(r#"deserialize_with="::std::option::Option::deserialize""#),
+            "{code}"
+        );
+        assert!(
+            code.contains("vec![::oauth_sdk_runtime::__private::serde_json::from_str::<::oauth_sdk_runtime::__private::uuid::Uuid>"),
+            "{code}"
+        );
+        assert!(code.contains(",a::uuid::X]"), "a later segment is not a crate: {code}");
     }
 
     #[test]

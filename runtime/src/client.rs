@@ -50,6 +50,28 @@ impl<A: Api> fmt::Debug for Client<A> {
     }
 }
 
+/// progenitor's client for a call's attempt, for the generated forwarders. A trait (exported only
+/// through `__private`) rather than a method, so that the generated `Authenticated`'s `Deref` does
+/// not offer it.
+#[doc(hidden)]
+pub trait ApiFor<A: Api> {
+    /// The client for `attempt`.
+    fn api_for(&self, attempt: Attempt) -> &A::Raw;
+}
+
+/// Logged out, there is no token to be rejected: the one client serves every attempt.
+impl<A: Api> ApiFor<A> for Client<A> {
+    fn api_for(&self, _: Attempt) -> &A::Raw {
+        &self.api
+    }
+}
+
+impl<A: Api, S: TokenStore> ApiFor<A> for Authenticated<A, S> {
+    fn api_for(&self, attempt: Attempt) -> &A::Raw {
+        self.apis.get(attempt)
+    }
+}
+
 impl<A: Api> ClientBuilder<A> {
     /// Check the configuration and build the client.
     pub fn build(self) -> Result<A, Error> {
@@ -74,13 +96,6 @@ impl<A: Api> Client<A> {
     /// client's (see [`ClientBuilder::api_timeout`]). A session logged in or resumed from it keeps it.
     pub fn with_timeout(&self, timeout: Duration) -> Self {
         Self::new(self.http.clone(), self.config.clone(), Some(timeout))
-    }
-
-    /// progenitor's client for a call's attempt: logged out, there is no token to be rejected, so
-    /// the one client serves every attempt. For the generated forwarders.
-    #[doc(hidden)]
-    pub fn api_for(&self, _: Attempt) -> &A::Raw {
-        &self.api
     }
 
     /// The password grant; the generated `login_password` calls it when the spec declares the flow.
@@ -221,12 +236,6 @@ impl<A: Api, S: TokenStore> fmt::Debug for Authenticated<A, S> {
 
 /// The session.
 impl<A: Api, S: TokenStore> Authenticated<A, S> {
-    /// progenitor's client for a call's attempt. For the generated forwarders.
-    #[doc(hidden)]
-    pub fn api_for(&self, attempt: Attempt) -> &A::Raw {
-        self.apis.get(attempt)
-    }
-
     /// This session, with `timeout` as the total timeout of each of its calls instead of the HTTP
     /// client's (see [`ClientBuilder::api_timeout`]): `api.with_timeout(d).upload(..)` for one slow
     /// call. The session is shared: renewals in one are renewals in the other.

@@ -14,8 +14,9 @@ use crate::store::StoreError;
 ///
 /// `E` is the error body type the spec documents for the operation (`()` where there is none). What
 /// is not an API call (a login, `resume`, `logout`, `refresh`, `flush`, the builder) fails with
-/// `Error<NotACall>`, plain `Error`; `?` turns it into any call's `Error<E>`, so one function can log
-/// in and call with one error type.
+/// `Error<NotACall>`, plain `Error`; `?` turns it into a call's `Error<E>` (and
+/// [`Error::into_call`] where the call's error body is not JSON), so one function can log in and call
+/// with one error type.
 ///
 /// progenitor's request hook can only fail with a `reqwest::Error`, which cannot say "the session has
 /// ended". So the SDK's hooks attach such failures to a response that the generated code hands back
@@ -137,14 +138,23 @@ impl<E> Error<E> {
 }
 
 /// The `E` of an [`Error`] that no API call returned: there is no value of it, so such an error is
-/// never [`Error::Api`], and converts into any call's `Error<E>`.
+/// never [`Error::Api`], and converts into any call's `Error<E>` ([`Error::into_call`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotACall {}
 
-/// A login's (or any non-call's) error, as a call's: `?` in a function that also calls the API.
+/// A login's (or any non-call's) error, as a call's: `?` in a function that also calls the API. For
+/// a call whose error body is not JSON (`Error<ByteStream>`), [`Error::into_call`] does the same.
 impl<E: serde::de::DeserializeOwned> From<Error<NotACall>> for Error<E> {
     fn from(error: Error<NotACall>) -> Self {
-        match error {
+        error.into_call()
+    }
+}
+
+impl Error<NotACall> {
+    /// This error as any call's: `login(..).await.map_err(Error::into_call)?` where `?` alone cannot
+    /// convert (a call whose error body is a `ByteStream`).
+    pub fn into_call<E>(self) -> Error<E> {
+        match self {
             Error::SessionEnded(end) => Error::SessionEnded(end),
             Error::LoginRejected(oauth) => Error::LoginRejected(oauth),
             Error::RevocationRefused(oauth) => Error::RevocationRefused(oauth),
@@ -349,5 +359,26 @@ impl AuthError {
 impl From<StoreError> for AuthError {
     fn from(error: StoreError) -> Self {
         AuthError::Store(error)
+    }
+}
+
+/// Describe a JSON parse failure without quoting the input: serde's messages quote the offending
+/// value, which in a token response or a stored session may be a token. Says what kind of failure
+/// and where.
+pub(crate) fn describe_parse_error(error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let message = error.to_string();
+    match error.classify() {
+        Category::Data if message.starts_with("missing field") => {
+            message.split(" at line").next().unwrap_or(&message).to_owned()
+        }
+        Category::Data => format!(
+            "a field has the wrong type (line {}, column {})",
+            error.line(),
+            error.column()
+        ),
+        Category::Syntax | Category::Eof | Category::Io => {
+            format!("not JSON (line {}, column {})", error.line(), error.column())
+        }
     }
 }

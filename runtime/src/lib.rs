@@ -106,12 +106,14 @@ macro_rules! include_api {
 /// an SDK crate needs no dependency but this one. Not an API: it follows the generator's version.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::client::ApiFor;
     pub use crate::config::{SpecFlow, SpecFlows};
     pub use crate::executor::{Access, Attempt, Executor, Upload, exec, post, pre, run};
     /// progenitor's `ResponseValue` constructors, moving the headers rather than copying them.
     pub mod response {
         pub use crate::response::{empty, from_response, stream};
     }
+    pub use futures_util as futures;
     pub use {bytes, chrono, progenitor_client, regress, reqwest, serde, serde_json, uuid};
 }
 

@@ -319,7 +319,7 @@ pub(crate) fn parse_token_response(
         Err(_) if serde_json::from_slice::<ErrorResponse>(body).is_ok() => {
             return Err(TokenFailure::Refused(oauth_error(status, body)));
         }
-        Err(error) => return Err(invalid(status, describe(&error))),
+        Err(error) => return Err(invalid(status, crate::error::describe_parse_error(&error))),
     };
     let token_type = match response.token_type {
         None => "Bearer".to_owned(),
@@ -387,26 +387,6 @@ fn oauth_error(status: StatusCode, body: &[u8]) -> OAuthError {
     match serde_json::from_slice::<ErrorResponse>(body) {
         Ok(e) => OAuthError::new(status, e.error, e.error_description),
         Err(_) => OAuthError::new(status, "unknown".to_owned(), None),
-    }
-}
-
-/// Describe a parse failure without quoting the body: serde's messages quote the offending value,
-/// which in a token response may be a token.
-fn describe(error: &serde_json::Error) -> String {
-    use serde_json::error::Category;
-    let message = error.to_string();
-    match error.classify() {
-        Category::Data if message.starts_with("missing field") => {
-            message.split(" at line").next().unwrap_or(&message).to_owned()
-        }
-        Category::Data => format!(
-            "a field has the wrong type (line {}, column {})",
-            error.line(),
-            error.column()
-        ),
-        Category::Syntax | Category::Eof | Category::Io => {
-            format!("not JSON (line {}, column {})", error.line(), error.column())
-        }
     }
 }
 

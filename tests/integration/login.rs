@@ -279,4 +279,8 @@ async fn a_login_error_converts_into_the_call_error_with_question_mark() {
         other => panic!("expected LoginRejected, got {other:?}"),
     }
     assert_eq!(me(h.client(), PASSWORD).await.unwrap(), USERNAME);
+
+    // Where `?` cannot convert (a call whose error body is not JSON), `into_call` does.
+    let error: Error<oauth_sdk::ByteStream> = Error::NoSession.into_call();
+    assert!(matches!(error, Error::NoSession), "{error}");
 }

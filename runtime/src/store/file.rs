@@ -254,13 +254,11 @@ fn read_bytes(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
 }
 
 fn parse(path: &Path, text: &[u8]) -> Result<Stored, StoreError> {
-    // serde's message may quote a value, which here may be a token: say only where it failed.
     let stored: Stored = serde_json::from_slice(text).map_err(|e| {
         invalid(format!(
-            "{} is not a readable session (line {}, column {})",
+            "{} is not a readable session: {}",
             path.display(),
-            e.line(),
-            e.column()
+            crate::error::describe_parse_error(&e)
         ))
     })?;
     if stored.format != FORMAT {

@@ -325,12 +325,10 @@ fn parse(version: &str, format: &str, tokens: Option<&str>) -> Result<Versioned,
     let Some(tokens) = tokens else {
         return Ok(Versioned { version, tokens: None });
     };
-    // serde's message may quote a value, which here may be a token: say only where it failed.
     let tokens = serde_json::from_str(tokens).map_err(|e| {
         invalid(format!(
-            "the stored session is not readable (line {}, column {})",
-            e.line(),
-            e.column()
+            "the stored session is not readable: {}",
+            crate::error::describe_parse_error(&e)
         ))
     })?;
     Ok(Versioned::live(version, tokens))
