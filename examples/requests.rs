@@ -48,7 +48,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .access_token()
                 .expose_secret()
         );
-        let (raw, url) = (reqwest::Client::new(), format!("{}/v1/me", server.base_url()));
+        // With the SDK's default timeouts, as the SDK's own client has them.
+        let raw = reqwest::Client::builder()
+            .connect_timeout(oauth_sdk::DEFAULT_API_TIMEOUT)
+            .timeout(oauth_sdk::DEFAULT_API_TIMEOUT)
+            .build()?;
+        let url = format!("{}/v1/me", server.base_url());
         let redis_server = (client_kind == "sdk-redis").then(RedisServer::start);
         let api_redis = match &redis_server {
             Some(redis_server) => {
