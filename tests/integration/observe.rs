@@ -103,33 +103,7 @@ async fn a_refused_renewal_is_counted_and_published() {
 /// the renewal a rejected token starts runs inside the first attempt's span.
 #[tokio::test(flavor = "current_thread")]
 async fn each_attempt_of_a_call_has_a_span_with_its_operation_attempt_and_status() {
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Lines {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let lines = Lines::default();
-    let writer = lines.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    // With one scoped subscriber alive, tracing-core computes a callsite's interest from the default
-    // of whichever thread hits it first: another test's thread, with no subscriber, would cache
-    // "never" for the SDK's callsites. A second registered subscriber makes it ask every one.
-    let _second = tracing::Dispatch::new(tracing_subscriber::fmt().with_writer(std::io::sink).finish());
-    tracing::callsite::rebuild_interest_cache();
+    let traces = crate::support::Traces::capture(tracing::Level::DEBUG);
 
     let h = Harness::start().await;
     let api = h.logged_in().await;
@@ -138,7 +112,7 @@ async fn each_attempt_of_a_call_has_a_span_with_its_operation_attempt_and_status
     h.mock_me("at-2", 200).await;
     api.get_me().await.unwrap();
 
-    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    let text = traces.text();
     let closed: Vec<&str> = text.lines().filter(|l| l.contains("close")).collect();
     let first = closed
         .iter()

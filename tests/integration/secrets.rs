@@ -1,7 +1,5 @@
 //! Known sentinel secrets go through every path; no `Debug`, `Display`, error or trace may show them.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use httpmock::Method::{GET, POST};
@@ -18,33 +16,9 @@ const REFRESH: &str = "REFRESH-SENTINEL-beef";
 const REFRESH_2: &str = "REFRESH-SENTINEL-2-beef";
 const SENTINELS: [&str; 6] = [PASSWORD, CLIENT_SECRET, ACCESS, ACCESS_2, REFRESH, REFRESH_2];
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn no_output_of_the_sdk_ever_contains_a_secret() {
-    let traces = Captured::default();
-    let writer = traces.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    // As in `observe`: a second registered subscriber, so that other tests' threads cannot cache
-    // "never" for the SDK's callsites while this one is the only subscriber.
-    let _second = tracing::Dispatch::new(tracing_subscriber::fmt().with_writer(std::io::sink).finish());
-    tracing::callsite::rebuild_interest_cache();
+    let traces = crate::support::Traces::capture(tracing::Level::TRACE);
     let mut seen: Vec<String> = Vec::new();
 
     let server = httpmock::MockServer::start_async().await;
@@ -179,7 +153,7 @@ async fn no_output_of_the_sdk_ever_contains_a_secret() {
     );
     seen.extend([format!("{error:?}"), error.to_string()]);
 
-    let traces = String::from_utf8(traces.0.lock().unwrap().clone()).unwrap();
+    let traces = traces.text();
     assert!(
         traces.contains("renewing the access token"),
         "tracing was captured:\n{traces}"

@@ -125,3 +125,52 @@ pub fn token_body(access: &str, refresh: Option<&str>) -> Value {
 pub fn user() -> Value {
     json!({"id": "u-1", "username": USERNAME, "scopes": ["tasks.read", "tasks.write"]})
 }
+
+/// Everything `tracing` writes on this thread while it lives, as text.
+pub struct Traces {
+    written: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    _default: tracing::subscriber::DefaultGuard,
+    _second: tracing::Dispatch,
+}
+
+impl Traces {
+    /// Capture events at `level` and above, and each span's close (with its fields).
+    pub fn capture(level: tracing::Level) -> Self {
+        let written = std::sync::Arc::<std::sync::Mutex<Vec<u8>>>::default();
+        let sink = written.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_ansi(false)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .with_writer(move || Writer(sink.clone()))
+            .finish();
+        let default = tracing::subscriber::set_default(subscriber);
+        // With one scoped subscriber alive, tracing-core computes a callsite's interest from the
+        // default of whichever thread hits it first: another test's thread, with no subscriber, would
+        // cache "never" for the SDK's callsites. A second registered subscriber makes it ask each.
+        let second = tracing::Dispatch::new(tracing_subscriber::fmt().with_writer(std::io::sink).finish());
+        tracing::callsite::rebuild_interest_cache();
+        Self {
+            written,
+            _default: default,
+            _second: second,
+        }
+    }
+
+    /// What was written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.written.lock().unwrap()).into_owned()
+    }
+}
+
+struct Writer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Writer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
