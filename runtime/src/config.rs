@@ -9,7 +9,7 @@ use url::Url;
 
 use crate::backoff::Backoff;
 use crate::clock::{Clock, SystemClock};
-use crate::error::Error;
+use crate::error::{ConfigError, Error};
 use crate::protocol::{ClientAuth, Retry, TokenClient};
 use crate::token::{Grant, TokenSet};
 
@@ -149,16 +149,12 @@ impl Config {
         Ok(())
     }
 
-    pub fn flow(&self, grant: Grant) -> Result<&FlowEndpoints, Error> {
+    pub fn flow(&self, grant: Grant) -> Result<&FlowEndpoints, ConfigError> {
         let (flow, name) = match grant {
             Grant::Password => (&self.password, "password"),
             Grant::ClientCredentials => (&self.client_credentials, "client credentials"),
         };
-        flow.as_ref().ok_or_else(|| {
-            Error::Config(format!(
-                "the spec declares no OAuth {name} flow; set `ClientBuilder::token_url` to use one anyway"
-            ))
-        })
+        flow.as_ref().ok_or(ConfigError::NoFlow(name))
     }
 }
 
@@ -379,7 +375,7 @@ impl<A> ClientBuilder<A> {
             .map(|u| resolve("revocation URL", u))
             .transpose()?;
         if let Some(bad) = self.triggers.iter().find(|s| !s.is_client_error()) {
-            return Err(Error::Config(format!("trigger status {bad} is not a 4xx status")));
+            return Err(Error::Config(ConfigError::TriggerNotClientError(*bad)));
         }
 
         let flow = |spec: Option<SpecFlow>| -> Result<Option<FlowEndpoints>, Error> {
@@ -410,14 +406,14 @@ impl<A> ClientBuilder<A> {
                 .connect_timeout(self.api_timeout)
                 .timeout(self.api_timeout)
                 .build()
-                .map_err(|e| Error::Config(format!("the API's HTTP client cannot be built: {e}")))?,
+                .map_err(|e| http_client_error("API's", e))?,
         };
         let token_http = self
             .token_http
             .unwrap_or_default()
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| Error::Config(format!("the token endpoint's HTTP client cannot be built: {e}")))?;
+            .map_err(|e| http_client_error("token endpoint's", e))?;
         let base_url = base.as_str().trim_end_matches('/').to_owned();
         let config = Config {
             base_url,
@@ -442,20 +438,29 @@ impl<A> ClientBuilder<A> {
     }
 }
 
-fn parse_url(what: &str, url: &str, base: Option<&Url>, allow_http: bool) -> Result<Url, Error> {
+fn http_client_error(which: &'static str, error: reqwest::Error) -> Error {
+    Error::Config(ConfigError::HttpClient {
+        which,
+        source: Arc::new(error),
+    })
+}
+
+fn parse_url(what: &'static str, url: &str, base: Option<&Url>, allow_http: bool) -> Result<Url, Error> {
     let parsed = match base {
         Some(base) => base.join(url),
         None => Url::parse(url),
     };
-    let parsed = parsed.map_err(|e| Error::Config(format!("{what} `{url}` is not a valid URL: {e}")))?;
+    let url = || url.to_owned();
+    let parsed = parsed.map_err(|source| ConfigError::InvalidUrl {
+        what,
+        url: url(),
+        source,
+    })?;
     match parsed.scheme() {
         "https" => Ok(parsed),
         "http" if allow_http || is_loopback(&parsed) => Ok(parsed),
-        "http" => Err(Error::Config(format!(
-            "{what} `{url}` is plain http: tokens would cross the network unencrypted. Use https, or \
-             `ClientBuilder::danger_allow_http(true)` if this network is trusted"
-        ))),
-        _ => Err(Error::Config(format!("{what} `{url}` is not an http(s) URL"))),
+        "http" => Err(Error::Config(ConfigError::PlainHttp { what, url: url() })),
+        _ => Err(Error::Config(ConfigError::NotHttp { what, url: url() })),
     }
 }
 

@@ -21,7 +21,7 @@ use crate::store::StoreError;
 /// progenitor's request hook can only fail with a `reqwest::Error`, which cannot say "the session has
 /// ended". So the SDK's hooks attach such failures to a response that the generated code hands back
 /// unread, and the method returns the attached failure instead. Callers simply match on this enum.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error<E = NotACall> {
     /// The session is over and cannot be renewed: log in again. Every request waiting on the failed
@@ -62,9 +62,15 @@ pub enum Error<E = NotACall> {
     #[error("the token store holds no session; log in first")]
     NoSession,
 
-    /// The client is not configured for what was asked (e.g. no token URL for a flow).
-    #[error("configuration: {0}")]
-    Config(String),
+    /// The client is not configured for what was asked: a URL that is not one, plain http to a
+    /// remote host, a flow the spec does not declare. Not transient: the configuration must change.
+    #[error(transparent)]
+    Config(ConfigError),
+
+    /// The task renewing the token was cancelled (its runtime is shutting down) or panicked. The
+    /// session is kept; the next call renews again.
+    #[error("the renewal of the access token was cancelled before it finished (the session is kept)")]
+    RenewalAborted,
 
     /// The API rejected the request's access token, and the request was not sent again because its
     /// body is a stream that cannot be replayed. The token has been renewed: send the request again.
@@ -85,13 +91,15 @@ pub enum Error<E = NotACall> {
     #[error("the API answered {}, which the spec does not document for this operation", .0.status())]
     UnexpectedResponse(Box<reqwest::Response>),
 
-    /// The API's response body does not match the spec.
-    #[error("the API's response does not match the spec: {source}")]
+    /// The API's response body does not match the spec. The message says where, but does not
+    /// quote the body (serde's messages quote the offending value, which may be a secret); the body
+    /// and serde's error are here for whoever needs them.
+    #[error("the API's response does not match the spec: {}", describe_parse_error(.parse_error))]
     InvalidResponse {
         /// The body as received.
         body: Bytes,
-        /// Why it does not parse.
-        source: serde_json::Error,
+        /// Why it does not parse. Not the error's `source()`: its message quotes the body.
+        parse_error: serde_json::Error,
     },
 
     /// Sending the request or reading the response failed.
@@ -126,13 +134,47 @@ impl<E> Error<E> {
     /// not.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Transient(_) | Error::NotRetried { .. } => true,
+            Error::Transient(_) | Error::NotRetried { .. } | Error::RenewalAborted => true,
             Error::Request(error) => !error.is_builder() && !error.is_redirect() && !error.is_decode(),
             Error::Store(error) => error.is_unavailable(),
             Error::Api(_) | Error::UnexpectedResponse(_) => self
                 .status()
                 .is_some_and(|status| matches!(status.as_u16(), 408 | 429 | 502 | 503 | 504)),
             _ => false,
+        }
+    }
+}
+
+/// `Debug` for every `E`, so that every call's error is a `std::error::Error` (`?` into `anyhow` or
+/// `Box<dyn Error>`), including calls whose error body is a `ByteStream`. An [`Error::Api`] shows its
+/// status and the body's type, not the body: read it with `ResponseValue::into_inner`.
+impl<E> fmt::Debug for Error<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::SessionEnded(end) => f.debug_tuple("SessionEnded").field(end).finish(),
+            Error::LoginRejected(oauth) => f.debug_tuple("LoginRejected").field(oauth).finish(),
+            Error::RevocationRefused(oauth) => f.debug_tuple("RevocationRefused").field(oauth).finish(),
+            Error::Transient(e) => f.debug_tuple("Transient").field(e).finish(),
+            Error::RenewalRefused(oauth) => f.debug_tuple("RenewalRefused").field(oauth).finish(),
+            Error::InvalidTokenResponse(e) => f.debug_tuple("InvalidTokenResponse").field(e).finish(),
+            Error::Store(e) => f.debug_tuple("Store").field(e).finish(),
+            Error::NoSession => f.write_str("NoSession"),
+            Error::Config(e) => f.debug_tuple("Config").field(e).finish(),
+            Error::RenewalAborted => f.write_str("RenewalAborted"),
+            Error::NotRetried { status } => f.debug_struct("NotRetried").field("status", status).finish(),
+            Error::Api(response) => f
+                .debug_struct("Api")
+                .field("status", &response.status())
+                .field("body", &format_args!("{}", std::any::type_name::<E>()))
+                .finish_non_exhaustive(),
+            Error::UnexpectedResponse(response) => f.debug_tuple("UnexpectedResponse").field(response).finish(),
+            Error::InvalidResponse { body, parse_error } => f
+                .debug_struct("InvalidResponse")
+                .field("body", &format_args!("{} bytes", body.len()))
+                .field("parse_error", &describe_parse_error(parse_error))
+                .finish(),
+            Error::Request(e) => f.debug_tuple("Request").field(e).finish(),
+            Error::InvalidRequest(message) => f.debug_tuple("InvalidRequest").field(message).finish(),
         }
     }
 }
@@ -163,12 +205,13 @@ impl Error<NotACall> {
             Error::InvalidTokenResponse(e) => Error::InvalidTokenResponse(e),
             Error::Store(e) => Error::Store(e),
             Error::NoSession => Error::NoSession,
-            Error::Config(message) => Error::Config(message),
+            Error::Config(e) => Error::Config(e),
+            Error::RenewalAborted => Error::RenewalAborted,
             Error::NotRetried { status } => Error::NotRetried { status },
             #[allow(unreachable_code, reason = "there is no `NotACall`, so no such response")]
             Error::Api(response) => match response.into_inner() {},
             Error::UnexpectedResponse(response) => Error::UnexpectedResponse(response),
-            Error::InvalidResponse { body, source } => Error::InvalidResponse { body, source },
+            Error::InvalidResponse { body, parse_error } => Error::InvalidResponse { body, parse_error },
             Error::Request(e) => Error::Request(e),
             Error::InvalidRequest(message) => Error::InvalidRequest(message),
         }
@@ -181,7 +224,7 @@ impl<E> From<progenitor_client::Error<E>> for Error<E> {
         match error {
             P::ErrorResponse(response) => Error::Api(Box::new(response)),
             P::UnexpectedResponse(response) => Error::UnexpectedResponse(Box::new(response)),
-            P::InvalidResponsePayload(body, source) => Error::InvalidResponse { body, source },
+            P::InvalidResponsePayload(body, parse_error) => Error::InvalidResponse { body, parse_error },
             P::CommunicationError(e) | P::InvalidUpgrade(e) | P::ResponseBodyError(e) => Error::Request(e),
             P::InvalidRequest(message) | P::Custom(message) => Error::InvalidRequest(message),
         }
@@ -268,6 +311,61 @@ pub enum SessionEnd {
     UnusableRenewal(InvalidTokenResponse),
 }
 
+/// What is wrong with a client's configuration ([`Error::Config`]). The builder reports all but the
+/// last two from [`build`](crate::ClientBuilder::build).
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A URL does not parse (relative URLs are taken relative to the base URL).
+    #[error("{what} `{url}` is not a valid URL: {source}")]
+    InvalidUrl {
+        /// Which URL: `base URL`, `token URL`, `the spec's tokenUrl`...
+        what: &'static str,
+        /// The URL as configured.
+        url: String,
+        /// Why it does not parse.
+        source: url::ParseError,
+    },
+    /// A URL is plain `http` to a host beyond the loopback interface, and
+    /// [`danger_allow_http`](crate::ClientBuilder::danger_allow_http) is off.
+    #[error(
+        "{what} `{url}` is plain http: tokens would cross the network unencrypted. Use https, or \
+         `ClientBuilder::danger_allow_http(true)` if this network is trusted"
+    )]
+    PlainHttp {
+        /// Which URL.
+        what: &'static str,
+        /// The URL as configured.
+        url: String,
+    },
+    /// A URL's scheme is neither `https` nor `http`.
+    #[error("{what} `{url}` is not an http(s) URL")]
+    NotHttp {
+        /// Which URL.
+        what: &'static str,
+        /// The URL as configured.
+        url: String,
+    },
+    /// A status given to [`trigger_statuses`](crate::ClientBuilder::trigger_statuses) is not 4xx.
+    #[error("trigger status {0} is not a 4xx status")]
+    TriggerNotClientError(StatusCode),
+    /// An HTTP client could not be built (a TLS backend that cannot initialise).
+    #[error("the {which} HTTP client cannot be built: {source}")]
+    HttpClient {
+        /// `API's` or `token endpoint's`.
+        which: &'static str,
+        /// reqwest's error.
+        source: Arc<reqwest::Error>,
+    },
+    /// A session's grant needs a flow the spec does not declare, and no
+    /// [`token_url`](crate::ClientBuilder::token_url) is set.
+    #[error("the spec declares no OAuth {0} flow; set `ClientBuilder::token_url` to use one anyway")]
+    NoFlow(&'static str),
+    /// A token given to the SDK (or read from a store) has characters an HTTP header cannot carry.
+    #[error("the access token has characters an HTTP header cannot carry")]
+    TokenNotAHeader,
+}
+
 /// The token endpoint could not be used for now.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("the token endpoint is unavailable after {attempts} attempt(s): {cause}")]
@@ -323,7 +421,8 @@ pub(crate) enum AuthError {
     Transient(TransientError),
     InvalidTokenResponse(InvalidTokenResponse),
     Store(StoreError),
-    Config(String),
+    Config(ConfigError),
+    Aborted,
 }
 
 impl<E> From<AuthError> for Error<E> {
@@ -334,8 +433,15 @@ impl<E> From<AuthError> for Error<E> {
             AuthError::Transient(e) => Error::Transient(e),
             AuthError::InvalidTokenResponse(e) => Error::InvalidTokenResponse(e),
             AuthError::Store(e) => Error::Store(e),
-            AuthError::Config(message) => Error::Config(message),
+            AuthError::Config(e) => Error::Config(e),
+            AuthError::Aborted => Error::RenewalAborted,
         }
+    }
+}
+
+impl<E> From<ConfigError> for Error<E> {
+    fn from(error: ConfigError) -> Self {
+        Error::Config(error)
     }
 }
 
@@ -349,10 +455,19 @@ impl AuthError {
     /// Whether the failure may pass, so that a still-valid token may be used meanwhile.
     pub(crate) fn is_passing(&self) -> bool {
         match self {
-            AuthError::Transient(_) | AuthError::RenewalRefused(_) | AuthError::InvalidTokenResponse(_) => true,
+            AuthError::Transient(_)
+            | AuthError::RenewalRefused(_)
+            | AuthError::InvalidTokenResponse(_)
+            | AuthError::Aborted => true,
             AuthError::Store(error) => error.is_unavailable(),
             AuthError::SessionEnded(_) | AuthError::Config(_) => false,
         }
+    }
+}
+
+impl From<ConfigError> for AuthError {
+    fn from(error: ConfigError) -> Self {
+        AuthError::Config(error)
     }
 }
 
@@ -380,5 +495,47 @@ pub(crate) fn describe_parse_error(error: &serde_json::Error) -> String {
         Category::Syntax | Category::Eof | Category::Io => {
             format!("not JSON (line {}, column {})", error.line(), error.column())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_std_error<T: std::error::Error + Send + Sync + 'static>() {}
+
+    #[test]
+    fn every_calls_error_is_a_std_error() {
+        is_std_error::<Error>();
+        is_std_error::<Error<()>>();
+        is_std_error::<Error<progenitor_client::ByteStream>>();
+        is_std_error::<Error<serde_json::Value>>();
+    }
+
+    #[test]
+    fn debug_shows_no_body() {
+        let source = serde_json::from_slice::<u32>(b"\"secret-token\"").unwrap_err();
+        let error: Error<()> = Error::InvalidResponse {
+            body: Bytes::from_static(b"\"secret-token\""),
+            parse_error: source,
+        };
+        let debug = format!("{error:?}");
+        assert!(debug.starts_with("InvalidResponse { body: 14 bytes"), "{debug}");
+        assert!(!debug.contains("secret-token"), "{debug}");
+        let display = error.to_string();
+        assert!(
+            display.contains("a field has the wrong type (line 1, column 14)"),
+            "{display}"
+        );
+        assert!(!display.contains("secret-token"), "{display}");
+        assert!(std::error::Error::source(&error).is_none());
+    }
+
+    #[test]
+    fn configuration_errors_are_not_transient() {
+        let error: Error = ConfigError::TriggerNotClientError(StatusCode::OK).into();
+        assert!(!error.is_transient());
+        assert_eq!(error.to_string(), "trigger status 200 OK is not a 4xx status");
+        assert!(Error::<()>::RenewalAborted.is_transient());
     }
 }

@@ -72,7 +72,7 @@ pub use config::{
     ClientBuilder, DEFAULT_API_TIMEOUT, DEFAULT_REFRESH_ATTEMPTS, DEFAULT_REFRESH_BACKOFF, DEFAULT_REFRESH_SKEW,
     DEFAULT_REFRESH_TIMEOUT, DEFAULT_STORE_TIMEOUT, DEFAULT_TRIGGER_STATUSES, StoreOutage,
 };
-pub use error::{Error, InvalidTokenResponse, NotACall, OAuthError, SessionEnd, TransientError};
+pub use error::{ConfigError, Error, InvalidTokenResponse, NotACall, OAuthError, SessionEnd, TransientError};
 pub use metrics::{Metrics, SessionState};
 pub use progenitor_client::{ByteStream, ResponseValue};
 pub use protocol::{ClientAuth, MAX_TOKEN_RESPONSE_BYTES};

@@ -31,7 +31,7 @@ use tokio::time::Instant;
 
 use crate::backoff::Backoff;
 use crate::config::{Config, StoreOutage};
-use crate::error::{AuthError, SessionEnd};
+use crate::error::{AuthError, ConfigError, SessionEnd};
 use crate::metrics::{Counters, SessionState};
 use crate::protocol::{GrantRequest, TokenFailure};
 use crate::store::{DynStore, Expect, LockAttempt, LockToken, StoreError, Swap, Version, Versioned};
@@ -59,7 +59,7 @@ pub(crate) struct Token {
 impl Token {
     fn new(tokens: TokenSet, version: Option<Version>, skew: Duration) -> Result<Self, AuthError> {
         let mut header = HeaderValue::try_from(format!("Bearer {}", tokens.access_token().expose_secret()))
-            .map_err(|_| AuthError::Config("the access token cannot be sent in an HTTP header".into()))?;
+            .map_err(|_| AuthError::Config(ConfigError::TokenNotAHeader))?;
         header.set_sensitive(true);
         let renewable = tokens.refresh_token().is_some() || tokens.grant() == Grant::ClientCredentials;
         // Renew `skew` before expiry, but never earlier than half-way through the token's life. A
@@ -347,7 +347,7 @@ impl Session {
         // Its span is made here, so that it is a child of the call (or other span) that started it.
         let span = tracing::info_span!("renewal", ?reason);
         let task = tokio::spawn(self.clone().run_renewal(seen.clone(), reason, span));
-        task.map(|joined| joined.unwrap_or_else(|e| Err(AuthError::Config(format!("renewal task failed: {e}")))))
+        task.map(|joined| joined.unwrap_or(Err(AuthError::Aborted)))
             .boxed()
             .shared()
     }
@@ -374,6 +374,7 @@ impl Session {
                     AuthError::InvalidTokenResponse(_) | AuthError::RenewalRefused(_) | AuthError::Config(_) => {
                         &self.counters.refresh_invalid_response
                     }
+                    AuthError::Aborted => &self.counters.refresh_transient,
                     AuthError::Store(_) => &self.counters.refresh_store_failed,
                 };
                 Counters::bump(counter);
@@ -822,10 +823,7 @@ impl Session {
 
     /// Redeem the refresh token, or re-acquire a client-credentials token.
     async fn request_renewal(&self, previous: &TokenSet, deadline: Option<Instant>) -> Result<TokenSet, AuthError> {
-        let flow = self
-            .config
-            .flow(previous.grant())
-            .map_err(|e| AuthError::Config(e.to_string()))?;
+        let flow = self.config.flow(previous.grant())?;
         let (url, grant) = match (previous.refresh_token(), previous.grant()) {
             (Some(refresh_token), _) => (
                 &flow.refresh,

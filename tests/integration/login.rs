@@ -1,7 +1,7 @@
 //! Logging in, resuming, logging out, and configuration mistakes.
 
 use httpmock::Method::POST;
-use oauth_sdk::{Client, ClientAuth, Error, MemoryStore, SessionEnd, TokenStore};
+use oauth_sdk::{Client, ClientAuth, ConfigError, Error, MemoryStore, SessionEnd, TokenStore};
 use serde_json::json;
 
 use crate::support::{CLIENT_ID, CLIENT_SECRET, Harness, PASSWORD, USERNAME, token_body};
@@ -159,12 +159,17 @@ async fn logout_without_a_revocation_url_clears_the_store() {
 async fn configuration_mistakes_are_reported_by_build() {
     let bad_url = Client::builder("not a url", "app").build().unwrap_err();
     assert!(
-        matches!(&bad_url, Error::Config(m) if m.contains("base URL")),
+        matches!(&bad_url, Error::Config(ConfigError::InvalidUrl { what: "base URL", url, .. }) if url == "not a url"),
         "{bad_url}"
     );
+    assert!(!bad_url.is_transient());
     let plain = Client::builder("http://taskboard.example.com", "app")
         .build()
         .unwrap_err();
+    assert!(
+        matches!(&plain, Error::Config(ConfigError::PlainHttp { what: "base URL", .. })),
+        "{plain:?}"
+    );
     assert!(plain.to_string().contains("is plain http"), "{plain}");
     let remote_token = Client::builder("https://taskboard.example.com", "app")
         .token_url("http://auth.example.com/t")
@@ -186,12 +191,19 @@ async fn configuration_mistakes_are_reported_by_build() {
         .build()
         .expect("loopback is allowed");
     let bad_scheme = Client::builder("ftp://example.com", "app").build().unwrap_err();
+    assert!(
+        matches!(&bad_scheme, Error::Config(ConfigError::NotHttp { .. })),
+        "{bad_scheme:?}"
+    );
     assert!(bad_scheme.to_string().contains("not an http(s) URL"), "{bad_scheme}");
     let bad_trigger = Client::builder("http://127.0.0.1:1", "app")
         .trigger_statuses([reqwest::StatusCode::OK])
         .build()
         .unwrap_err();
-    assert!(bad_trigger.to_string().contains("not a 4xx"), "{bad_trigger}");
+    assert!(
+        matches!(&bad_trigger, Error::Config(ConfigError::TriggerNotClientError(s)) if *s == reqwest::StatusCode::OK),
+        "{bad_trigger:?}"
+    );
 }
 
 #[tokio::test]
