@@ -388,7 +388,7 @@ mod tests {
             "security":[{"o":[]}],
             "paths":{"/logout":{"post":{"operationId":"logout","responses":{"204":{"description":"ok"}}}},
                      "/refresh":{"post":{"operationId":"refresh","responses":{"204":{"description":"ok"}}}}}}"##;
-        let generated = crate::generate_from_str("x.json", text).unwrap();
+        let generated = crate::generate_from_str("x.json", text, &crate::Options::new()).unwrap();
         assert!(
             generated.code.contains("pub async fn logout_operation"),
             "{}",
@@ -410,23 +410,59 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_reference_fails_with_a_message_naming_it() {
-        let text = r##"{"openapi":"3.0.3","info":{"title":"t","version":"1"},"paths":{"/a":{"get":{"operationId":"a",
-            "responses":{"200":{"description":"ok","content":{"application/json":{"schema":{"$ref":"#/components/schemas/Missing"}}}}}}}}}"##;
-        let err = crate::generate_from_str("x.json", text).unwrap_err();
-        assert!(err.problem.contains("#/components/schemas/Missing is missing"), "{err}");
-        assert!(err.problem.contains("must point to a component that exists"), "{err}");
+    fn an_operation_progenitor_refuses_is_left_out_naming_it_and_the_rest_generated() {
+        let text = r##"{"openapi":"3.0.3","info":{"title":"t","version":"1"},"paths":{
+            "/a":{"get":{"operationId":"a",
+              "responses":{"200":{"description":"ok","content":{"application/json":{"schema":{"$ref":"#/components/schemas/Missing"}}}}}}},
+            "/b":{"get":{"operationId":"b","responses":{"200":{"description":"ok"}}}}}}"##;
+        let generated = crate::generate_from_str("x.json", text, &crate::Options::new()).unwrap();
+        assert_eq!(generated.operations, 1);
+        assert!(generated.code.contains("pub async fn b"));
+        assert!(!generated.code.contains("pub async fn a<"));
+        let [left_out] = &generated.left_out[..] else {
+            panic!("{:?}", generated.left_out)
+        };
+        assert_eq!(left_out.operation, "GET /a");
+        assert_eq!(left_out.operation_id.as_deref(), Some("a"));
+        assert_eq!(left_out.pointer, "/paths/~1a/get");
+        assert!(
+            left_out.why.contains("#/components/schemas/Missing is missing"),
+            "{left_out}"
+        );
+        assert!(
+            generated
+                .warnings
+                .iter()
+                .any(|w| w.starts_with("x.json: GET /a (operationId `a`) left out: ")
+                    && w.ends_with("(at /paths/~1a/get)")),
+            "{:?}",
+            generated.warnings
+        );
+
+        // Strict: the same spec fails the build, naming the operation.
+        let err = crate::generate_from_str("x.json", text, &crate::Options::new().strict(true)).unwrap_err();
+        assert!(
+            err.problem.starts_with(
+                "1 operation(s) cannot be generated, and OAUTH_SDK_STRICT is set: GET /a (operationId `a`) left out"
+            ),
+            "{err}"
+        );
+        assert!(!err.warnings.is_empty(), "what was said before is kept");
     }
 
     #[test]
-    fn two_success_types_fail_with_a_message_not_a_panic() {
-        let path = format!("{}/fixtures/two-success-types.json", env!("CARGO_MANIFEST_DIR"));
+    fn a_document_that_cannot_be_read_fails_naming_the_place_and_keeps_what_was_said() {
+        let path = format!("{}/fixtures/unreadable.json", env!("CARGO_MANIFEST_DIR"));
         let err = crate::generate(std::path::Path::new(&path)).unwrap_err();
-        assert!(err.file.ends_with("two-success-types.json"));
+        assert!(err.file.ends_with("unreadable.json"));
         assert!(
-            err.problem
-                .contains("`GET /a` has success responses with different bodies (200, 201)"),
+            err.problem.contains("not a valid OpenAPI 3.0 document at `info"),
             "{err}"
+        );
+        assert!(
+            err.warnings.iter().any(|w| w.contains("GET /a has no operationId")),
+            "{:?}",
+            err.warnings
         );
     }
 }

@@ -11,7 +11,9 @@
 //! `oauth-sdk-runtime` in `[dependencies]` and nothing else: the generated code names every crate it
 //! uses through the runtime.
 //!
-//! [`generate`] turns an OpenAPI 3.0 document (JSON or YAML) into one Rust source file:
+//! [`generate`] turns an OpenAPI 3.0 or 3.1 document (JSON or YAML; 3.1 is converted to 3.0 first,
+//! [`openapi31`]), repaired where progenitor would refuse it ([`normalize`]), into one Rust source
+//! file; an operation that still cannot be generated is left out with a warning ([`degrade`]):
 //!
 //! 1. progenitor's typed client (types, and one async method per operation), whose every request goes
 //!    through the runtime's executor (`ClientHooks`, hooks mode `Expected`), kept in a private module;
@@ -23,11 +25,14 @@
 //!    decides what can be called before login;
 //! 5. every crate named through the runtime ([`paths`]).
 //!
-//! Everything that can fail here fails with a [`CodegenError`] naming the file and what to change,
-//! never with a panic backtrace.
+//! What fails the build is a [`CodegenError`] naming the file and what to change, never a panic
+//! backtrace: a document that cannot be read at all, or, with [`Options::strict`], any operation
+//! left out.
 
+pub mod degrade;
 pub mod forwarders;
 pub mod normalize;
+pub mod openapi31;
 pub mod paths;
 pub mod rewrite;
 pub mod security;
@@ -47,6 +52,9 @@ pub struct CodegenError {
     pub file: String,
     /// What is wrong and what to change.
     pub problem: String,
+    /// What the generator had said before it stopped (normalisation notes, operations left out), so
+    /// that a failed build still shows them.
+    pub warnings: Vec<String>,
 }
 
 impl CodegenError {
@@ -54,7 +62,13 @@ impl CodegenError {
         Self {
             file: file.to_owned(),
             problem: problem.into(),
+            warnings: Vec::new(),
         }
+    }
+
+    fn with_warnings(mut self, warnings: &[String]) -> Self {
+        self.warnings.splice(0..0, warnings.iter().cloned());
+        self
     }
 }
 
@@ -71,20 +85,67 @@ impl std::error::Error for CodegenError {}
 pub struct Generated {
     /// Formatted Rust source, to be `include!`d from one private module of the SDK.
     pub code: String,
-    /// Things the user should know about (each becomes a `cargo:warning`).
+    /// Things the user should know about (each becomes a `cargo:warning`), the operations left out
+    /// among them.
     pub warnings: Vec<String>,
+    /// The operations left out of the module, with why.
+    pub left_out: Vec<degrade::LeftOut>,
+    /// How many operations the module has.
+    pub operations: usize,
+}
+
+/// How strict the generator is.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    strict: bool,
+}
+
+/// The environment variable that makes [`build`] strict: `1` or `true`.
+pub const STRICT_ENV: &str = "OAUTH_SDK_STRICT";
+
+impl Options {
+    /// The defaults: lenient (an operation that cannot be generated is left out, with a warning).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Strict: an operation that cannot be generated fails the build (every such operation is
+    /// named), instead of being left out with a warning. Normalisation's repairs stay warnings.
+    pub fn strict(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
+    }
+
+    /// The defaults, strict if [`STRICT_ENV`] is `1` or `true`.
+    pub fn from_env() -> Self {
+        let strict = std::env::var(STRICT_ENV).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+        Self::new().strict(strict)
+    }
 }
 
 /// For `build.rs`: generate the module for the spec at `spec` (relative to the crate, JSON or YAML)
 /// into `OUT_DIR/<file>`, to be included with `oauth_sdk_runtime::include_api!`. Cargo reruns it when
 /// the spec changes; the generator's warnings become cargo warnings. A spec that cannot be generated
 /// stops the build with one line naming the file and what to change.
+///
+/// An operation that cannot be generated is left out with a warning naming it; with
+/// `OAUTH_SDK_STRICT=1` in the build's environment (or [`build_with`] and [`Options::strict`]) it
+/// fails the build instead.
 pub fn build(spec: impl AsRef<Path>, file: &str) {
+    println!("cargo:rerun-if-env-changed={STRICT_ENV}");
+    build_with(spec, file, &Options::from_env());
+}
+
+/// [`build`], with the given options.
+pub fn build_with(spec: impl AsRef<Path>, file: &str, options: &Options) {
     let spec = spec.as_ref();
     println!("cargo:rerun-if-changed={}", spec.display());
-    let generated = match generate(spec) {
+    let generated = match generate_with(spec, options) {
         Ok(generated) => generated,
         Err(error) => {
+            for warning in &error.warnings {
+                println!("cargo:warning={warning}");
+            }
             eprintln!("error: {error}");
             println!("cargo:warning={error}");
             std::process::exit(1);
@@ -104,20 +165,51 @@ pub fn build(spec: impl AsRef<Path>, file: &str) {
     }
 }
 
-/// Generate the SDK's API module from the spec at `path`.
+/// Generate the SDK's API module from the spec at `path`, leniently ([`Options::new`]).
 pub fn generate(path: &Path) -> Result<Generated, CodegenError> {
+    generate_with(path, &Options::new())
+}
+
+/// Generate the SDK's API module from the spec at `path`.
+pub fn generate_with(path: &Path, options: &Options) -> Result<Generated, CodegenError> {
     let name = path.display().to_string();
     let text =
         std::fs::read_to_string(path).map_err(|e| CodegenError::new(&name, format!("cannot read the spec: {e}")))?;
-    generate_from_str(&name, &text)
+    generate_from_str(&name, &text, options)
 }
 
 /// Generate the SDK's API module from spec text; `name` is used in messages.
-pub fn generate_from_str(name: &str, text: &str) -> Result<Generated, CodegenError> {
-    let (spec, notes) = spec::parse(name, text)?;
+pub fn generate_from_str(name: &str, text: &str, options: &Options) -> Result<Generated, CodegenError> {
+    let mut left_out = Vec::new();
+    let mut notes = Vec::new();
+    let outcome = generate_inner(name, text, &mut left_out, &mut notes);
+    notes.extend(left_out.iter().map(|l| format!("{name}: {l}")));
+    let mut generated = outcome.map_err(|e| e.with_warnings(&notes))?;
+    if options.strict && !left_out.is_empty() {
+        let problem = format!(
+            "{} operation(s) cannot be generated, and {STRICT_ENV} is set: {}",
+            left_out.len(),
+            left_out.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+        );
+        return Err(CodegenError::new(name, problem).with_warnings(&notes));
+    }
+    generated.warnings.splice(0..0, notes);
+    generated.left_out = left_out;
+    Ok(generated)
+}
+
+fn generate_inner(
+    name: &str,
+    text: &str,
+    left_out: &mut Vec<degrade::LeftOut>,
+    notes: &mut Vec<String>,
+) -> Result<Generated, CodegenError> {
+    let (mut value, normalised) = spec::parse(name, text, left_out)?;
+    notes.extend(normalised);
+    degrade::read(name, &mut value, left_out, notes)?;
+    let (spec, tokens) = degrade::generate(name, value, left_out, &|spec| run_progenitor(spec))?;
     let mut auth = security::analyse(name, &spec)?;
-    auth.warnings.splice(0..0, notes);
-    let mut client: syn::File = syn::parse2(run_progenitor(name, &spec)?)
+    let mut client: syn::File = syn::parse2(tokens)
         .map_err(|e| CodegenError::new(name, format!("internal error reading progenitor's output: {e}")))?;
     rewrite::apply(&mut client);
     let methods = forwarders::collect(name, &client, &auth)?;
@@ -137,12 +229,14 @@ pub fn generate_from_str(name: &str, text: &str) -> Result<Generated, CodegenErr
     Ok(Generated {
         code: prettyplease::unparse(&syntax),
         warnings: auth.warnings,
+        left_out: Vec::new(),
+        operations: methods.len(),
     })
 }
 
 /// Run progenitor, turning both its errors and its panics (it asserts on constructs it does not
-/// support) into a [`CodegenError`].
-fn run_progenitor(name: &str, spec: &openapiv3::OpenAPI) -> Result<TokenStream, CodegenError> {
+/// support) into a message saying what it refused.
+fn run_progenitor(spec: &openapiv3::OpenAPI) -> Result<TokenStream, String> {
     let mut settings = progenitor::GenerationSettings::new();
     settings
         .with_interface(progenitor::InterfaceStyle::Positional)
@@ -155,10 +249,7 @@ fn run_progenitor(name: &str, spec: &openapiv3::OpenAPI) -> Result<TokenStream, 
 
     match outcome {
         Ok(Ok(tokens)) => Ok(tokens),
-        Ok(Err(e)) => Err(CodegenError::new(
-            name,
-            format!("progenitor cannot generate a client from this spec: {e}"),
-        )),
+        Ok(Err(e)) => Err(format!("progenitor cannot generate a client from this spec: {e}")),
         Err(panic) => {
             let what = panic
                 .downcast_ref::<String>()
@@ -171,9 +262,8 @@ fn run_progenitor(name: &str, spec: &openapiv3::OpenAPI) -> Result<TokenStream, 
             } else {
                 "Change or remove the construct it names (a `$ref` must point to a component that exists)."
             };
-            Err(CodegenError::new(
-                name,
-                format!("progenitor stopped on a construct it does not support ({what}). {advice}"),
+            Err(format!(
+                "progenitor stopped on a construct it does not support ({what}). {advice}"
             ))
         }
     }

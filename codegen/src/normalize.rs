@@ -6,25 +6,31 @@
 
 use serde_json::{Map, Value};
 
+use crate::degrade::LeftOut;
+
 /// One change the pass made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Note(pub String);
 
-const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+pub(crate) const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
-/// Apply every rule, in order.
-pub fn normalize(spec: &mut Value) -> Vec<Note> {
+/// Apply every rule, in order. Operations a rule must leave out go to `left_out`.
+pub fn normalize(spec: &mut Value, left_out: &mut Vec<LeftOut>) -> Vec<Note> {
     let mut notes = Vec::new();
-    inline_deep_references(spec, &mut notes);
+    inline_references(spec, &mut notes);
     rename_colliding_schemas(spec, &mut notes);
-    drop_multipart_operations(spec, &mut notes);
+    drop_multipart_operations(spec, left_out);
     synthesise_operation_ids(spec, &mut notes);
+    declare_path_parameters(spec, &mut notes);
     default_response_is_the_error(spec, &mut notes);
     one_error_type(spec, &mut notes);
+    one_type_per_outcome(spec, &mut notes);
     prefer_json_request_bodies(spec, &mut notes);
+    binary_bodies(spec, &mut notes);
     walk_schemas(spec, &mut |schema, at| {
         boolean_default_from_string(schema, at, &mut notes);
         drop_zero_min_length(schema);
+        distinct_enum_names(schema, at, &mut notes);
     });
     notes
 }
@@ -49,7 +55,7 @@ fn label(path: &str, method: &str) -> String {
 }
 
 /// progenitor cannot send `multipart/form-data`: an operation whose body is only that is left out.
-fn drop_multipart_operations(spec: &mut Value, notes: &mut Vec<Note>) {
+fn drop_multipart_operations(spec: &mut Value, left_out: &mut Vec<LeftOut>) {
     let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
     };
@@ -61,12 +67,13 @@ fn drop_multipart_operations(spec: &mut Value, notes: &mut Vec<Note>) {
                 .and_then(|op| op.pointer("/requestBody/content"))
                 .and_then(Value::as_object)
                 .is_some_and(|content| !content.is_empty() && content.keys().all(|k| k.starts_with("multipart/")));
-            if only_multipart {
-                item.remove(method);
-                notes.push(Note(format!(
-                    "{} left out: its request body is multipart/form-data, which progenitor does not generate",
-                    label(path, method)
-                )));
+            if only_multipart && let Some(operation) = item.remove(method) {
+                left_out.push(LeftOut::new(
+                    path,
+                    method,
+                    &operation,
+                    "its request body is multipart/form-data, which progenitor does not generate",
+                ));
             }
         }
     }
@@ -167,6 +174,195 @@ fn one_error_type(spec: &mut Value, notes: &mut Vec<Note>) {
     }
 }
 
+/// progenitor needs one success type and one error type per operation. Where the statuses of one
+/// outcome have different bodies:
+/// - typed and body-less (a `200` with a schema and a `204`): the body-less ones are dropped; such a
+///   status reaches the caller as an unexpected response, with its status;
+/// - several different JSON bodies (one schema for `400`, another for `5XX`): the outcome is typed as
+///   any JSON value (`serde_json::Value`), which every one of them parses as;
+/// - other media types among them: the first typed one is kept, the others dropped.
+fn one_type_per_outcome(spec: &mut Value, notes: &mut Vec<Note>) {
+    for (path, method, operation) in operations(spec) {
+        let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        for (outcome, matches) in [
+            ("success", (|s: &str| s.starts_with('2')) as fn(&str) -> bool),
+            ("error", |s: &str| {
+                s.starts_with('4') || s.starts_with('5') || s == "default"
+            }),
+        ] {
+            let body = |response: &Value| {
+                response
+                    .get("content")
+                    .and_then(Value::as_object)
+                    .filter(|c| !c.is_empty())
+                    .cloned()
+            };
+            let statuses: Vec<String> = responses.keys().filter(|s| matches(s)).cloned().collect();
+            let typed: Vec<(String, Map<String, Value>)> = statuses
+                .iter()
+                .filter_map(|s| Some((s.clone(), body(&responses[s])?)))
+                .collect();
+            let Some((_, first)) = typed.first() else { continue };
+            let label = label(&path, method);
+            if typed.len() < statuses.len() && outcome == "success" {
+                let untyped: Vec<&String> = statuses
+                    .iter()
+                    .filter(|s| !typed.iter().any(|(t, _)| t == *s))
+                    .collect();
+                notes.push(Note(format!(
+                    "{label}: body-less success responses {} dropped so the others' type is the success type \
+                     (those statuses reach the caller as unexpected responses)",
+                    untyped.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                )));
+                responses.retain(|status, _| !untyped.contains(&status));
+            }
+            if typed.iter().all(|(_, content)| content == first) {
+                continue;
+            }
+            let names: Vec<&str> = typed.iter().map(|(s, _)| s.as_str()).collect();
+            let is_json = |media: &str| media == "application/json" || media.ends_with("+json");
+            let all_json = typed.iter().all(|(_, content)| content.keys().any(|m| is_json(m)));
+            if all_json {
+                let any_json = serde_json::json!({"application/json": {"schema": {}}});
+                for (status, _) in &typed {
+                    if let Some(response) = responses.get_mut(status).and_then(Value::as_object_mut) {
+                        response.insert("content".into(), any_json.clone());
+                    }
+                }
+                notes.push(Note(format!(
+                    "{label}: its {outcome} responses {} have different bodies; the {outcome} type is any JSON \
+                     value (`serde_json::Value`)",
+                    names.join(", ")
+                )));
+            } else {
+                let keep = typed[0].0.clone();
+                let dropped: Vec<String> = typed
+                    .iter()
+                    .skip(1)
+                    .filter(|(_, c)| c != first)
+                    .map(|(s, _)| s.clone())
+                    .collect();
+                responses.retain(|status, _| !dropped.contains(status));
+                notes.push(Note(format!(
+                    "{label}: its {outcome} responses {} have different media types; {keep}'s body is the {outcome} \
+                     type, and {} dropped (they reach the caller as unexpected responses)",
+                    names.join(", "),
+                    dropped.join(", ")
+                )));
+            }
+        }
+    }
+}
+
+/// A path template names a parameter the operation does not declare (`/users/{id}` without an `id`
+/// parameter): it is declared, as a string. A declared path parameter the template does not name is
+/// dropped. progenitor refuses both.
+fn declare_path_parameters(spec: &mut Value, notes: &mut Vec<Note>) {
+    let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let path_parameter = |p: &Value| {
+        (p.get("in").and_then(Value::as_str) == Some("path"))
+            .then(|| p.get("name").and_then(Value::as_str))
+            .flatten()
+            .map(str::to_owned)
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else { continue };
+        let named: Vec<String> = path
+            .split('{')
+            .skip(1)
+            .filter_map(|rest| rest.split_once('}').map(|(name, _)| name.to_owned()))
+            .collect();
+        let shared: Vec<String> = item
+            .get("parameters")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(path_parameter)
+            .collect();
+        for method in METHODS {
+            let Some(operation) = item.get_mut(method).and_then(Value::as_object_mut) else {
+                continue;
+            };
+            let parameters = operation
+                .entry("parameters")
+                .or_insert_with(|| Value::Array(Vec::new()));
+            let Some(parameters) = parameters.as_array_mut() else {
+                continue;
+            };
+            let own: Vec<String> = parameters.iter().filter_map(path_parameter).collect();
+            let label = label(path, method);
+            for name in &named {
+                if !own.contains(name) && !shared.contains(name) {
+                    parameters.push(serde_json::json!({
+                        "name": name, "in": "path", "required": true, "schema": {"type": "string"}
+                    }));
+                    notes.push(Note(format!(
+                        "{label}: path parameter `{name}` is not declared; declared as a string"
+                    )));
+                }
+            }
+            let before = parameters.len();
+            parameters.retain(|p| path_parameter(p).is_none_or(|name| named.contains(&name)));
+            if parameters.len() < before {
+                notes.push(Note(format!(
+                    "{label}: path parameters the path does not name were dropped"
+                )));
+            }
+            if parameters.is_empty() {
+                operation.remove("parameters");
+            }
+        }
+    }
+}
+
+/// A `type: string, format: byte` body (base64 text) under a media type that is not JSON or text is,
+/// in every spec seen, raw bytes: it becomes `format: binary`, which progenitor sends and reads as
+/// bytes.
+fn binary_bodies(spec: &mut Value, notes: &mut Vec<Note>) {
+    for (path, method, operation) in operations(spec) {
+        let mut contents: Vec<&mut Value> = Vec::new();
+        for (key, value) in operation.iter_mut() {
+            match key.as_str() {
+                "requestBody" => contents.extend(value.get_mut("content")),
+                "responses" => contents.extend(
+                    value
+                        .as_object_mut()
+                        .into_iter()
+                        .flat_map(|r| r.values_mut())
+                        .filter_map(|r| r.get_mut("content")),
+                ),
+                _ => {}
+            }
+        }
+        let mut changed = false;
+        for content in contents {
+            for (media, body) in content.as_object_mut().into_iter().flatten() {
+                let textual = media.contains("json") || media.starts_with("text/");
+                let Some(schema) = body.get_mut("schema").and_then(Value::as_object_mut) else {
+                    continue;
+                };
+                if !textual
+                    && schema.get("type").and_then(Value::as_str) == Some("string")
+                    && schema.get("format").and_then(Value::as_str) == Some("byte")
+                {
+                    schema.insert("format".into(), "binary".into());
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            notes.push(Note(format!(
+                "{}: a `format: byte` body under a binary media type is read and sent as raw bytes",
+                label(&path, method)
+            )));
+        }
+    }
+}
+
 /// Names that become the same Rust type name (`foo_bar` and `FooBar` are both `FooBar`): the later
 /// ones get a number, and every `$ref` to them follows.
 fn rename_colliding_schemas(spec: &mut Value, notes: &mut Vec<Note>) {
@@ -216,27 +412,39 @@ fn rename_colliding_schemas(spec: &mut Value, notes: &mut Vec<Note>) {
     }
 }
 
-/// `$ref`s that point inside a component (`#/components/schemas/Outer/properties/inner`) or into
-/// callbacks: progenitor resolves only whole components, so the target is copied in place.
-fn inline_deep_references(spec: &mut Value, notes: &mut Vec<Note>) {
-    let shallow = |reference: &str| {
+/// `$ref`s progenitor does not follow, replaced by a copy of their target: references to whole
+/// responses, request bodies, parameters, headers, path items and callbacks (anything under
+/// `components` but schemas and security schemes), and references that point inside a component
+/// (`#/components/schemas/Outer/properties/inner`) or elsewhere in the document. The first kind
+/// changes nothing and is done silently; the second is said. A reference to another file is left
+/// alone (the operation holding it is left out later, with the reason).
+fn inline_references(spec: &mut Value, notes: &mut Vec<Note>) {
+    let kept = |reference: &str| {
+        reference
+            .strip_prefix("#/components/")
+            .and_then(|rest| rest.split_once('/'))
+            .is_some_and(|(kind, name)| matches!(kind, "schemas" | "securitySchemes") && !name.contains('/'))
+    };
+    let whole_component = |reference: &str| {
         reference
             .strip_prefix("#/components/")
             .is_some_and(|rest| rest.split('/').count() == 2)
     };
-    // Repeat: an inlined copy may itself hold deep references (bounded, in case of cycles).
+    // Repeat: an inlined copy may itself hold references (bounded, in case of cycles).
     for _ in 0..8 {
         let snapshot = spec.clone();
         let mut inlined = Vec::new();
         replace_references(spec, &mut |reference| {
-            if shallow(reference) {
+            if kept(reference) || !reference.starts_with('#') {
                 return None;
             }
             let target = snapshot.pointer(reference.strip_prefix('#')?)?.clone();
-            inlined.push(reference.to_owned());
+            if !whole_component(reference) {
+                inlined.push(reference.to_owned());
+            }
             Some(target)
         });
-        if inlined.is_empty() {
+        if inlined.is_empty() && snapshot == *spec {
             return;
         }
         inlined.sort();
@@ -310,7 +518,7 @@ fn prefer_json_request_bodies(spec: &mut Value, notes: &mut Vec<Note>) {
 /// Visit every schema in the document: component schemas, and every `schema` under paths,
 /// parameters, bodies and responses, with their nested schemas.
 /// Locations are JSON Pointers (RFC 6901), e.g. `/paths/~1files/get/parameters/0/schema`.
-fn walk_schemas(spec: &mut Value, visit: &mut dyn FnMut(&mut Map<String, Value>, &str)) {
+pub(crate) fn walk_schemas(spec: &mut Value, visit: &mut dyn FnMut(&mut Map<String, Value>, &str)) {
     fn pointer(at: &str, key: &str) -> String {
         format!("{at}/{}", key.replace('~', "~0").replace('/', "~1"))
     }
@@ -386,13 +594,39 @@ fn drop_zero_min_length(schema: &mut Map<String, Value>) {
     }
 }
 
+/// A string enum whose values become the same Rust variant name (`"in-progress"` and
+/// `"in_progress"`, `"A"` and `"a"`) would not compile: it becomes a plain string, said.
+fn distinct_enum_names(schema: &mut Map<String, Value>, at: &str, notes: &mut Vec<Note>) {
+    let Some(values) = schema.get("enum").and_then(Value::as_array) else {
+        return;
+    };
+    let mut seen = std::collections::HashSet::new();
+    let collides = values.iter().filter_map(Value::as_str).any(|value| {
+        let name: String = heck::ToPascalCase::to_pascal_case(value)
+            .chars()
+            .filter(|c| c.is_alphanumeric())
+            .collect();
+        !seen.insert(name.to_lowercase())
+    });
+    if collides {
+        schema.remove("enum");
+        notes.push(Note(format!(
+            "{at}: enum values that differ only in case or punctuation would be the same Rust name; read as a \
+             plain string"
+        )));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
     fn notes(spec: &mut Value) -> Vec<String> {
-        normalize(spec).into_iter().map(|Note(n)| n).collect()
+        let mut left_out = Vec::new();
+        let mut notes: Vec<String> = normalize(spec, &mut left_out).into_iter().map(|Note(n)| n).collect();
+        notes.extend(left_out.iter().map(ToString::to_string));
+        notes
     }
 
     #[test]
@@ -475,7 +709,8 @@ mod tests {
             spec["paths"]["/v1/projects/{project-id}"]["get"]["operationId"],
             "get_v1_projects_project_id_2"
         );
-        assert_eq!(said.len(), 2);
+        // Each named, and its path parameter (named differently in the two templates) declared.
+        assert_eq!(said.len(), 4, "{said:?}");
     }
 
     #[test]
@@ -488,7 +723,8 @@ mod tests {
         assert!(spec["paths"]["/upload"].get("post").is_none());
         assert!(spec["paths"]["/upload"].get("get").is_some());
         assert!(
-            said[0].starts_with("POST /upload left out: its request body is multipart/form-data"),
+            said[0]
+                .starts_with("POST /upload (operationId `upload`) left out: its request body is multipart/form-data"),
             "{said:?}"
         );
     }
@@ -544,7 +780,7 @@ mod fixture {
             ("several-media-types", "request body sent as application/json only"),
             (
                 "multipart-body",
-                "POST /a left out: its request body is multipart/form-data",
+                "POST /a (operationId `upload`) left out: its request body is multipart/form-data",
             ),
             (
                 "missing-operation-ids",
@@ -553,6 +789,31 @@ mod fixture {
             ("deep-references", "points inside a component"),
             ("string-boolean-defaults", "boolean default written as a string"),
             ("colliding-schema-names", "schema `UserProfile` renamed `UserProfile2`"),
+            // Inlining whole components changes nothing; the `$ref`'d default beside a success does.
+            (
+                "component-references",
+                "GET /things/{id}: its `default` response is taken as the error type",
+            ),
+            (
+                "several-error-bodies",
+                "GET /a: its error responses 400, 401, 5XX have different bodies; the error type is any JSON value",
+            ),
+            (
+                "typed-and-empty-success",
+                "PUT /a: body-less success responses 204 dropped",
+            ),
+            (
+                "byte-bodies",
+                "GET /files/{id}: a `format: byte` body under a binary media type is read and sent as raw bytes",
+            ),
+            (
+                "undeclared-path-parameters",
+                "GET /orgs/{org}/members/{member_id}: path parameter `member_id` is not declared; declared as a string",
+            ),
+            (
+                "colliding-enum-values",
+                "/components/schemas/Job/properties/kind: enum values that differ only in case",
+            ),
             // Dropping `minLength: 0` changes no meaning: done silently.
             ("zero-min-length", ""),
         ];
@@ -565,6 +826,14 @@ mod fixture {
         for (name, note) in expected {
             let path = format!("{dir}/{name}.json");
             let generated = crate::generate(std::path::Path::new(&path)).unwrap_or_else(|e| panic!("{e}"));
+            // A repair keeps the operation: nothing is left out but what the multipart rule leaves.
+            let expected_left_out = usize::from(name == "multipart-body");
+            assert_eq!(
+                generated.left_out.len(),
+                expected_left_out,
+                "{name}: {:?}",
+                generated.left_out
+            );
             match note {
                 "" => assert!(generated.warnings.is_empty(), "{name}: {:?}", generated.warnings),
                 note => assert!(
@@ -584,7 +853,7 @@ mod fixture {
         let generated = crate::generate(std::path::Path::new(path)).unwrap_or_else(|e| panic!("{e}"));
         let said = generated.warnings.join("\n");
         for expected in [
-            "POST /files left out: its request body is multipart/form-data",
+            "POST /files (operationId `uploadFile`) left out: its request body is multipart/form-data",
             "GET /accounts has no operationId: named it `get_accounts`",
             "GET /accounts: its `default` response is taken as the error type",
             "POST /payments: request body sent as application/json only",

@@ -238,7 +238,7 @@ mod tests {
     fn model(fixture: &str) -> AuthModel {
         let path = format!("{}/fixtures/{fixture}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap();
-        let (spec, _) = crate::spec::parse(fixture, &text).unwrap();
+        let (spec, _) = crate::spec::read(fixture, &text).unwrap();
         analyse(fixture, &spec).unwrap()
     }
 
@@ -249,7 +249,7 @@ mod tests {
     #[test]
     fn taskboard_health_is_public_and_the_rest_protected() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi/taskboard.json");
-        let (spec, _) = crate::spec::parse("taskboard.json", &std::fs::read_to_string(path).unwrap()).unwrap();
+        let (spec, _) = crate::spec::read("taskboard.json", &std::fs::read_to_string(path).unwrap()).unwrap();
         let model = analyse("taskboard.json", &spec).unwrap();
         let public: Vec<_> = model
             .operations
@@ -308,7 +308,7 @@ mod tests {
               "oauth2":{"type":"oauth2","flows":{"clientCredentials":{"tokenUrl":"/t","scopes":{}}}}}},
             "paths":{"/a":{"get":{"operationId":"a","security":[{"key":[]}],"responses":{"200":{"description":"ok"}}}},
                      "/b":{"get":{"operationId":"b","security":[{"key":[]},{"oauth2":[]}],"responses":{"200":{"description":"ok"}}}}}}"#;
-        let (spec, _) = crate::spec::parse("x.json", text).unwrap();
+        let (spec, _) = crate::spec::read("x.json", text).unwrap();
         let model = analyse("x.json", &spec).unwrap();
         assert_eq!(
             access(&model),
@@ -324,13 +324,26 @@ mod tests {
     }
 
     #[test]
-    fn an_undeclared_scheme_is_an_error_naming_the_operation() {
-        let text = r#"{"openapi":"3.0.3","info":{"title":"t","version":"1"},"security":[{"nope":[]}],
-            "paths":{"/a":{"get":{"operationId":"a","responses":{"200":{"description":"ok"}}}}}}"#;
-        let (spec, _) = crate::spec::parse("x.json", text).unwrap();
+    fn an_operation_requiring_an_undeclared_scheme_is_left_out_naming_it() {
+        let text = r#"{"openapi":"3.0.3","info":{"title":"t","version":"1"},
+            "paths":{"/a":{"get":{"operationId":"a","security":[{"nope":[]}],"responses":{"200":{"description":"ok"}}}},
+                     "/b":{"get":{"operationId":"b","responses":{"200":{"description":"ok"}}}}}}"#;
+        let (spec, said) = crate::spec::read("x.json", text).unwrap();
+        assert_eq!(
+            said,
+            [
+                "x.json: GET /a (operationId `a`) left out: it requires security scheme `nope`, which \
+              `components.securitySchemes` does not declare (at /paths/~1a/get)"
+            ]
+        );
+        let model = analyse("x.json", &spec).unwrap();
+        assert_eq!(model.operations.len(), 1);
+        // Should one get through anyway, the analysis refuses it rather than treat it as public.
+        let mut spec = spec;
+        spec.security = Some(vec![[("nope".to_owned(), vec![])].into_iter().collect()]);
         let err = analyse("x.json", &spec).unwrap_err();
         assert!(
-            err.problem.contains("`GET /a` requires security scheme `nope`"),
+            err.problem.contains("`GET /b` requires security scheme `nope`"),
             "{err}"
         );
     }

@@ -1,15 +1,19 @@
-//! Reading the spec: JSON or YAML, OpenAPI 3.0.x, normalised into what progenitor takes.
+//! Reading the spec: JSON or YAML, OpenAPI 3.0.x or 3.1.x (converted to 3.0), normalised into what
+//! progenitor takes.
 
-use openapiv3::OpenAPI;
+use serde_json::Value;
 
 use crate::CodegenError;
+use crate::degrade::LeftOut;
 use crate::normalize::{Note, normalize};
+use crate::openapi31;
 
-/// Parse, check and normalise a spec, so that what reaches progenitor is something it can take.
-/// Returns the spec and what normalisation changed or left out.
-pub fn parse(name: &str, text: &str) -> Result<(OpenAPI, Vec<String>), CodegenError> {
+/// Read a spec (JSON or YAML), check its version (3.1 is converted to 3.0), and normalise it into
+/// what progenitor takes. Returns the document and what was changed; operations a rule leaves out
+/// go to `left_out`.
+pub fn parse(name: &str, text: &str, left_out: &mut Vec<LeftOut>) -> Result<(Value, Vec<String>), CodegenError> {
     let yaml = name.ends_with(".yaml") || name.ends_with(".yml");
-    let mut value: serde_json::Value = if yaml {
+    let mut value: Value = if yaml {
         serde_norway::from_str(text).map_err(|e| CodegenError::new(name, format!("not valid YAML: {e}")))?
     } else {
         serde_json::from_str(text).map_err(|e| {
@@ -23,82 +27,34 @@ pub fn parse(name: &str, text: &str) -> Result<(OpenAPI, Vec<String>), CodegenEr
     let version = value.get("openapi").and_then(|v| v.as_str()).ok_or_else(|| {
         CodegenError::new(
             name,
-            "no `openapi` version field: this does not look like an OpenAPI 3.0 document \
-             (Swagger 2.0 documents must be converted to OpenAPI 3.0 first)",
+            "no `openapi` version field: this does not look like an OpenAPI 3 document \
+             (Swagger 2.0 documents must be converted to OpenAPI 3 first)",
         )
     })?;
-    if !version.trim().starts_with("3.0.") {
+    let version = version.trim().to_owned();
+    let mut notes = Vec::new();
+    if version.starts_with("3.1.") {
+        notes.extend(openapi31::convert(&mut value));
+    } else if !version.starts_with("3.0.") {
         return Err(CodegenError::new(
             name,
-            format!(
-                "the spec is OpenAPI {version}, but progenitor accepts only OpenAPI 3.0.x. Convert it to 3.0 \
-                 (for 3.1: replace `type: [X, \"null\"]` with `type: X` plus `nullable: true`, \
-                 `examples` in schemas with `example`, and set `openapi: 3.0.3`)"
-            ),
+            format!("the spec is OpenAPI {version}; the generator reads OpenAPI 3.0.x and 3.1.x"),
         ));
     }
-
-    let notes: Vec<String> = normalize(&mut value)
-        .into_iter()
-        .map(|Note(note)| format!("{name}: {note}"))
-        .collect();
-    one_type_per_outcome(name, &value)?;
-    let spec: OpenAPI = serde_path_to_error::deserialize(value).map_err(|e| {
-        CodegenError::new(
-            name,
-            format!("not a valid OpenAPI 3.0 document at `{}`: {}", e.path(), e.inner()),
-        )
-    })?;
-
-    if let Some(path) = spec
-        .paths
-        .iter()
-        .find_map(|(path, item)| item.as_item().is_none().then_some(path))
-    {
-        return Err(CodegenError::new(
-            name,
-            format!("path `{path}` is a `$ref`; inline the path item (progenitor does not follow path references)"),
-        ));
-    }
-    Ok((spec, notes))
+    notes.extend(normalize(&mut value, left_out));
+    let notes = notes.into_iter().map(|Note(note)| format!("{name}: {note}")).collect();
+    Ok((value, notes))
 }
 
-/// progenitor needs one success type and one error type per operation; say which operation has more,
-/// and which statuses, instead of letting it stop on an assertion.
-fn one_type_per_outcome(name: &str, spec: &serde_json::Value) -> Result<(), CodegenError> {
-    let paths = spec.get("paths").and_then(|p| p.as_object()).into_iter().flatten();
-    for (path, item) in paths {
-        for (method, operation) in item.as_object().into_iter().flatten() {
-            let Some(responses) = operation.get("responses").and_then(|r| r.as_object()) else {
-                continue;
-            };
-            for (outcome, matches) in [
-                ("success", (|s: &str| s.starts_with('2')) as fn(&str) -> bool),
-                ("error", |s: &str| {
-                    s.starts_with('4') || s.starts_with('5') || s == "default"
-                }),
-            ] {
-                let typed: Vec<(&String, String)> = responses
-                    .iter()
-                    .filter(|(status, _)| matches(status))
-                    .filter_map(|(status, r)| Some((status, r.get("content")?.to_string())))
-                    .collect();
-                if typed.iter().any(|(_, content)| *content != typed[0].1) {
-                    let statuses: Vec<&str> = typed.iter().map(|(s, _)| s.as_str()).collect();
-                    return Err(CodegenError::new(
-                        name,
-                        format!(
-                            "`{} {path}` has {outcome} responses with different bodies ({}); progenitor needs one \
-                             {outcome} type per operation: give them one schema, or remove all but one",
-                            method.to_uppercase(),
-                            statuses.join(", ")
-                        ),
-                    ));
-                }
-            }
-        }
-    }
-    Ok(())
+/// For tests: the spec as OpenAPI after normalisation, and what was said.
+#[cfg(test)]
+pub(crate) fn read(name: &str, text: &str) -> Result<(openapiv3::OpenAPI, Vec<String>), CodegenError> {
+    let mut left_out = Vec::new();
+    let (mut value, mut notes) = parse(name, text, &mut left_out)?;
+    crate::degrade::read(name, &mut value, &mut left_out, &mut notes)?;
+    notes.extend(left_out.iter().map(|l| format!("{name}: {l}")));
+    let spec = serde_json::from_value(value).map_err(|e| CodegenError::new(name, e.to_string()))?;
+    Ok((spec, notes))
 }
 
 #[cfg(test)]
@@ -106,20 +62,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn openapi_3_1_is_refused_with_what_to_change() {
-        let err = parse(
-            "fixtures/openapi-3.1.json",
-            include_str!("../fixtures/openapi-3.1.json"),
+    fn other_versions_are_refused_naming_the_version() {
+        let err = read(
+            "x.json",
+            r#"{"openapi":"3.2.0","info":{"title":"t","version":"1"},"paths":{}}"#,
         )
         .unwrap_err();
-        assert_eq!(err.file, "fixtures/openapi-3.1.json");
-        assert!(err.problem.contains("OpenAPI 3.1.0"), "{err}");
-        assert!(err.problem.contains("only OpenAPI 3.0.x"), "{err}");
+        assert_eq!(err.file, "x.json");
+        assert!(
+            err.problem
+                .contains("OpenAPI 3.2.0; the generator reads OpenAPI 3.0.x and 3.1.x"),
+            "{err}"
+        );
+        let err = read("x.json", r#"{"swagger":"2.0"}"#).unwrap_err();
+        assert!(err.problem.contains("Swagger 2.0"), "{err}");
     }
 
     #[test]
     fn broken_json_names_the_position() {
-        let err = parse("x.json", "{\n  \"openapi\": \"3.0.3\",\n  oops\n}").unwrap_err();
+        let err = read("x.json", "{\n  \"openapi\": \"3.0.3\",\n  oops\n}").unwrap_err();
         assert!(err.to_string().starts_with("x.json: not valid JSON (line 3"), "{err}");
     }
 
@@ -127,7 +88,7 @@ mod tests {
     fn a_missing_operation_id_is_synthesised_and_said() {
         let text = r#"{"openapi":"3.0.3","info":{"title":"t","version":"1"},
             "paths":{"/a":{"get":{"responses":{"200":{"description":"ok"}}}}}}"#;
-        let (spec, notes) = parse("x.json", text).unwrap();
+        let (spec, notes) = read("x.json", text).unwrap();
         let operation = spec.paths.paths["/a"].as_item().unwrap().get.as_ref().unwrap();
         assert_eq!(operation.operation_id.as_deref(), Some("get_a"));
         assert_eq!(notes, ["x.json: GET /a has no operationId: named it `get_a`"]);
@@ -136,18 +97,35 @@ mod tests {
     #[test]
     fn yaml_specs_are_read_too() {
         let text = "openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /a:\n    get:\n      operationId: a\n      responses:\n        '200': {description: ok}\n";
-        let (spec, notes) = parse("api.yaml", text).unwrap();
+        let (spec, notes) = read("api.yaml", text).unwrap();
         assert!(spec.paths.paths.contains_key("/a"));
         assert!(notes.is_empty());
-        let err = parse("api.yml", "openapi: [").unwrap_err();
+        let err = read("api.yml", "openapi: [").unwrap_err();
         assert!(err.problem.starts_with("not valid YAML"), "{err}");
     }
 
     #[test]
-    fn a_bad_field_is_located() {
-        let text = r#"{"openapi":"3.0.3","info":{"title":"t","version":"1"},"paths":{"/a":{"get":{"responses":7}}}}"#;
-        let err = parse("x.json", text).unwrap_err();
-        assert!(err.problem.contains("at `paths`"), "{err}");
-        assert!(err.problem.contains("expected struct Responses"), "{err}");
+    fn a_bad_field_costs_only_its_operation_or_schema_and_is_located() {
+        let text = r#"{"openapi":"3.0.3","info":{"title":"t","version":"1"},
+            "paths":{"/a":{"get":{"operationId":"a","responses":7}},
+                     "/b":{"get":{"operationId":"b","parameters":[{"name":"q","in":"query","required":"yes"}],"responses":{}}},
+                     "/c":{"get":{"operationId":"c","responses":{}}}},
+            "components":{"schemas":{"S":{"type":"object","required":false}}}}"#;
+        let (spec, said) = read("x.json", text).unwrap();
+        assert_eq!(spec.paths.paths.len(), 3);
+        assert!(spec.paths.paths["/c"].as_item().unwrap().get.is_some());
+        assert_eq!(said.len(), 3, "{said:?}");
+        assert!(said[0].contains("schema `S` is not a valid schema"), "{said:?}");
+        assert!(
+            said[1].starts_with("x.json: GET /a (operationId `a`) left out: not a valid OpenAPI operation: at `responses`: invalid type: integer `7`"),
+            "{said:?}"
+        );
+        assert!(said[1].ends_with("(at /paths/~1a/get)"), "{said:?}");
+        assert!(
+            said[2].starts_with(
+                "x.json: GET /b (operationId `b`) left out: not a valid OpenAPI operation: at `parameters"
+            ),
+            "{said:?}"
+        );
     }
 }
