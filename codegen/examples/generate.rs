@@ -12,6 +12,9 @@ fn main() {
             print!("{}", generated.code);
         }
         Err(error) => {
+            for warning in &error.warnings {
+                eprintln!("warning: {warning}");
+            }
             eprintln!("error: {error}");
             std::process::exit(1);
         }

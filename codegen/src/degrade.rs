@@ -4,10 +4,11 @@
 //! Two places can refuse an operation. Reading: an operation (or a path item's shared parameters)
 //! that is not valid OpenAPI, for example a boolean where a list belongs, is left out before the
 //! document is read as a whole; a component schema that is not a valid schema is read as any JSON
-//! value. Generating: when progenitor refuses the spec, the operations it refuses are found by
-//! bisection (each half generated on its own, with only the schemas it references) and left out,
-//! and the rest is generated. The build fails only when the document cannot be read at all, or when
-//! progenitor refuses what is left without any operation (a component schema, say).
+//! value. Generating: when progenitor refuses the spec, what it refuses is found by bisection (each
+//! half generated on its own, with only the schemas it references): first among the component
+//! schemas, each of which it refuses is read as any JSON value; then among the operations, each of
+//! which it refuses is left out; and the rest is generated. The build fails only when the document
+//! cannot be read at all, or when progenitor refuses what is left.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -155,13 +156,16 @@ fn unknown_scheme(operation: &Value, global: Option<&Value>, schemes: &BTreeSet<
     ))
 }
 
-/// Generate with `run`; if it refuses the spec, find the operations it refuses, leave them out, and
-/// generate the rest. Returns the spec that was generated (for the security analysis, which must see
-/// the same operations) and the tokens.
+/// Generate with `run`; if it refuses the spec, find what it refuses and generate the rest. First the
+/// component schemas on their own: one it refuses is read as any JSON value (rather than costing
+/// every operation that uses it). Then the operations: one it refuses is left out. Returns the spec
+/// that was generated (for the security analysis, which must see the same operations) and the
+/// tokens.
 pub fn generate(
     name: &str,
-    spec: Value,
+    mut spec: Value,
     left_out: &mut Vec<LeftOut>,
+    notes: &mut Vec<String>,
     run: &dyn Fn(&OpenAPI) -> Result<TokenStream, String>,
 ) -> Result<(OpenAPI, TokenStream), CodegenError> {
     let read = |value: &Value| -> Result<OpenAPI, CodegenError> {
@@ -173,10 +177,48 @@ pub fn generate(
         Ok(tokens) => return Ok((whole, tokens)),
         Err(error) => error,
     };
+
+    let names: Vec<String> = spec
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+        .map(|s| s.keys().cloned().collect())
+        .unwrap_or_default();
+    let mut candidates = Vec::new();
+    bisect_schemas(&spec, &names, run, &mut candidates);
+    // A schema fails on its own, or because one it references does: blame only the first kind.
+    let blamed: BTreeSet<&String> = candidates.iter().map(|(n, _)| n).collect();
+    let culprits: Vec<&(String, String)> = candidates
+        .iter()
+        .filter(|(n, _)| {
+            !closure(&spec, std::slice::from_ref(n))
+                .iter()
+                .any(|d| d != n && blamed.contains(d))
+        })
+        .collect();
+    let culprits = if culprits.is_empty() {
+        candidates.iter().collect()
+    } else {
+        culprits
+    };
+    if let Some(schemas) = spec.pointer_mut("/components/schemas").and_then(Value::as_object_mut) {
+        for (schema, why) in culprits {
+            schemas.insert(schema.clone(), Value::Object(Map::new()));
+            notes.push(format!(
+                "{name}: schema `{schema}` cannot be generated ({why}); read as any JSON value"
+            ));
+        }
+    }
+
     let operations = operations(&spec);
     let mut refused = Vec::new();
+    let whole = read(&spec)?;
+    if !candidates.is_empty()
+        && let Ok(tokens) = run(&whole)
+    {
+        return Ok((whole, tokens));
+    }
     bisect(&spec, &operations, run, &mut refused);
-    if refused.is_empty() {
+    if refused.is_empty() && candidates.is_empty() {
         return Err(CodegenError::new(name, first_error));
     }
     let mut rest = spec.clone();
@@ -199,6 +241,52 @@ pub fn generate(
             ),
         )),
     }
+}
+
+/// The component schemas of `subset` that `run` refuses, each generated with the schemas it
+/// references and no operation; with why.
+fn bisect_schemas(
+    spec: &Value,
+    subset: &[String],
+    run: &dyn Fn(&OpenAPI) -> Result<TokenStream, String>,
+    refused: &mut Vec<(String, String)>,
+) {
+    if subset.is_empty() {
+        return;
+    }
+    let mut part = spec.clone();
+    part["paths"] = Value::Object(Map::new());
+    let wanted = closure(spec, subset);
+    if let Some(schemas) = part.pointer_mut("/components/schemas").and_then(Value::as_object_mut) {
+        schemas.retain(|name, _| wanted.contains(name));
+    }
+    let Ok(part) = serde_json::from_value::<OpenAPI>(part) else {
+        return;
+    };
+    let Err(error) = run(&part) else { return };
+    match subset {
+        [name] => refused.push((name.clone(), error)),
+        _ => {
+            let (left, right) = subset.split_at(subset.len() / 2);
+            bisect_schemas(spec, left, run, refused);
+            bisect_schemas(spec, right, run, refused);
+        }
+    }
+}
+
+/// `names` and every component schema they reference, transitively.
+fn closure(spec: &Value, names: &[String]) -> BTreeSet<String> {
+    let schemas = spec.pointer("/components/schemas").and_then(Value::as_object);
+    let mut wanted = BTreeSet::new();
+    let mut queue = names.to_vec();
+    while let Some(name) = queue.pop() {
+        if wanted.insert(name.clone())
+            && let Some(schema) = schemas.and_then(|s| s.get(&name))
+        {
+            queue.extend(references(schema));
+        }
+    }
+    wanted
 }
 
 /// Every operation, as (path, method).
@@ -255,16 +343,7 @@ fn only(spec: &Value, keep: &[(String, &'static str)]) -> Value {
         paths.retain(|_, item| METHODS.iter().any(|m| item.get(*m).is_some()));
     }
     // The schemas reachable from what is left.
-    let mut wanted = BTreeSet::new();
-    let mut queue = references(part.get("paths").unwrap_or(&Value::Null));
-    let schemas = spec.pointer("/components/schemas").and_then(Value::as_object);
-    while let Some(name) = queue.pop() {
-        if wanted.insert(name.clone())
-            && let Some(schema) = schemas.and_then(|s| s.get(&name))
-        {
-            queue.extend(references(schema));
-        }
-    }
+    let wanted = closure(spec, &references(part.get("paths").unwrap_or(&Value::Null)));
     if let Some(schemas) = part.pointer_mut("/components/schemas").and_then(Value::as_object_mut) {
         schemas.retain(|name, _| wanted.contains(name));
     }

@@ -207,7 +207,7 @@ fn generate_inner(
     let (mut value, normalised) = spec::parse(name, text, left_out)?;
     notes.extend(normalised);
     degrade::read(name, &mut value, left_out, notes)?;
-    let (spec, tokens) = degrade::generate(name, value, left_out, &|spec| run_progenitor(spec))?;
+    let (spec, tokens) = degrade::generate(name, value, left_out, notes, &|spec| run_progenitor(spec))?;
     let mut auth = security::analyse(name, &spec)?;
     let mut client: syn::File = syn::parse2(tokens)
         .map_err(|e| CodegenError::new(name, format!("internal error reading progenitor's output: {e}")))?;

@@ -31,6 +31,8 @@ pub fn normalize(spec: &mut Value, left_out: &mut Vec<LeftOut>) -> Vec<Note> {
         boolean_default_from_string(schema, at, &mut notes);
         drop_zero_min_length(schema);
         distinct_enum_names(schema, at, &mut notes);
+        enum_beside_all_of(schema);
+        checkable_pattern(schema, at, &mut notes);
     });
     notes
 }
@@ -617,6 +619,30 @@ fn distinct_enum_names(schema: &mut Map<String, Value>, at: &str, notes: &mut Ve
     }
 }
 
+/// `enum` beside `allOf` (`{enum: ["channel"], allOf: [{$ref: ChannelTypes}]}`, a narrowing of a
+/// shared enum): the `enum` alone says which values are allowed; typify stops on the pair. The
+/// `allOf` is dropped, silently: no value changes meaning.
+fn enum_beside_all_of(schema: &mut Map<String, Value>) {
+    if schema.contains_key("enum") && schema.contains_key("allOf") {
+        schema.remove("allOf");
+    }
+}
+
+/// A `pattern` the generated code could not compile (the regex engine typify uses takes ECMAScript
+/// syntax; `(?i)` and other Perl or PCRE flags are not): dropped, said, so that the value is not
+/// checked rather than the operation lost.
+fn checkable_pattern(schema: &mut Map<String, Value>, at: &str, notes: &mut Vec<Note>) {
+    let Some(pattern) = schema.get("pattern").and_then(Value::as_str) else {
+        return;
+    };
+    if let Err(error) = regress::Regex::new(pattern) {
+        notes.push(Note(format!(
+            "{at}: pattern `{pattern}` is not an ECMAScript regular expression ({error}); values are not checked against it"
+        )));
+        schema.remove("pattern");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -813,6 +839,10 @@ mod fixture {
             (
                 "colliding-enum-values",
                 "/components/schemas/Job/properties/kind: enum values that differ only in case",
+            ),
+            (
+                "unsupported-patterns",
+                "/components/schemas/Fields/properties/fields: pattern `(?i)^(all|none)$` is not an ECMAScript regular expression",
             ),
             // Dropping `minLength: 0` changes no meaning: done silently.
             ("zero-min-length", ""),
