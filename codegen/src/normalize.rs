@@ -22,6 +22,7 @@ pub fn normalize(spec: &mut Value, left_out: &mut Vec<LeftOut>) -> Vec<Note> {
     drop_multipart_operations(spec, left_out);
     synthesise_operation_ids(spec, &mut notes);
     declare_path_parameters(spec, &mut notes);
+    plain_parameters(spec, &mut notes);
     default_response_is_the_error(spec, &mut notes);
     one_error_type(spec, &mut notes);
     one_type_per_outcome(spec, &mut notes);
@@ -318,6 +319,65 @@ fn declare_path_parameters(spec: &mut Value, notes: &mut Vec<Note>) {
                 operation.remove("parameters");
             }
         }
+    }
+}
+
+/// Parameters that can only be plain values: a path parameter is required and never null (a 3.1
+/// spec may write it `anyOf: [integer, null]`), and a header parameter whose schema is an object or
+/// array (which cannot be written into a header as is) is sent as a string.
+fn plain_parameters(spec: &mut Value, notes: &mut Vec<Note>) {
+    let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else { continue };
+        // The path item's shared parameters, then each operation's.
+        for (key, value) in item.iter_mut() {
+            let (label, parameters) = match key.as_str() {
+                "parameters" => (path.clone(), Some(value)),
+                method if METHODS.contains(&method) => (label(path, method), value.get_mut("parameters")),
+                _ => continue,
+            };
+            for parameter in parameters.and_then(Value::as_array_mut).into_iter().flatten() {
+                plain_parameter(parameter, &label, notes);
+            }
+        }
+    }
+}
+
+fn plain_parameter(parameter: &mut Value, label: &str, notes: &mut Vec<Note>) {
+    let Some(parameter) = parameter.as_object_mut() else {
+        return;
+    };
+    let name = parameter
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let location = parameter.get("in").and_then(Value::as_str).map(str::to_owned);
+    if location.as_deref() == Some("path") {
+        parameter.insert("required".into(), true.into());
+    }
+    let Some(schema) = parameter.get_mut("schema").and_then(Value::as_object_mut) else {
+        return;
+    };
+    match location.as_deref() {
+        Some("path") => {
+            schema.remove("nullable");
+        }
+        Some("header") => {
+            let structured = matches!(schema.get("type").and_then(Value::as_str), Some("object" | "array"))
+                || ["properties", "$ref", "allOf", "oneOf", "anyOf"]
+                    .iter()
+                    .any(|k| schema.contains_key(*k));
+            if structured {
+                *schema = Map::from_iter([("type".to_owned(), Value::from("string"))]);
+                notes.push(Note(format!(
+                    "{label}: header parameter `{name}` is not a plain value; sent as a string"
+                )));
+            }
+        }
+        _ => {}
     }
 }
 

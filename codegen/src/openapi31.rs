@@ -4,7 +4,8 @@
 //!
 //! | 3.1 | 3.0 |
 //! | --- | --- |
-//! | `type: [X, "null"]`, `anyOf`/`oneOf` with a `{type: "null"}` member | `type: X` (or the other member), `nullable: true` |
+//! | `type: [X, "null"]`, `anyOf`/`oneOf` of one type and `{type: "null"}` | `type: X` (or `allOf: [X]`), `nullable: true` |
+//! | `anyOf`/`oneOf` of several types and `{type: "null"}` | the same without the `null` (an optional field reads null as absent) |
 //! | `type: [X, Y]`, `type: "null"` alone | no `type` (any JSON value) |
 //! | `const: v` | `enum: [v]` |
 //! | numeric `exclusiveMinimum`/`exclusiveMaximum` | `minimum`/`maximum` with the boolean form |
@@ -133,14 +134,21 @@ fn convert_schema(schema: &mut Map<String, Value>, lost: &mut BTreeMap<&'static 
             continue;
         }
         members.retain(|m| !is_null(m));
-        schema.insert("nullable".into(), true.into());
         if let Some(Value::Array(members)) = schema.remove(combinator) {
             match <[Value; 1]>::try_from(members) {
                 Ok([only]) => {
+                    schema.insert("nullable".into(), true.into());
                     schema.insert("allOf".into(), json!([only]));
                 }
-                Err(members) if members.is_empty() => {}
+                Err(members) if members.is_empty() => {
+                    schema.insert("nullable".into(), true.into());
+                }
+                // typify turns a nullable union into a type that contains itself; without the
+                // `null`, an optional field still reads `null` as absent.
                 Err(members) => {
+                    say(
+                        "`null` among several types of a oneOf/anyOf dropped (an optional field still reads null as absent)",
+                    );
                     schema.insert(combinator.into(), Value::Array(members));
                 }
             }
@@ -226,17 +234,15 @@ mod tests {
     }
 
     #[test]
-    fn a_null_member_of_any_of_becomes_nullable() {
+    fn a_null_member_of_a_union_becomes_nullable_or_is_dropped() {
         let (schema, _) = converted(json!({"anyOf": [{"$ref": "#/components/schemas/T"}, {"type": "null"}]}));
         assert_eq!(
             schema,
             json!({"nullable": true, "allOf": [{"$ref": "#/components/schemas/T"}]})
         );
-        let (schema, _) = converted(json!({"anyOf": [{"type": "integer"}, {"type": "string"}, {"type": "null"}]}));
-        assert_eq!(
-            schema,
-            json!({"nullable": true, "anyOf": [{"type": "integer"}, {"type": "string"}]})
-        );
+        let (schema, notes) = converted(json!({"anyOf": [{"type": "integer"}, {"type": "string"}, {"type": "null"}]}));
+        assert_eq!(schema, json!({"anyOf": [{"type": "integer"}, {"type": "string"}]}));
+        assert_eq!(notes.len(), 1, "{notes:?}");
     }
 
     #[test]

@@ -15,6 +15,12 @@
 //!   becomes one `concat` of the pieces: one allocation, no formatting machinery.
 //! - **Response headers moved, not copied.** progenitor's `ResponseValue::from_response`, `empty` and
 //!   `stream` clone the response's header map; the runtime's versions (`__private::response`) take it.
+//!
+//! And one that is not an optimisation but a fix:
+//!
+//! - **Exact statuses before ranges.** progenitor writes a status `match` in the spec's order, so a
+//!   spec listing `4XX` before `429` gets a `400..=499` arm that swallows 429 (and an unreachable
+//!   pattern lint). The arms are sorted: exact statuses, then ranges, then the fallback.
 
 use syn::visit_mut::VisitMut;
 
@@ -44,6 +50,19 @@ impl VisitMut for Rewrite {
                 .for_each(|stmt| DropHeaderMerge.visit_stmt_mut(stmt));
         }
         syn::visit_mut::visit_block_mut(self, block);
+    }
+
+    fn visit_expr_match_mut(&mut self, expr: &mut syn::ExprMatch) {
+        let scrutinee = &*expr.expr;
+        if quote::quote!(#scrutinee).to_string() == "response . status () . as_u16 ()" {
+            let rank = |arm: &syn::Arm| match &arm.pat {
+                syn::Pat::Lit(_) => 0,
+                syn::Pat::Range(_) => 1,
+                _ => 2,
+            };
+            expr.arms.sort_by_key(rank);
+        }
+        syn::visit_mut::visit_expr_match_mut(self, expr);
     }
 
     fn visit_local_mut(&mut self, local: &mut syn::Local) {
@@ -301,5 +320,26 @@ mod tests {
         };
         let before = prettyplease::unparse(&syn::parse2(source.clone()).expect("parses"));
         assert_eq!(trimmed(source), before);
+    }
+
+    #[test]
+    fn exact_statuses_come_before_ranges_and_the_fallback_last() {
+        let code = trimmed(quote! {
+            impl Client {
+                pub async fn a(&self) -> Result<(), ()> {
+                    match response.status().as_u16() {
+                        200u16 => a(),
+                        _ => z(),
+                        400u16..=499u16 => range(),
+                        429u16 => exact(),
+                    }
+                }
+            }
+        });
+        let order: Vec<usize> = ["200u16", "429u16", "400u16..=499u16", "_ =>"]
+            .iter()
+            .map(|arm| code.find(arm).unwrap_or_else(|| panic!("{arm} in {code}")))
+            .collect();
+        assert!(order.is_sorted(), "{code}");
     }
 }

@@ -23,7 +23,7 @@ pub fn emit(title: &str, progenitor: &syn::File) -> TokenStream {
     quote! {
         /// progenitor's client and types, generated from the spec; its client is reached only through
         /// [`Client`] and [`Authenticated`].
-        #[allow(clippy::all, unused_imports, dead_code, missing_docs)]
+        #[allow(clippy::all, unused_imports, dead_code, missing_docs, unreachable_patterns)]
         mod progenitor {
             #progenitor
         }
