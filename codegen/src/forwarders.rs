@@ -21,6 +21,8 @@ pub struct Method {
     pub sig: syn::Signature,
     pub docs: Vec<syn::Attribute>,
     pub auth: OperationAuth,
+    /// progenitor's `<operation>_stream` pagination helper, where it wrote one.
+    pub stream: Option<syn::ImplItemFn>,
 }
 
 /// Pair progenitor's methods with the operations' security.
@@ -32,6 +34,7 @@ pub fn collect(name: &str, file: &syn::File, auth: &AuthModel) -> Result<Vec<Met
         |what: String| CodegenError::new(name, format!("internal error reading progenitor's output: {what}"));
 
     let mut operations = Vec::new();
+    let mut helpers = Vec::new();
     for item in &file.items {
         let syn::Item::Impl(block) = item else {
             continue;
@@ -62,6 +65,8 @@ pub fn collect(name: &str, file: &syn::File, auth: &AuthModel) -> Result<Vec<Met
                     .cloned()
                     .collect();
                 operations.push((function.sig.clone(), docs));
+            } else {
+                helpers.push(function);
             }
         }
     }
@@ -79,10 +84,16 @@ pub fn collect(name: &str, file: &syn::File, auth: &AuthModel) -> Result<Vec<Met
             if sig.asyncness.is_none() {
                 return Err(internal(format!("operation method `{}` is not async", sig.ident)));
             }
+            let stream_name = format!("{}_stream", sig.ident);
+            let stream = helpers
+                .iter()
+                .find(|h| h.sig.ident == stream_name)
+                .map(|h| (*h).clone());
             Ok(Method {
                 sig: with_sdk_error(sig),
                 docs,
                 auth: auth.clone(),
+                stream,
             })
         })
         .collect()
@@ -134,6 +145,11 @@ pub fn emit(methods: &[Method]) -> TokenStream {
         .iter()
         .filter(|m| m.auth.access != Access::Required)
         .map(forwarder);
+    let authenticated_streams = methods.iter().filter_map(stream_forwarder);
+    let public_streams = methods
+        .iter()
+        .filter(|m| m.auth.access != Access::Required)
+        .filter_map(stream_forwarder);
     let scope_consts = methods.iter().map(|m| {
         let name = quote::format_ident!("{}", m.sig.ident.to_string().to_uppercase());
         let doc = format!("`{}` ({}).", m.auth.label, m.sig.ident);
@@ -157,11 +173,13 @@ pub fn emit(methods: &[Method]) -> TokenStream {
         /// expiry is refreshed first, and a request the API rejects for its token is retried once.
         impl<S: ::oauth_sdk_runtime::TokenStore> Authenticated<S> {
             #(#authenticated)*
+            #(#authenticated_streams)*
         }
 
         /// The operations the spec makes public (`security: []` or an optional requirement).
         impl Client {
             #(#public)*
+            #(#public_streams)*
         }
 
         /// The OAuth scopes each operation requires, from the spec's `security`.
@@ -228,8 +246,31 @@ pub fn renamed(methods: &[Method]) -> Vec<String> {
         .collect()
 }
 
+/// progenitor's pagination helper, as a method of the SDK's type: the same body, whose calls of the
+/// operation (`self.list_things(..)`) now reach the SDK's forwarder, so every page is fetched with
+/// the session's token (renewed as needed) and fails with the SDK's `Error<E>`.
+fn stream_forwarder(method: &Method) -> Option<TokenStream> {
+    struct CallsForwarder<'a>(&'a syn::Ident, syn::Ident);
+    impl VisitMut for CallsForwarder<'_> {
+        fn visit_expr_method_call_mut(&mut self, call: &mut syn::ExprMethodCall) {
+            if call.method == *self.0 && matches!(&*call.receiver, syn::Expr::Path(p) if p.path.is_ident("self")) {
+                call.method = self.1.clone();
+            }
+            syn::visit_mut::visit_expr_method_call_mut(self, call);
+        }
+    }
+    let mut stream = method.stream.clone()?;
+    let operation = &method.sig.ident;
+    let public = public_name(operation);
+    CallsForwarder(operation, public.clone()).visit_block_mut(&mut stream.block);
+    stream.sig = with_sdk_error(stream.sig);
+    stream.sig.ident = quote::format_ident!("{public}_stream");
+    stream.vis = syn::parse_quote!(pub);
+    Some(quote!(#stream))
+}
+
 fn forwarder(method: &Method) -> TokenStream {
-    let Method { sig, docs, auth } = method;
+    let Method { sig, docs, auth, .. } = method;
     let name = &sig.ident;
     let mut sig = sig.clone();
     sig.ident = public_name(name);
@@ -464,5 +505,27 @@ mod tests {
             "{:?}",
             err.warnings
         );
+    }
+
+    #[test]
+    fn pagination_helpers_are_on_the_sdk_types_and_page_through_its_forwarders() {
+        let code = generate("pagination.json");
+        let block = |from: &str, to: &str| code.split(from).nth(1).unwrap().split(to).next().unwrap().to_owned();
+        let authenticated = block(
+            "/// Every operation of the API.",
+            "/// The operations the spec makes public",
+        );
+        let client = block("/// The operations the spec makes public", "pub mod scopes");
+        assert!(authenticated.contains("pub fn list_projects_stream<'a>("));
+        assert!(authenticated.contains("pub fn list_public_projects_stream<'a>("));
+        assert!(client.contains("pub fn list_public_projects_stream<'a>("));
+        assert!(
+            !client.contains("pub fn list_projects_stream"),
+            "a protected list is not on Client"
+        );
+        let stream = authenticated.split("pub fn list_projects_stream").nth(1).unwrap();
+        assert!(stream.contains("::oauth_sdk_runtime::Error<()>"), "the SDK's error");
+        // Each page through `self.list_projects`: on `Authenticated`, the forwarder, not progenitor's.
+        assert_eq!(stream.matches("self.list_projects(").count(), 2, "{stream}");
     }
 }
