@@ -28,11 +28,14 @@ pub fn normalize(spec: &mut Value, left_out: &mut Vec<LeftOut>) -> Vec<Note> {
     one_type_per_outcome(spec, &mut notes);
     prefer_json_request_bodies(spec, &mut notes);
     binary_bodies(spec, &mut notes);
+    distinct_titles(spec);
+    nested_names_apart_from_components(spec);
     walk_schemas(spec, &mut |schema, at| {
         boolean_default_from_string(schema, at, &mut notes);
         drop_zero_min_length(schema);
         distinct_enum_names(schema, at, &mut notes);
         enum_beside_all_of(schema);
+        annotations_out_of_all_of(schema);
         checkable_pattern(schema, at, &mut notes);
     });
     notes
@@ -323,8 +326,8 @@ fn declare_path_parameters(spec: &mut Value, notes: &mut Vec<Note>) {
 }
 
 /// Parameters that can only be plain values: a path parameter is required and never null (a 3.1
-/// spec may write it `anyOf: [integer, null]`), and a header parameter whose schema is an object or
-/// array (which cannot be written into a header as is) is sent as a string.
+/// spec may write it `anyOf: [integer, null]`), a header parameter is never null, and one whose
+/// schema is an object or array (which cannot be written into a header as is) is sent as a string.
 fn plain_parameters(spec: &mut Value, notes: &mut Vec<Note>) {
     let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
@@ -366,6 +369,8 @@ fn plain_parameter(parameter: &mut Value, label: &str, notes: &mut Vec<Note>) {
             schema.remove("nullable");
         }
         Some("header") => {
+            // A header is there or not: `null` has no way onto the wire.
+            schema.remove("nullable");
             let structured = matches!(schema.get("type").and_then(Value::as_str), Some("object" | "array"))
                 || ["properties", "$ref", "allOf", "oneOf", "anyOf"]
                     .iter()
@@ -632,6 +637,84 @@ pub(crate) fn walk_schemas(spec: &mut Value, visit: &mut dyn FnMut(&mut Map<Stri
     document(spec, "", visit);
 }
 
+/// typify names a nested schema after its `title`; a title that is also a component's name (`title:
+/// "File (Base)"` beside the component `File--Base`, both `FileBase`) or another schema's title
+/// defines one Rust type twice. Such titles are dropped, silently (they are names, not meaning), and
+/// typify names those schemas from where they are.
+fn distinct_titles(spec: &mut Value) {
+    let rust_name = |name: &str| heck::ToPascalCase::to_pascal_case(name);
+    let components: std::collections::HashSet<String> = spec
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+        .map(|s| s.keys().map(|k| rust_name(k)).collect())
+        .unwrap_or_default();
+    let mut seen = std::collections::HashSet::new();
+    walk_schemas(spec, &mut |schema, _| {
+        let Some(title) = schema.get("title").and_then(Value::as_str) else {
+            return;
+        };
+        let name = rust_name(title);
+        if components.contains(&name) || !seen.insert(name) {
+            schema.remove("title");
+        }
+    });
+}
+
+/// typify names a nested schema that needs a type of its own after its parent and property
+/// (`Classification.$template` is `ClassificationTemplate`); where that is also a component's name,
+/// one Rust type is defined twice. Such a schema gets a title typify names it after instead
+/// (`ClassificationTemplateValue`), silently.
+fn nested_names_apart_from_components(spec: &mut Value) {
+    fn needs_type(schema: &Map<String, Value>) -> bool {
+        !schema.contains_key("$ref")
+            && ["enum", "properties", "oneOf", "anyOf", "allOf"]
+                .iter()
+                .any(|k| schema.contains_key(*k))
+    }
+    fn visit(schema: &mut Value, name: &str, taken: &mut std::collections::HashSet<String>) {
+        let Some(schema) = schema.as_object_mut() else { return };
+        // typify merges `allOf` members into one type: their properties are this type's.
+        if let Some(Value::Array(members)) = schema.get_mut("allOf") {
+            for member in members.iter_mut() {
+                visit(member, name, taken);
+            }
+        }
+        let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
+            return;
+        };
+        for (property, child) in properties.iter_mut() {
+            let Some(object) = child.as_object_mut() else { continue };
+            if !needs_type(object) {
+                continue;
+            }
+            let mut nested = match object.get("title").and_then(Value::as_str) {
+                Some(title) => heck::ToPascalCase::to_pascal_case(title),
+                None => format!("{name}{}", heck::ToPascalCase::to_pascal_case(property.as_str())),
+            };
+            if taken.contains(&nested) {
+                let base = nested.clone();
+                let mut n = 1;
+                nested = format!("{base}Value");
+                while taken.contains(&nested) {
+                    n += 1;
+                    nested = format!("{base}Value{n}");
+                }
+                object.insert("title".into(), Value::String(nested.clone()));
+            }
+            taken.insert(nested.clone());
+            visit(child, &nested, taken);
+        }
+    }
+    let rust_name = |name: &str| heck::ToPascalCase::to_pascal_case(name);
+    let Some(schemas) = spec.pointer_mut("/components/schemas").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let mut taken: std::collections::HashSet<String> = schemas.keys().map(|k| rust_name(k)).collect();
+    for (name, schema) in schemas.iter_mut() {
+        visit(schema, &rust_name(name), &mut taken);
+    }
+}
+
 /// `type: boolean` with `default: "true"` (a string) has its default made a boolean.
 fn boolean_default_from_string(schema: &mut Map<String, Value>, at: &str, notes: &mut Vec<Note>) {
     if schema.get("type").and_then(Value::as_str) != Some("boolean") {
@@ -685,6 +768,44 @@ fn distinct_enum_names(schema: &mut Map<String, Value>, at: &str, notes: &mut Ve
 fn enum_beside_all_of(schema: &mut Map<String, Value>) {
     if schema.contains_key("enum") && schema.contains_key("allOf") {
         schema.remove("allOf");
+    }
+}
+
+/// `allOf: [{$ref: X}, {description: ...}]`, the OpenAPI 3.0 way of describing a reference: the
+/// members that only annotate are dropped (their description kept on the schema), so that typify
+/// sees a reference rather than a new type to name. Silent: nothing a value means changes.
+fn annotations_out_of_all_of(schema: &mut Map<String, Value>) {
+    const ANNOTATIONS: [&str; 8] = [
+        "description",
+        "title",
+        "example",
+        "examples",
+        "deprecated",
+        "readOnly",
+        "writeOnly",
+        "externalDocs",
+    ];
+    let Some(Value::Array(members)) = schema.get_mut("allOf") else {
+        return;
+    };
+    let only_annotates = |m: &Value| {
+        m.as_object()
+            .is_some_and(|m| !m.is_empty() && m.keys().all(|k| ANNOTATIONS.contains(&k.as_str())))
+    };
+    if members.len() < 2 || !members.iter().any(|m| !only_annotates(m)) {
+        return;
+    }
+    let mut description = None;
+    members.retain(|m| {
+        if only_annotates(m) {
+            description = description.take().or_else(|| m.get("description").cloned());
+            false
+        } else {
+            true
+        }
+    });
+    if let Some(description) = description {
+        schema.entry("description").or_insert(description);
     }
 }
 
@@ -899,6 +1020,13 @@ mod fixture {
             (
                 "colliding-enum-values",
                 "/components/schemas/Job/properties/kind: enum values that differ only in case",
+            ),
+            // Titles, nested names and annotating `allOf` members are changed silently: the build of
+            // this fixture (check-specs) is what shows typify no longer defines a type twice.
+            ("type-names", ""),
+            (
+                "plain-parameters",
+                "/runs/{run_id}: header parameter `x-delegation` is not a plain value; sent as a string",
             ),
             (
                 "unsupported-patterns",

@@ -16,8 +16,10 @@
 //! - **Response headers moved, not copied.** progenitor's `ResponseValue::from_response`, `empty` and
 //!   `stream` clone the response's header map; the runtime's versions (`__private::response`) take it.
 //!
-//! And one that is not an optimisation but a fix:
+//! And two that are not optimisations but fixes:
 //!
+//! - **`OPTIONS` and `TRACE` sent.** progenitor calls `client.options(url)` and `client.trace(url)`,
+//!   which `reqwest::Client` does not have; they become `client.request(Method::OPTIONS, url)`.
 //! - **Exact statuses before ranges.** progenitor writes a status `match` in the spec's order, so a
 //!   spec listing `4XX` before `429` gets a `400..=499` arm that swallows 429 (and an unreachable
 //!   pattern lint). The arms are sorted: exact statuses, then ranges, then the fallback.
@@ -50,6 +52,20 @@ impl VisitMut for Rewrite {
                 .for_each(|stmt| DropHeaderMerge.visit_stmt_mut(stmt));
         }
         syn::visit_mut::visit_block_mut(self, block);
+    }
+
+    fn visit_expr_method_call_mut(&mut self, call: &mut syn::ExprMethodCall) {
+        let receiver = &*call.receiver;
+        if matches!(call.method.to_string().as_str(), "options" | "trace")
+            && quote::quote!(#receiver).to_string() == "self . client"
+            && call.args.len() == 1
+        {
+            let method = syn::Ident::new(&call.method.to_string().to_uppercase(), call.method.span());
+            let url = call.args[0].clone();
+            call.method = syn::Ident::new("request", call.method.span());
+            call.args = syn::parse_quote!(::reqwest::Method::#method, #url);
+        }
+        syn::visit_mut::visit_expr_method_call_mut(self, call);
     }
 
     fn visit_expr_match_mut(&mut self, expr: &mut syn::ExprMatch) {
@@ -341,5 +357,22 @@ mod tests {
             .map(|arm| code.find(arm).unwrap_or_else(|| panic!("{arm} in {code}")))
             .collect();
         assert!(order.is_sorted(), "{code}");
+    }
+
+    #[test]
+    fn options_and_trace_go_through_request() {
+        let code = trimmed(quote! {
+            impl Client {
+                pub async fn a(&self) {
+                    let request = self.client.options(url).build();
+                    let other = self.client.get(url).build();
+                }
+            }
+        });
+        assert!(
+            code.contains("self.client.request(::reqwest::Method::OPTIONS, url)"),
+            "{code}"
+        );
+        assert!(code.contains("self.client.get(url)"), "{code}");
     }
 }
