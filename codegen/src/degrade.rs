@@ -74,6 +74,7 @@ pub fn read(
         .and_then(Value::as_object)
         .map(|s| s.keys().cloned().collect())
         .unwrap_or_default();
+    drop_unknown_alternatives(name, spec, &schemes, notes);
     let global_security = spec.get("security").cloned();
     if let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) {
         paths.retain(|path, item| match item.get("$ref").and_then(Value::as_str) {
@@ -141,6 +142,55 @@ fn invalid<T: serde::de::DeserializeOwned>(value: Value) -> Option<String> {
         "." | "" => error.inner().to_string(),
         path => format!("at `{path}`: {}", error.inner()),
     })
+}
+
+/// A security requirement is a list of alternatives; one that names a scheme the document does not
+/// declare (or one dropped, such as 3.1's `mutualTLS`) is removed where others remain, so that an
+/// operation OAuth can call is not lost for the sake of one it cannot. Said once.
+fn drop_unknown_alternatives(name: &str, spec: &mut Value, schemes: &BTreeSet<String>, notes: &mut Vec<String>) {
+    let mut dropped = BTreeSet::new();
+    let mut prune = |security: &mut Value| {
+        let Some(alternatives) = security.as_array_mut() else {
+            return;
+        };
+        let known = |a: &Value| {
+            a.as_object()
+                .is_some_and(|a| a.keys().all(|scheme| schemes.contains(scheme)))
+        };
+        if alternatives.iter().any(known) {
+            alternatives.retain(|a| {
+                let keep = known(a);
+                if !keep {
+                    dropped.extend(a.as_object().into_iter().flat_map(|a| a.keys().cloned()));
+                }
+                keep
+            });
+        }
+    };
+    if let Some(global) = spec.get_mut("security") {
+        prune(global);
+    }
+    let paths = spec
+        .get_mut("paths")
+        .and_then(Value::as_object_mut)
+        .into_iter()
+        .flatten();
+    for (_, item) in paths {
+        for method in METHODS {
+            if let Some(security) = item.get_mut(method).and_then(|op| op.get_mut("security")) {
+                prune(security);
+            }
+        }
+    }
+    dropped.retain(|scheme| !schemes.contains(scheme));
+    if !dropped.is_empty() {
+        let list: Vec<String> = dropped.iter().map(|s| format!("`{s}`")).collect();
+        notes.push(format!(
+            "{name}: security alternatives naming {}, which `components.securitySchemes` does not declare, \
+             were dropped where another alternative remains",
+            list.join(", ")
+        ));
+    }
 }
 
 /// An operation that requires a security scheme the document does not declare: which scheme.

@@ -138,7 +138,12 @@ fn convert_schema(schema: &mut Map<String, Value>, lost: &mut BTreeMap<&'static 
             match <[Value; 1]>::try_from(members) {
                 Ok([only]) => {
                     schema.insert("nullable".into(), true.into());
-                    schema.insert("allOf".into(), json!([only]));
+                    match schema.get_mut("allOf") {
+                        Some(Value::Array(all)) => all.push(only),
+                        _ => {
+                            schema.insert("allOf".into(), json!([only]));
+                        }
+                    }
                 }
                 Err(members) if members.is_empty() => {
                     schema.insert("nullable".into(), true.into());
@@ -182,6 +187,11 @@ fn convert_schema(schema: &mut Map<String, Value>, lost: &mut BTreeMap<&'static 
         && !schema.contains_key("format")
     {
         schema.insert("format".into(), "binary".into());
+    }
+    // A tuple: `items` then means "what follows the tuple" (`false` for a closed one), not every
+    // element; it goes with `prefixItems`.
+    if schema.contains_key("prefixItems") {
+        schema.remove("items");
     }
     for keyword in DROPPED {
         if schema.remove(keyword).is_some() {

@@ -70,7 +70,11 @@ impl VisitMut for Rewrite {
 
     fn visit_expr_match_mut(&mut self, expr: &mut syn::ExprMatch) {
         let scrutinee = &*expr.expr;
-        if quote::quote!(#scrutinee).to_string() == "response . status () . as_u16 ()" {
+        // `response.status().as_u16()` (`_response` where an operation has a parameter `response`).
+        if quote::quote!(#scrutinee)
+            .to_string()
+            .ends_with(". status () . as_u16 ()")
+        {
             let rank = |arm: &syn::Arm| match &arm.pat {
                 syn::Pat::Lit(_) => 0,
                 syn::Pat::Range(_) => 1,
