@@ -33,8 +33,11 @@ def main():
     built = {}
     with open(log) as f:
         for line in f:
-            if re.match(r"^ok\s+adopt-together:", line):
-                built.update({re.sub(r"\.(json|ya?ml)$", "", s.rsplit("/", 1)[-1]): True for s in specs})
+            # `ok      adopt-together/api_box (corpus/box.json): ...` (all in one crate), or
+            # `ok      adopt-3-box: ...` / `FAILED  adopt-3-box (corpus/box.json): ...` (one each).
+            m = re.match(r"^ok\s+adopt-together/\S+ \(([^)]+)\):", line)
+            if m:
+                built[re.sub(r"\.(json|ya?ml)$", "", m.group(1).rsplit("/", 1)[-1])] = True
             m = re.match(r"^(ok|FAILED)\s+adopt-\d+-(\S+?)[: ]", line)
             if m:
                 built[m.group(2)] = m.group(1) == "ok"
