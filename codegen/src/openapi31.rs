@@ -5,7 +5,7 @@
 //! | 3.1 | 3.0 |
 //! | --- | --- |
 //! | `type: [X, "null"]`, `anyOf`/`oneOf` of one type and `{type: "null"}` | `type: X` (or `allOf: [X]`), `nullable: true` |
-//! | `anyOf`/`oneOf` of several types and `{type: "null"}` | the same without the `null` (an optional field reads null as absent) |
+//! | `anyOf`/`oneOf` of several types and `{type: "null"}` | the same without the `null`; a field of that type is optional (reads null as absent) |
 //! | `type: [X, Y]`, `type: "null"` alone | no `type` (any JSON value) |
 //! | `const: v` | `enum: [v]` |
 //! | numeric `exclusiveMinimum`/`exclusiveMaximum` | `minimum`/`maximum` with the boolean form |
@@ -44,6 +44,9 @@ const DROPPED: [&str; 16] = [
     "contains",
 ];
 
+/// Marks, for a moment, a union that lost its `null`.
+const NULL_DROPPED: &str = "x-oauth-sdk-null-dropped";
+
 /// Convert a 3.1 document to 3.0 in place.
 pub fn convert(spec: &mut Value) -> Vec<Note> {
     let mut notes = Vec::new();
@@ -78,6 +81,22 @@ pub fn convert(spec: &mut Value) -> Vec<Note> {
 
     let mut lost: BTreeMap<&'static str, usize> = BTreeMap::new();
     walk_schemas(spec, &mut |schema, _| convert_schema(schema, &mut lost));
+    // A required field whose union lost its `null` becomes optional, so that a `null` still reads
+    // (as `None`); parents are visited before their properties, which then drop the mark.
+    walk_schemas(spec, &mut |schema, _| {
+        let marked: Vec<String> = schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter(|(_, property)| property.get(NULL_DROPPED).is_some())
+            .map(|(name, _)| name.clone())
+            .collect();
+        if let Some(Value::Array(required)) = schema.get_mut("required") {
+            required.retain(|name| !name.as_str().is_some_and(|n| marked.iter().any(|m| m == n)));
+        }
+        schema.remove(NULL_DROPPED);
+    });
     for (what, places) in lost {
         notes.push(Note(format!("OpenAPI 3.1: {what} ({places} place(s))")));
     }
@@ -149,12 +168,14 @@ fn convert_schema(schema: &mut Map<String, Value>, lost: &mut BTreeMap<&'static 
                     schema.insert("nullable".into(), true.into());
                 }
                 // typify turns a nullable union into a type that contains itself; without the
-                // `null`, an optional field still reads `null` as absent.
+                // `null`, an optional field still reads `null` as absent (and a required one is
+                // made optional below).
                 Err(members) => {
                     say(
-                        "`null` among several types of a oneOf/anyOf dropped (an optional field still reads null as absent)",
+                        "`null` among several types of a oneOf/anyOf dropped; a field of such a type is optional, and reads null as absent",
                     );
                     schema.insert(combinator.into(), Value::Array(members));
+                    schema.insert(NULL_DROPPED.into(), true.into());
                 }
             }
         }
@@ -253,6 +274,18 @@ mod tests {
         let (schema, notes) = converted(json!({"anyOf": [{"type": "integer"}, {"type": "string"}, {"type": "null"}]}));
         assert_eq!(schema, json!({"anyOf": [{"type": "integer"}, {"type": "string"}]}));
         assert_eq!(notes.len(), 1, "{notes:?}");
+    }
+
+    #[test]
+    fn a_required_field_whose_union_lost_its_null_becomes_optional() {
+        let (schema, _) = converted(json!({"type": "object", "required": ["a", "b"], "properties": {
+            "a": {"anyOf": [{"type": "integer"}, {"type": "string"}, {"type": "null"}]},
+            "b": {"type": "string"}}}));
+        assert_eq!(schema["required"], json!(["b"]));
+        assert_eq!(
+            schema["properties"]["a"],
+            json!({"anyOf": [{"type": "integer"}, {"type": "string"}]})
+        );
     }
 
     #[test]
