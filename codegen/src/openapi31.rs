@@ -364,6 +364,7 @@ mod tests {
             generated.code.contains("pub async fn login_password"),
             "FastAPI's password flow"
         );
-        assert_eq!(generated.warnings.len(), 4, "{:#?}", generated.warnings);
+        assert_eq!(generated.warnings.len(), 7, "{:#?}", generated.warnings);
+        assert!(code.contains("pubreference:::std::option::Option<NoteInReference>"), "required, but null reads");
     }
 }
