@@ -365,6 +365,9 @@ mod tests {
             "FastAPI's password flow"
         );
         assert_eq!(generated.warnings.len(), 7, "{:#?}", generated.warnings);
-        assert!(code.contains("pubreference:::std::option::Option<NoteInReference>"), "required, but null reads");
+        assert!(
+            code.contains("pubreference:::std::option::Option<NoteInReference>"),
+            "required, but null reads"
+        );
     }
 }

@@ -77,7 +77,7 @@ pub fn analyse(name: &str, spec: &OpenAPI) -> Result<AuthModel, CodegenError> {
             oauth[0].0
         ));
     }
-    if let Some((_, flows)) = oauth.first() {
+    if let Some((scheme, flows)) = oauth.first() {
         model.password = flows
             .password
             .as_ref()
@@ -86,6 +86,9 @@ pub fn analyse(name: &str, spec: &OpenAPI) -> Result<AuthModel, CodegenError> {
             .client_credentials
             .as_ref()
             .map(|f| Flow::new(&f.token_url, &f.refresh_url, f.scopes.keys()));
+        if let Some(warning) = unsupported_flows(name, scheme, flows) {
+            model.warnings.push(warning);
+        }
     }
     let oauth_names: BTreeSet<&str> = oauth.iter().map(|(n, _)| n.as_str()).collect();
     // Operations that only schemes other than OAuth 2 protect, by scheme names.
@@ -147,6 +150,40 @@ pub fn analyse(name: &str, spec: &OpenAPI) -> Result<AuthModel, CodegenError> {
         ));
     }
     Ok(model)
+}
+
+/// The flows the SDK generates no login for, and the way in that remains: said, rather than a
+/// module with no login and no word why.
+fn unsupported_flows(name: &str, scheme: &str, flows: &openapiv3::OAuth2Flows) -> Option<String> {
+    let mut unsupported = Vec::new();
+    if let Some(flow) = &flows.authorization_code {
+        unsupported.push(("authorizationCode", Some(flow.token_url.as_str())));
+    }
+    if flows.implicit.is_some() {
+        unsupported.push(("implicit", None));
+    }
+    if unsupported.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = unsupported.iter().map(|(flow, _)| format!("`{flow}`")).collect();
+    let mut warning = format!(
+        "{name}: OAuth scheme `{scheme}` declares the {} flow(s), for which the SDK generates no login",
+        names.join(" and ")
+    );
+    if flows.implicit.is_some() {
+        warning.push_str(" (`implicit` will not be: RFC 9700 deprecates it, since it hands the token to the browser)");
+    }
+    if flows.password.is_none() && flows.client_credentials.is_none() {
+        let token_url = unsupported.iter().find_map(|(_, url)| *url);
+        warning
+            .push_str(". The way in that remains: obtain a TokenSet with another library, store it and call `resume`");
+        if let Some(token_url) = token_url {
+            warning.push_str(&format!(
+                ", with `ClientBuilder::token_url(\"{token_url}\")` so that its refresh token renews it"
+            ));
+        }
+    }
+    Some(warning)
 }
 
 fn access_of(requirements: Option<&Vec<SecurityRequirement>>) -> Access {
@@ -345,6 +382,47 @@ mod tests {
         assert!(
             err.problem.contains("`GET /b` requires security scheme `nope`"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn flows_without_a_login_are_said_with_the_way_in_that_remains() {
+        let text = r#"{"openapi":"3.0.3","info":{"title":"t","version":"1"},"security":[{"o":["read"]}],
+            "components":{"securitySchemes":{"o":{"type":"oauth2","flows":{
+                "authorizationCode":{"authorizationUrl":"https://id.example.com/authorize","tokenUrl":"https://id.example.com/token","scopes":{"read":"r"}},
+                "implicit":{"authorizationUrl":"https://id.example.com/authorize","scopes":{"read":"r"}}}}}},
+            "paths":{"/a":{"get":{"operationId":"a","responses":{"200":{"description":"ok"}}}}}}"#;
+        let (spec, _) = crate::spec::read("x.json", text).unwrap();
+        let model = analyse("x.json", &spec).unwrap();
+        let [warning] = &model.warnings[..] else {
+            panic!("{:?}", model.warnings)
+        };
+        assert!(
+            warning.starts_with(
+                "x.json: OAuth scheme `o` declares the `authorizationCode` and `implicit` flow(s), for which the SDK generates no login"
+            ),
+            "{warning}"
+        );
+        assert!(warning.contains("RFC 9700"), "{warning}");
+        assert!(
+            warning.ends_with("call `resume`, with `ClientBuilder::token_url(\"https://id.example.com/token\")` so that its refresh token renews it"),
+            "{warning}"
+        );
+        // Beside a flow the SDK logs in with, only the unsupported one is named.
+        let mixed = crate::spec::read(
+            "x.json",
+            &text.replace("\"implicit\"", "\"clientCredentials\"").replace(
+                "\"authorizationUrl\":\"https://id.example.com/authorize\",\"scopes\"",
+                "\"tokenUrl\":\"https://id.example.com/token\",\"scopes\"",
+            ),
+        )
+        .unwrap();
+        let model = analyse("x.json", &mixed.0).unwrap();
+        assert!(model.client_credentials.is_some());
+        assert!(
+            model.warnings[0].ends_with("generates no login"),
+            "{:?}",
+            model.warnings
         );
     }
 }
