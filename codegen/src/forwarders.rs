@@ -203,6 +203,7 @@ const RESERVED: &[&str] = &[
     "builder",
     "with_timeout",
     "resume",
+    "start_session",
     "login_password",
     "login_client_credentials",
     "logout",

@@ -55,6 +55,9 @@ pub struct AuthModel {
     pub operations: Vec<OperationAuth>,
     pub password: Option<Flow>,
     pub client_credentials: Option<Flow>,
+    /// No login is generated for it; its endpoints renew sessions started from tokens obtained
+    /// elsewhere.
+    pub authorization_code: Option<Flow>,
     pub warnings: Vec<String>,
 }
 
@@ -84,6 +87,10 @@ pub fn analyse(name: &str, spec: &OpenAPI) -> Result<AuthModel, CodegenError> {
             .map(|f| Flow::new(&f.token_url, &f.refresh_url, f.scopes.keys()));
         model.client_credentials = flows
             .client_credentials
+            .as_ref()
+            .map(|f| Flow::new(&f.token_url, &f.refresh_url, f.scopes.keys()));
+        model.authorization_code = flows
+            .authorization_code
             .as_ref()
             .map(|f| Flow::new(&f.token_url, &f.refresh_url, f.scopes.keys()));
         if let Some(warning) = unsupported_flows(name, scheme, flows) {
@@ -174,13 +181,13 @@ fn unsupported_flows(name: &str, scheme: &str, flows: &openapiv3::OAuth2Flows) -
         warning.push_str(" (`implicit` will not be: RFC 9700 deprecates it, since it hands the token to the browser)");
     }
     if flows.password.is_none() && flows.client_credentials.is_none() {
-        let token_url = unsupported.iter().find_map(|(_, url)| *url);
-        warning
-            .push_str(". The way in that remains: obtain a TokenSet with another library, store it and call `resume`");
-        if let Some(token_url) = token_url {
-            warning.push_str(&format!(
-                ", with `ClientBuilder::token_url(\"{token_url}\")` so that its refresh token renews it"
-            ));
+        warning.push_str(
+            ". The way in that remains: obtain the tokens with another library and hand them over with \
+             `Client::start_session` as a `TokenSet` of `Grant::External`",
+        );
+        match unsupported.iter().find_map(|(_, url)| *url) {
+            Some(token_url) => warning.push_str(&format!(", renewed at the flow's tokenUrl ({token_url})")),
+            None => warning.push_str(", with `ClientBuilder::token_url` set so that its refresh token renews it"),
         }
     }
     Some(warning)
@@ -219,6 +226,7 @@ pub fn emit(model: &AuthModel) -> TokenStream {
     }
     let password = flow(&model.password);
     let client_credentials = flow(&model.client_credentials);
+    let authorization_code = flow(&model.authorization_code);
     let login_password = model.password.as_ref().map(|_| {
         quote! {
             /// Log in with a user's name and password (the password grant), asking for the scopes set
@@ -258,6 +266,7 @@ pub fn emit(model: &AuthModel) -> TokenStream {
         const SPEC_FLOWS: ::oauth_sdk_runtime::__private::SpecFlows = ::oauth_sdk_runtime::__private::SpecFlows {
             password: #password,
             client_credentials: #client_credentials,
+            authorization_code: #authorization_code,
         };
 
         /// Logging in, with the OAuth flows the spec declares.
@@ -405,7 +414,9 @@ mod tests {
         );
         assert!(warning.contains("RFC 9700"), "{warning}");
         assert!(
-            warning.ends_with("call `resume`, with `ClientBuilder::token_url(\"https://id.example.com/token\")` so that its refresh token renews it"),
+            warning.ends_with(
+                "`Client::start_session` as a `TokenSet` of `Grant::External`, renewed at the flow's tokenUrl (https://id.example.com/token)"
+            ),
             "{warning}"
         );
         // Beside a flow the SDK logs in with, only the unsupported one is named.

@@ -93,6 +93,19 @@ pub fn emit(title: &str, progenitor: &syn::File) -> TokenStream {
             ) -> ::std::result::Result<Authenticated<S>, ::oauth_sdk_runtime::Error> {
                 self.inner.resume(store).await
             }
+
+            /// Start a session from tokens obtained by other means (another library's
+            /// authorization-code login, a one-off script), written to `store` and renewed like any
+            /// session. Give them `Grant::External` unless they came from a grant the SDK knows: an
+            /// external session is renewed with its refresh token at `ClientBuilder::token_url`, else
+            /// at the token URL of the spec's authorization-code flow (or another flow it declares).
+            pub async fn start_session<S: ::oauth_sdk_runtime::TokenStore>(
+                self,
+                store: S,
+                tokens: ::oauth_sdk_runtime::TokenSet,
+            ) -> ::std::result::Result<Authenticated<S>, ::oauth_sdk_runtime::Error> {
+                self.inner.start_session(store, tokens).await
+            }
         }
 
         /// A call's timeout, and ending the session.

@@ -161,6 +161,21 @@ impl<A: Api> Client<A> {
         self.authenticated(Arc::new(store), version, tokens)
     }
 
+    /// Start a session from tokens obtained by other means (another library's authorization-code
+    /// login, a one-off script): they are written to `store`, replacing what it held, and renewed
+    /// like any session. Give them [`Grant::External`](crate::Grant::External) unless they came
+    /// from one of the grants the SDK knows; an external session is renewed with its refresh token
+    /// (see `Grant::External` for where) and ends at expiry without one. Fails with
+    /// [`ConfigError::NoFlow`](crate::ConfigError::NoFlow) if the session could be renewed but
+    /// there is nowhere to renew it.
+    #[doc(hidden)]
+    pub async fn start_session<S: TokenStore>(self, store: S, tokens: TokenSet) -> Result<A::Authenticated<S>, Error> {
+        if tokens.refresh_token().is_some() || tokens.grant() == crate::Grant::ClientCredentials {
+            self.config.flow(tokens.grant())?;
+        }
+        self.start(store, tokens).await
+    }
+
     async fn start<S: TokenStore>(self, store: S, tokens: TokenSet) -> Result<A::Authenticated<S>, Error> {
         tracing::info!(grant = ?tokens.grant(), scopes = ?tokens.scopes(), "logged in");
         let version = match TokenStore::store(&store, Expect::Any, &tokens).await? {

@@ -81,6 +81,9 @@ pub struct SpecFlows {
     pub password: Option<SpecFlow>,
     /// The client-credentials flow.
     pub client_credentials: Option<SpecFlow>,
+    /// The authorization-code flow (no login is generated for it yet; its token URL renews
+    /// sessions started from tokens obtained elsewhere).
+    pub authorization_code: Option<SpecFlow>,
 }
 
 /// Where one grant's tokens come from and are renewed.
@@ -98,6 +101,8 @@ pub(crate) struct Config {
     pub tokens: TokenClient,
     pub password: Option<FlowEndpoints>,
     pub client_credentials: Option<FlowEndpoints>,
+    /// Where sessions started from tokens obtained elsewhere are renewed.
+    pub external: Option<FlowEndpoints>,
     pub revocation: Option<Url>,
     pub skew: Duration,
     pub triggers: Vec<StatusCode>,
@@ -153,6 +158,7 @@ impl Config {
         let (flow, name) = match grant {
             Grant::Password => (&self.password, "password"),
             Grant::ClientCredentials => (&self.client_credentials, "client credentials"),
+            Grant::External => (&self.external, "authorization code (or other)"),
         };
         flow.as_ref().ok_or(ConfigError::NoFlow(name))
     }
@@ -399,6 +405,9 @@ impl<A> ClientBuilder<A> {
         };
         let password = flow(flows.password)?;
         let client_credentials = flow(flows.client_credentials)?;
+        // Tokens from elsewhere renew where the spec's authorization-code flow says, else where
+        // another of its flows does: one server, one token endpoint.
+        let external = flow(flows.authorization_code.or(flows.password).or(flows.client_credentials))?;
 
         let http = match self.http {
             Some(http) => http,
@@ -428,6 +437,7 @@ impl<A> ClientBuilder<A> {
             },
             password,
             client_credentials,
+            external,
             revocation,
             skew: self.skew,
             triggers: self.triggers,

@@ -293,8 +293,9 @@ pub enum SessionEnd {
     /// was presented twice.
     #[error("the token endpoint refused to renew it: {0}")]
     Refused(OAuthError),
-    /// It came from a password login without a refresh token; the SDK never keeps passwords.
-    #[error("it has no refresh token, and a password session cannot be renewed without one")]
+    /// It came from a password login (or from elsewhere, `Grant::External`) without a refresh
+    /// token; the SDK never keeps passwords.
+    #[error("it has no refresh token, and a password or external session cannot be renewed without one")]
     NotRenewable,
     /// It was logged out.
     #[error("it was logged out")]

@@ -838,7 +838,7 @@ impl Session {
                     scopes: previous.scopes(),
                 },
             ),
-            (None, Grant::Password) => {
+            (None, Grant::Password | Grant::External) => {
                 return Err(AuthError::SessionEnded(SessionEnd::NotRenewable));
             }
         };

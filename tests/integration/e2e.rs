@@ -249,3 +249,62 @@ async fn logout_revokes_the_session_at_the_server() {
         other => panic!("expected the session to be over, got {other:?}"),
     }
 }
+
+/// Tokens from another library's login, handed over with `start_session` as `Grant::External`:
+/// used, renewed at the token endpoint (here the password flow's: the spec declares no
+/// authorization-code flow), and still external after renewal. Without a refresh token, such a
+/// session ends at expiry instead of asking for anything.
+#[tokio::test]
+async fn a_session_started_from_tokens_obtained_elsewhere_is_renewed_like_any_other() {
+    use oauth_sdk::{Grant, TokenSet};
+    let (server, client) = reference(Config::default()).await;
+    let elsewhere = || async {
+        let answer: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/oauth/token", server.base_url()))
+            .basic_auth(DEMO_CLIENT.0, Some(DEMO_CLIENT.1))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", DEMO_USER.0),
+                ("password", DEMO_USER.1),
+            ])
+            .send()
+            .await
+            .expect("the token endpoint answers")
+            .json()
+            .await
+            .expect("a token response");
+        let secret = |field: &str| answer[field].as_str().expect(field).to_owned().into();
+        TokenSet::new(secret("access_token"), Grant::External, std::time::SystemTime::now())
+            .with_lifetime(Duration::from_secs(3600))
+            .with_refresh_token(secret("refresh_token"))
+    };
+
+    let store = MemoryStore::new();
+    let api = client
+        .clone()
+        .start_session(store.clone(), elsewhere().await)
+        .await
+        .expect("started");
+    assert_eq!(api.get_me().await.unwrap().username, DEMO_USER.0);
+    api.refresh().await.expect("renewed with its refresh token");
+    assert_eq!(api.get_me().await.unwrap().username, DEMO_USER.0);
+    let counters = server.counters();
+    assert_eq!((counters.password_grants, counters.refreshes_accepted), (1, 1));
+    let stored = store.load().await.unwrap().and_then(|v| v.tokens).expect("stored");
+    assert_eq!(stored.grant(), Grant::External);
+
+    // No refresh token: used while valid, then over, with no request to the token endpoint.
+    let mut tokens = elsewhere().await;
+    tokens = TokenSet::new(
+        tokens.access_token().clone(),
+        Grant::External,
+        std::time::SystemTime::now(),
+    );
+    let api = client.start_session(MemoryStore::new(), tokens).await.expect("started");
+    assert_eq!(api.get_me().await.unwrap().username, DEMO_USER.0);
+    assert!(matches!(
+        api.refresh().await,
+        Err(Error::SessionEnded(SessionEnd::NotRenewable))
+    ));
+    assert_eq!(server.counters().refresh_grants, 1, "nothing was asked for");
+}
