@@ -259,20 +259,7 @@ async fn a_session_started_from_tokens_obtained_elsewhere_is_renewed_like_any_ot
     use oauth_sdk::{Grant, TokenSet};
     let (server, client) = reference(Config::default()).await;
     let elsewhere = || async {
-        let answer: serde_json::Value = reqwest::Client::new()
-            .post(format!("{}/oauth/token", server.base_url()))
-            .basic_auth(DEMO_CLIENT.0, Some(DEMO_CLIENT.1))
-            .form(&[
-                ("grant_type", "password"),
-                ("username", DEMO_USER.0),
-                ("password", DEMO_USER.1),
-            ])
-            .send()
-            .await
-            .expect("the token endpoint answers")
-            .json()
-            .await
-            .expect("a token response");
+        let answer = crate::support::token_answer_from_elsewhere(&server).await;
         let secret = |field: &str| answer[field].as_str().expect(field).to_owned().into();
         TokenSet::new(secret("access_token"), Grant::External, std::time::SystemTime::now())
             .with_lifetime(Duration::from_secs(3600))

@@ -502,20 +502,7 @@ async fn a_session_seeded_by_hand_keeps_a_renewal_the_store_did_not_take() {
     let server = reference(Config::default()).await;
     let clock = ManualClock::new(t0());
     let shared = SimShared::new(21);
-    let answer: serde_json::Value = reqwest::Client::new()
-        .post(format!("{}/oauth/token", server.base_url()))
-        .basic_auth(DEMO_CLIENT.0, Some(DEMO_CLIENT.1))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", DEMO_USER.0),
-            ("password", DEMO_USER.1),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = crate::support::token_answer_from_elsewhere(&server).await;
     let seeded = TokenSet::new(
         answer["access_token"].as_str().unwrap().to_owned().into(),
         Grant::Password,

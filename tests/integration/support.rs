@@ -114,6 +114,26 @@ impl Harness {
     }
 }
 
+/// Tokens obtained as another library would: a password grant sent to the reference server's token
+/// endpoint with plain reqwest. Its JSON answer.
+pub async fn token_answer_from_elsewhere(server: &taskboard_server::Server) -> Value {
+    use taskboard_server::{DEMO_CLIENT, DEMO_USER};
+    reqwest::Client::new()
+        .post(format!("{}/oauth/token", server.base_url()))
+        .basic_auth(DEMO_CLIENT.0, Some(DEMO_CLIENT.1))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", DEMO_USER.0),
+            ("password", DEMO_USER.1),
+        ])
+        .send()
+        .await
+        .expect("the token endpoint answers")
+        .json()
+        .await
+        .expect("a token response")
+}
+
 pub fn token_body(access: &str, refresh: Option<&str>) -> Value {
     let mut body = json!({"access_token": access, "token_type": "Bearer", "expires_in": LIFETIME, "scope": "tasks.read tasks.write"});
     if let Some(refresh) = refresh {
