@@ -14,6 +14,10 @@ pub struct Counters {
     pub(crate) families_revoked: AtomicU64,
     pub(crate) revocations: AtomicU64,
     pub(crate) redirected_token_requests: AtomicU64,
+    pub(crate) authorization_code_grants: AtomicU64,
+    pub(crate) codes_replayed: AtomicU64,
+    pub(crate) device_code_grants: AtomicU64,
+    pub(crate) device_slow_downs: AtomicU64,
     api_statuses: Box<[AtomicU64]>,
 }
 
@@ -29,6 +33,10 @@ impl Default for Counters {
             families_revoked: AtomicU64::new(0),
             revocations: AtomicU64::new(0),
             redirected_token_requests: AtomicU64::new(0),
+            authorization_code_grants: AtomicU64::new(0),
+            codes_replayed: AtomicU64::new(0),
+            device_code_grants: AtomicU64::new(0),
+            device_slow_downs: AtomicU64::new(0),
             api_statuses: (0..600).map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -66,6 +74,10 @@ impl Counters {
             families_revoked: self.families_revoked.load(Relaxed),
             revocations: self.revocations.load(Relaxed),
             redirected_token_requests: self.redirected_token_requests.load(Relaxed),
+            authorization_code_grants: self.authorization_code_grants.load(Relaxed),
+            codes_replayed: self.codes_replayed.load(Relaxed),
+            device_code_grants: self.device_code_grants.load(Relaxed),
+            device_slow_downs: self.device_slow_downs.load(Relaxed),
             api_statuses,
         }
     }
@@ -92,6 +104,14 @@ pub struct CounterSnapshot {
     pub revocations: u64,
     /// Token requests that followed a redirect of the token endpoint to `/oauth/elsewhere`.
     pub redirected_token_requests: u64,
+    /// Token requests with the authorization-code grant.
+    pub authorization_code_grants: u64,
+    /// Authorization codes presented again after they were redeemed (each revokes the tokens issued for it).
+    pub codes_replayed: u64,
+    /// Token requests with the device-code grant (polls).
+    pub device_code_grants: u64,
+    /// Device-code polls answered `slow_down`.
+    pub device_slow_downs: u64,
     /// API responses by status.
     pub api_statuses: BTreeMap<u16, u64>,
 }

@@ -7,6 +7,11 @@
 //!   already rotated revokes its whole token family (RFC 9700 section 4.14.2).
 //! - A refresh revokes the previous access token at once (on by default), so requests still in flight
 //!   with it are rejected.
+//! - `GET /oauth/authorize`: the authorization-code flow with PKCE (S256 only), auto-approving the
+//!   demo user; codes are single-use (a replay revokes what the code was redeemed for), short-lived,
+//!   and bound to the client, the redirect URI and the challenge. Callbacks carry `iss` (RFC 9207).
+//! - `POST /oauth/device_authorization` and the verification page `GET /device` (RFC 8628), with
+//!   `slow_down` for polls sooner than the interval.
 //! - `POST /oauth/revoke` (RFC 7009).
 //! - Rejected tokens get 403 (or 401) with `WWW-Authenticate: Bearer error="invalid_token"`; a missing
 //!   scope gets 403 with `error="insufficient_scope"`.
@@ -23,6 +28,7 @@
 #![allow(clippy::result_large_err)]
 
 mod api;
+mod authorize;
 mod counters;
 mod oauth;
 mod redis_server;
@@ -63,6 +69,17 @@ pub struct Config {
     /// Simulated latency of the token endpoint (real authorisation servers take tens to hundreds of
     /// milliseconds). Default: none.
     pub token_latency: Option<Duration>,
+    /// Redirect URIs the authorization endpoint accepts: exactly, or a loopback one on any port (RFC
+    /// 8252). Default: `http://127.0.0.1/callback`.
+    pub redirect_uris: Vec<String>,
+    /// How long an authorization code can be redeemed. Default: 60 s.
+    pub authorization_code_lifetime: Duration,
+    /// How long a device code lasts. Default: 10 minutes.
+    pub device_code_lifetime: Duration,
+    /// The device-code polling interval the server asks for (whole seconds). Default: 5 s.
+    pub device_interval: Duration,
+    /// Answer the first poll of every device code with `slow_down`. Default: off.
+    pub device_slow_down: bool,
 }
 
 impl Default for Config {
@@ -76,6 +93,11 @@ impl Default for Config {
             clients: vec![(DEMO_CLIENT.0.into(), Some(DEMO_CLIENT.1.into()))],
             api_latency: None,
             token_latency: None,
+            redirect_uris: vec!["http://127.0.0.1/callback".into()],
+            authorization_code_lifetime: Duration::from_secs(60),
+            device_code_lifetime: Duration::from_secs(600),
+            device_interval: Duration::from_secs(5),
+            device_slow_down: false,
         }
     }
 }
@@ -88,6 +110,12 @@ pub(crate) struct State {
     pub data: api::Data,
     /// While set, the token endpoint answers every request with a redirect to `/oauth/elsewhere`.
     pub redirect_token_requests: std::sync::atomic::AtomicBool,
+    /// While set, the user declines every authorization-code and device login.
+    pub deny_logins: std::sync::atomic::AtomicBool,
+    /// Authorization codes and device codes.
+    pub grants: authorize::Grants,
+    /// The server's issuer identifier: its base URL.
+    pub issuer: String,
 }
 
 /// A server running on a loopback port; stops when dropped.
@@ -119,6 +147,12 @@ impl Server {
         self.state.tokens.refresh_token_is_current(refresh_token)
     }
 
+    /// Make the user decline every authorization-code login (the callback carries
+    /// `error=access_denied`) and device login (polls get `access_denied`), or stop.
+    pub fn deny_logins(&self, deny: bool) {
+        self.state.deny_logins.store(deny, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Make the token endpoint answer `307 Temporary Redirect` to `/oauth/elsewhere` (a misconfigured
     /// proxy, or an attacker), or stop. `/oauth/elsewhere` counts what reaches it
     /// ([`CounterSnapshot::redirected_token_requests`]) and refuses it.
@@ -144,19 +178,23 @@ pub async fn start(config: Config) -> std::io::Result<Server> {
 
 /// Start a server on `addr`.
 pub async fn start_on(config: Config, addr: SocketAddr) -> std::io::Result<Server> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
     let state = Arc::new(State {
         config,
         counters: Counters::default(),
         tokens: oauth::Registry::default(),
         data: api::Data::default(),
         redirect_token_requests: std::sync::atomic::AtomicBool::new(false),
+        deny_logins: std::sync::atomic::AtomicBool::new(false),
+        grants: authorize::Grants::default(),
+        issuer: format!("http://{addr}"),
     });
     let router = axum::Router::new()
         .merge(oauth::routes())
+        .merge(authorize::routes())
         .merge(api::routes(state.clone()))
         .with_state(state.clone());
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
         let _ = axum::serve(listener, router)

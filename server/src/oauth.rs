@@ -27,7 +27,7 @@ pub(crate) struct Principal {
     pub scopes: Vec<String>,
 }
 
-struct AccessToken {
+pub(crate) struct AccessToken {
     principal: Arc<Principal>,
     expires: Instant,
 }
@@ -46,7 +46,7 @@ struct Family {
 }
 
 #[derive(Default)]
-struct Tokens {
+pub(crate) struct Tokens {
     access: HashMap<String, AccessToken>,
     refresh: HashMap<String, RefreshToken>,
     families: HashMap<u64, (Arc<Principal>, Family)>,
@@ -55,14 +55,14 @@ struct Tokens {
 
 impl Tokens {
     /// A new family (one login's tokens) for `principal`.
-    fn new_family(&mut self, principal: Principal) -> u64 {
+    pub(crate) fn new_family(&mut self, principal: Principal) -> u64 {
         let family = self.next_family;
         self.next_family += 1;
         self.families.insert(family, (Arc::new(principal), Family::default()));
         family
     }
 
-    fn revoke_family(&mut self, family: u64) -> bool {
+    pub(crate) fn revoke_family(&mut self, family: u64) -> bool {
         let Some((_, tokens)) = self.families.remove(&family) else {
             return false;
         };
@@ -87,7 +87,7 @@ impl Registry {
         self.tokens.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, Tokens> {
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, Tokens> {
         self.tokens.write().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -121,7 +121,7 @@ async fn elsewhere(Extract(state): Extract<Arc<State>>) -> Response {
     oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "not a token endpoint")
 }
 
-fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     let body = json!({"error": error, "error_description": description});
     let mut response = (status, axum::Json(body)).into_response();
     if status == StatusCode::UNAUTHORIZED {
@@ -133,12 +133,16 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     response
 }
 
-fn form(body: &[u8]) -> HashMap<String, String> {
+pub(crate) fn form(body: &[u8]) -> HashMap<String, String> {
     form_urlencoded::parse(body).into_owned().collect()
 }
 
 /// Client authentication (RFC 6749 section 2.3.1): HTTP Basic with form-encoded parts, or the body.
-fn authenticate_client(state: &State, headers: &HeaderMap, form: &HashMap<String, String>) -> Result<String, Response> {
+pub(crate) fn authenticate_client(
+    state: &State,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<String, Response> {
     let unauthorised = || {
         oauth_error(
             StatusCode::UNAUTHORIZED,
@@ -184,7 +188,7 @@ fn authenticate_client(state: &State, headers: &HeaderMap, form: &HashMap<String
     }
 }
 
-fn requested_scopes(form: &HashMap<String, String>) -> Result<Vec<String>, Response> {
+pub(crate) fn requested_scopes(form: &HashMap<String, String>) -> Result<Vec<String>, Response> {
     let Some(scope) = form.get("scope") else {
         return Ok(SCOPES.iter().map(|s| (*s).to_owned()).collect());
     };
@@ -217,6 +221,8 @@ async fn token(Extract(state): Extract<Arc<State>>, headers: HeaderMap, body: By
         "password" => Counters::bump(&counters.password_grants),
         "client_credentials" => Counters::bump(&counters.client_credentials_grants),
         "refresh_token" => Counters::bump(&counters.refresh_grants),
+        "authorization_code" => Counters::bump(&counters.authorization_code_grants),
+        crate::authorize::DEVICE_CODE_GRANT => Counters::bump(&counters.device_code_grants),
         _ => {}
     }
     let client = match authenticate_client(&state, &headers, &form) {
@@ -227,6 +233,8 @@ async fn token(Extract(state): Extract<Arc<State>>, headers: HeaderMap, body: By
         "password" => password(&state, &form, client),
         "client_credentials" => client_credentials(&state, &form, client),
         "refresh_token" => refresh(&state, &form, &client),
+        "authorization_code" => crate::authorize::redeem_code(&state, &form, client),
+        crate::authorize::DEVICE_CODE_GRANT => crate::authorize::redeem_device_code(&state, &form, client),
         _ => Err(oauth_error(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
@@ -332,7 +340,7 @@ fn refresh(state: &State, form: &HashMap<String, String>, client: &str) -> Resul
 }
 
 /// Issue an access token (and, with `with_refresh`, a refresh token) in `family`.
-fn issue(state: &State, tokens: &mut Tokens, family: u64, with_refresh: bool) -> Response {
+pub(crate) fn issue(state: &State, tokens: &mut Tokens, family: u64, with_refresh: bool) -> Response {
     let lifetime = state.config.access_token_lifetime;
     let access = format!("at_{}", uuid::Uuid::new_v4().simple());
     let refresh = with_refresh.then(|| format!("rt_{}", uuid::Uuid::new_v4().simple()));
