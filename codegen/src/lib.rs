@@ -98,6 +98,7 @@ pub struct Generated {
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     strict: bool,
+    device_authorization_url: Option<String>,
 }
 
 /// The environment variable that makes [`build`] strict: `1` or `true`.
@@ -116,10 +117,23 @@ impl Options {
         self
     }
 
+    /// Declare an RFC 8628 device authorization endpoint for a spec that cannot say it (OpenAPI 3.0
+    /// and 3.1 have no device flow; 3.2's `deviceAuthorization` is read without this): the module
+    /// then has the device login, redeemed at the token URL of the spec's authorization-code flow
+    /// (else its password or client-credentials flow). Relative URLs are taken relative to the
+    /// client's base URL.
+    pub fn device_authorization_url(mut self, url: impl Into<String>) -> Self {
+        self.device_authorization_url = Some(url.into());
+        self
+    }
+
     /// The defaults, strict if [`STRICT_ENV`] is `1` or `true`.
     pub fn from_env() -> Self {
         let strict = std::env::var(STRICT_ENV).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
-        Self::new().strict(strict)
+        Self {
+            strict,
+            ..Self::default()
+        }
     }
 }
 
@@ -132,7 +146,6 @@ impl Options {
 /// `OAUTH_SDK_STRICT=1` in the build's environment (or [`build_with`] and [`Options::strict`]) it
 /// fails the build instead.
 pub fn build(spec: impl AsRef<Path>, file: &str) {
-    println!("cargo:rerun-if-env-changed={STRICT_ENV}");
     build_with(spec, file, &Options::from_env());
 }
 
@@ -140,6 +153,8 @@ pub fn build(spec: impl AsRef<Path>, file: &str) {
 pub fn build_with(spec: impl AsRef<Path>, file: &str, options: &Options) {
     let spec = spec.as_ref();
     println!("cargo:rerun-if-changed={}", spec.display());
+    // For `Options::from_env`, whichever way the options were made.
+    println!("cargo:rerun-if-env-changed={STRICT_ENV}");
     let generated = match generate_with(spec, options) {
         Ok(generated) => generated,
         Err(error) => {
@@ -182,7 +197,7 @@ pub fn generate_with(path: &Path, options: &Options) -> Result<Generated, Codege
 pub fn generate_from_str(name: &str, text: &str, options: &Options) -> Result<Generated, CodegenError> {
     let mut left_out = Vec::new();
     let mut notes = Vec::new();
-    let outcome = generate_inner(name, text, &mut left_out, &mut notes);
+    let outcome = generate_inner(name, text, options, &mut left_out, &mut notes);
     notes.extend(left_out.iter().map(|l| format!("{name}: {l}")));
     let mut generated = outcome.map_err(|e| e.with_warnings(&notes))?;
     if options.strict && !left_out.is_empty() {
@@ -201,6 +216,7 @@ pub fn generate_from_str(name: &str, text: &str, options: &Options) -> Result<Ge
 fn generate_inner(
     name: &str,
     text: &str,
+    options: &Options,
     left_out: &mut Vec<degrade::LeftOut>,
     notes: &mut Vec<String>,
 ) -> Result<Generated, CodegenError> {
@@ -209,6 +225,9 @@ fn generate_inner(
     degrade::read(name, &mut value, left_out, notes)?;
     let (spec, tokens) = degrade::generate(name, value, left_out, notes, &|spec| run_progenitor(spec))?;
     let mut auth = security::analyse(name, &spec)?;
+    if let Some(url) = &options.device_authorization_url {
+        auth.declare_device_flow(name, url)?;
+    }
     let mut client: syn::File = syn::parse2(tokens)
         .map_err(|e| CodegenError::new(name, format!("internal error reading progenitor's output: {e}")))?;
     rewrite::apply(&mut client);

@@ -34,6 +34,8 @@ pub struct OperationAuth {
 pub struct Flow {
     pub token_url: String,
     pub refresh_url: Option<String>,
+    /// The `authorizationUrl` (authorization code) or `deviceAuthorizationUrl` (device).
+    pub authorization_url: Option<String>,
     /// Every scope the flow declares.
     pub scopes: Vec<String>,
 }
@@ -43,9 +45,31 @@ impl Flow {
         Self {
             token_url: token_url.to_owned(),
             refresh_url: refresh_url.clone(),
+            authorization_url: None,
             scopes: scopes.cloned().collect(),
         }
     }
+
+    fn authorized_at(mut self, url: &str) -> Self {
+        self.authorization_url = Some(url.to_owned());
+        self
+    }
+}
+
+/// Where [`spec::parse`](crate::spec::parse) keeps an OpenAPI 3.2 `deviceAuthorization` flow, which
+/// the `openapiv3` model has no field for.
+pub const DEVICE_FLOW: &str = "x-oauth-sdk-device-authorization";
+
+/// OpenAPI 3.2's device authorization flow object.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeviceFlow {
+    device_authorization_url: String,
+    token_url: String,
+    #[serde(default)]
+    refresh_url: Option<String>,
+    #[serde(default)]
+    scopes: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The spec's security, as the SDK uses it.
@@ -55,10 +79,39 @@ pub struct AuthModel {
     pub operations: Vec<OperationAuth>,
     pub password: Option<Flow>,
     pub client_credentials: Option<Flow>,
-    /// No login is generated for it; its endpoints renew sessions started from tokens obtained
-    /// elsewhere.
+    /// Its token URL also renews sessions started from tokens obtained elsewhere.
     pub authorization_code: Option<Flow>,
+    /// RFC 8628's device flow: declared by an OpenAPI 3.2 `deviceAuthorization` flow, or by
+    /// [`Options::device_authorization_url`](crate::Options::device_authorization_url).
+    pub device: Option<Flow>,
     pub warnings: Vec<String>,
+}
+
+impl AuthModel {
+    /// Declare a device flow at `url` ([`Options::device_authorization_url`](crate::Options)),
+    /// redeemed where the spec's other flows are.
+    pub fn declare_device_flow(&mut self, name: &str, url: &str) -> Result<(), CodegenError> {
+        if self.device.is_some() {
+            self.warnings.push(format!(
+                "{name}: the spec declares a `deviceAuthorization` flow; the generator's device authorization \
+                 URL is ignored (set `ClientBuilder::device_authorization_url` to override it at run time)"
+            ));
+            return Ok(());
+        }
+        let redeemed_by = [&self.authorization_code, &self.password, &self.client_credentials];
+        let Some(flow) = redeemed_by.into_iter().flatten().next() else {
+            return Err(CodegenError::new(
+                name,
+                "a device authorization URL is given, but the spec declares no OAuth flow with a tokenUrl to \
+                 redeem device codes at",
+            ));
+        };
+        self.device = Some(Flow {
+            authorization_url: Some(url.to_owned()),
+            ..flow.clone()
+        });
+        Ok(())
+    }
 }
 
 /// Read the effective security of every operation and the OAuth flows.
@@ -92,7 +145,19 @@ pub fn analyse(name: &str, spec: &OpenAPI) -> Result<AuthModel, CodegenError> {
         model.authorization_code = flows
             .authorization_code
             .as_ref()
-            .map(|f| Flow::new(&f.token_url, &f.refresh_url, f.scopes.keys()));
+            .map(|f| Flow::new(&f.token_url, &f.refresh_url, f.scopes.keys()).authorized_at(&f.authorization_url));
+        if let Some(device) = flows.extensions.get(DEVICE_FLOW) {
+            let device: DeviceFlow = serde_json::from_value(device.clone()).map_err(|e| {
+                CodegenError::new(
+                    name,
+                    format!("OAuth scheme `{scheme}`: its `deviceAuthorization` flow: {e}"),
+                )
+            })?;
+            model.device = Some(
+                Flow::new(&device.token_url, &device.refresh_url, device.scopes.keys())
+                    .authorized_at(&device.device_authorization_url),
+            );
+        }
         if let Some(warning) = unsupported_flows(name, scheme, flows) {
             model.warnings.push(warning);
         }
@@ -159,36 +224,24 @@ pub fn analyse(name: &str, spec: &OpenAPI) -> Result<AuthModel, CodegenError> {
     Ok(model)
 }
 
-/// The flows the SDK generates no login for, and the way in that remains: said, rather than a
-/// module with no login and no word why.
+/// The implicit flow gets no login (RFC 9700 deprecates it: it hands the token to the browser):
+/// said, with the way in that remains when it is the only flow.
 fn unsupported_flows(name: &str, scheme: &str, flows: &openapiv3::OAuth2Flows) -> Option<String> {
-    let mut unsupported = Vec::new();
-    if let Some(flow) = &flows.authorization_code {
-        unsupported.push(("authorizationCode", Some(flow.token_url.as_str())));
-    }
-    if flows.implicit.is_some() {
-        unsupported.push(("implicit", None));
-    }
-    if unsupported.is_empty() {
-        return None;
-    }
-    let names: Vec<String> = unsupported.iter().map(|(flow, _)| format!("`{flow}`")).collect();
+    flows.implicit.as_ref()?;
     let mut warning = format!(
-        "{name}: OAuth scheme `{scheme}` declares the {} flow(s), for which the SDK generates no login",
-        names.join(" and ")
+        "{name}: OAuth scheme `{scheme}` declares the `implicit` flow, for which the SDK generates no login: \
+         RFC 9700 deprecates it, since it hands the token to the browser"
     );
-    if flows.implicit.is_some() {
-        warning.push_str(" (`implicit` will not be: RFC 9700 deprecates it, since it hands the token to the browser)");
-    }
-    if flows.password.is_none() && flows.client_credentials.is_none() {
+    let others = flows.password.is_some()
+        || flows.client_credentials.is_some()
+        || flows.authorization_code.is_some()
+        || flows.extensions.contains_key(DEVICE_FLOW);
+    if !others {
         warning.push_str(
-            ". The way in that remains: obtain the tokens with another library and hand them over with \
-             `Client::start_session` as a `TokenSet` of `Grant::External`",
+            ". Ask the API for the `authorizationCode` flow (with PKCE, its replacement); meanwhile the way in \
+             is to obtain tokens with another library and hand them over with `Client::start_session` as a \
+             `TokenSet` of `Grant::External`, with `ClientBuilder::token_url` set if they carry a refresh token",
         );
-        match unsupported.iter().find_map(|(_, url)| *url) {
-            Some(token_url) => warning.push_str(&format!(", renewed at the flow's tokenUrl ({token_url})")),
-            None => warning.push_str(", with `ClientBuilder::token_url` set so that its refresh token renews it"),
-        }
     }
     Some(warning)
 }
@@ -210,15 +263,18 @@ pub fn emit(model: &AuthModel) -> TokenStream {
             Some(Flow {
                 token_url,
                 refresh_url,
+                authorization_url,
                 scopes,
             }) => {
-                let refresh_url = match refresh_url {
+                let optional = |url: &Option<String>| match url {
                     Some(url) => quote!(Some(#url)),
                     None => quote!(None),
                 };
+                let (refresh_url, authorization_url) = (optional(refresh_url), optional(authorization_url));
                 quote!(Some(::oauth_sdk_runtime::__private::SpecFlow {
                     token_url: #token_url,
                     refresh_url: #refresh_url,
+                    authorization_url: #authorization_url,
                     scopes: &[#(#scopes),*],
                 }))
             }
@@ -227,6 +283,82 @@ pub fn emit(model: &AuthModel) -> TokenStream {
     let password = flow(&model.password);
     let client_credentials = flow(&model.client_credentials);
     let authorization_code = flow(&model.authorization_code);
+    let device = flow(&model.device);
+    let login_authorization_code = model.authorization_code.as_ref().map(|_| {
+        quote! {
+            /// The first step of the authorization-code login (with PKCE): the URL to send the
+            /// user's browser to, and the [`PendingLogin`](::oauth_sdk_runtime::PendingLogin) to keep
+            /// (in the user's server-side session) until the callback. `redirect_uri` is where the
+            /// authorization server sends the browser back; `scopes` empty asks for the configured
+            /// scopes (default: every scope the spec's flow declares).
+            ///
+            /// Generated because the spec declares an authorization-code flow.
+            pub fn authorization_request(
+                &self,
+                redirect_uri: &str,
+                scopes: &[&str],
+            ) -> ::std::result::Result<::oauth_sdk_runtime::AuthorizationRequest, ::oauth_sdk_runtime::Error> {
+                self.inner.authorization_request(redirect_uri, scopes)
+            }
+
+            /// The second step: check the callback (its URL, or its query string) against `pending`
+            /// (its `state` always, its `iss` when the server sends one), redeem its code with the
+            /// PKCE verifier, and write the session to `store`. A callback that fails a check is an
+            /// [`Error::Authorization`](::oauth_sdk_runtime::Error::Authorization) and stores nothing.
+            pub async fn login_authorization_code<S: ::oauth_sdk_runtime::TokenStore>(
+                self,
+                store: S,
+                pending: &::oauth_sdk_runtime::PendingLogin,
+                callback: &str,
+            ) -> ::std::result::Result<Authenticated<S>, ::oauth_sdk_runtime::Error> {
+                self.inner.login_with_authorization_code(store, pending, callback).await
+            }
+
+            /// The authorization-code login of a command-line or desktop application: listens on
+            /// `127.0.0.1` (RFC 8252), gives `open` the URL to send the user to (open a browser, or
+            /// print it), and waits for the callback for at most
+            /// [`DEFAULT_LOOPBACK_TIMEOUT`](::oauth_sdk_runtime::DEFAULT_LOOPBACK_TIMEOUT). Use
+            /// [`LoopbackRedirect`](::oauth_sdk_runtime::LoopbackRedirect) and the two steps to choose
+            /// the port or the timeout.
+            pub async fn login_authorization_code_loopback<S: ::oauth_sdk_runtime::TokenStore>(
+                self,
+                store: S,
+                scopes: &[&str],
+                open: impl FnOnce(&::oauth_sdk_runtime::Url),
+            ) -> ::std::result::Result<Authenticated<S>, ::oauth_sdk_runtime::Error> {
+                self.inner
+                    .login_with_loopback(store, scopes, ::oauth_sdk_runtime::DEFAULT_LOOPBACK_TIMEOUT, open)
+                    .await
+            }
+        }
+    });
+    let login_device = model.device.as_ref().map(|_| {
+        quote! {
+            /// The first step of the device login (RFC 8628): the user code and the verification URI
+            /// to show the user, asking for `scopes` (empty: the configured scopes, default every
+            /// scope the flow declares).
+            ///
+            /// Generated because the spec (or the generator's options) declares a device flow.
+            pub async fn device_authorization(
+                &self,
+                scopes: &[&str],
+            ) -> ::std::result::Result<::oauth_sdk_runtime::DeviceAuthorization, ::oauth_sdk_runtime::Error> {
+                self.inner.device_authorization(scopes).await
+            }
+
+            /// The second step: poll the token endpoint at the server's interval until the user
+            /// approves, and write the session to `store`. A declined login or an expired code is an
+            /// [`Error::Authorization`](::oauth_sdk_runtime::Error::Authorization); drop the future to
+            /// stop waiting.
+            pub async fn login_device<S: ::oauth_sdk_runtime::TokenStore>(
+                self,
+                store: S,
+                authorization: &::oauth_sdk_runtime::DeviceAuthorization,
+            ) -> ::std::result::Result<Authenticated<S>, ::oauth_sdk_runtime::Error> {
+                self.inner.login_with_device_code(store, authorization).await
+            }
+        }
+    });
     let login_password = model.password.as_ref().map(|_| {
         quote! {
             /// Log in with a user's name and password (the password grant), asking for the scopes set
@@ -267,12 +399,15 @@ pub fn emit(model: &AuthModel) -> TokenStream {
             password: #password,
             client_credentials: #client_credentials,
             authorization_code: #authorization_code,
+            device: #device,
         };
 
         /// Logging in, with the OAuth flows the spec declares.
         impl Client {
             #login_password
             #login_client_credentials
+            #login_authorization_code
+            #login_device
         }
     }
 }
@@ -395,10 +530,9 @@ mod tests {
     }
 
     #[test]
-    fn flows_without_a_login_are_said_with_the_way_in_that_remains() {
+    fn the_implicit_flow_is_refused_with_a_warning_and_the_way_in_that_remains() {
         let text = r#"{"openapi":"3.0.3","info":{"title":"t","version":"1"},"security":[{"o":["read"]}],
             "components":{"securitySchemes":{"o":{"type":"oauth2","flows":{
-                "authorizationCode":{"authorizationUrl":"https://id.example.com/authorize","tokenUrl":"https://id.example.com/token","scopes":{"read":"r"}},
                 "implicit":{"authorizationUrl":"https://id.example.com/authorize","scopes":{"read":"r"}}}}}},
             "paths":{"/a":{"get":{"operationId":"a","responses":{"200":{"description":"ok"}}}}}}"#;
         let (spec, _) = crate::spec::read("x.json", text).unwrap();
@@ -408,30 +542,46 @@ mod tests {
         };
         assert!(
             warning.starts_with(
-                "x.json: OAuth scheme `o` declares the `authorizationCode` and `implicit` flow(s), for which the SDK generates no login"
+                "x.json: OAuth scheme `o` declares the `implicit` flow, for which the SDK generates no login: RFC 9700"
             ),
             "{warning}"
         );
-        assert!(warning.contains("RFC 9700"), "{warning}");
-        assert!(
-            warning.ends_with(
-                "`Client::start_session` as a `TokenSet` of `Grant::External`, renewed at the flow's tokenUrl (https://id.example.com/token)"
-            ),
-            "{warning}"
+        assert!(warning.contains("`Client::start_session`"), "{warning}");
+        // Beside a flow the SDK logs in with, only the refusal is said.
+        let with_code = text.replace(
+            "\"implicit\":{",
+            "\"authorizationCode\":{\"tokenUrl\":\"https://id.example.com/token\",\"authorizationUrl\":\"https://id.example.com/authorize\",\"scopes\":{\"read\":\"r\"}},\"implicit\":{",
         );
-        // Beside a flow the SDK logs in with, only the unsupported one is named.
-        let mixed = crate::spec::read(
-            "x.json",
-            &text.replace("\"implicit\"", "\"clientCredentials\"").replace(
-                "\"authorizationUrl\":\"https://id.example.com/authorize\",\"scopes\"",
-                "\"tokenUrl\":\"https://id.example.com/token\",\"scopes\"",
-            ),
-        )
-        .unwrap();
-        let model = analyse("x.json", &mixed.0).unwrap();
-        assert!(model.client_credentials.is_some());
+        let model = analyse("x.json", &crate::spec::read("x.json", &with_code).unwrap().0).unwrap();
+        let code = model.authorization_code.unwrap();
+        assert_eq!(
+            code.authorization_url.as_deref(),
+            Some("https://id.example.com/authorize")
+        );
         assert!(
-            model.warnings[0].ends_with("generates no login"),
+            model.warnings[0].ends_with("hands the token to the browser"),
+            "{:?}",
+            model.warnings
+        );
+    }
+
+    #[test]
+    fn an_openapi_3_2_device_flow_is_read() {
+        let text = r#"{"openapi":"3.2.0","info":{"title":"t","version":"1"},"security":[{"o":[]}],
+            "components":{"securitySchemes":{"o":{"type":"oauth2","flows":{
+                "deviceAuthorization":{"deviceAuthorizationUrl":"https://id.example.com/device","tokenUrl":"https://id.example.com/token","scopes":{"b":"","a":""}}}}}},
+            "paths":{"/a":{"get":{"operationId":"a","responses":{"200":{"description":"ok"}}}}}}"#;
+        let (spec, _) = crate::spec::read("x.json", text).unwrap();
+        let model = analyse("x.json", &spec).unwrap();
+        let device = model.device.unwrap();
+        assert_eq!(
+            device.authorization_url.as_deref(),
+            Some("https://id.example.com/device")
+        );
+        assert_eq!(device.token_url, "https://id.example.com/token");
+        assert_eq!(device.scopes, ["b", "a"]);
+        assert!(
+            model.authorization_code.is_none() && model.warnings.is_empty(),
             "{:?}",
             model.warnings
         );

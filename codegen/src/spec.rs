@@ -35,15 +35,38 @@ pub fn parse(name: &str, text: &str, left_out: &mut Vec<LeftOut>) -> Result<(Val
     let mut notes = Vec::new();
     if version.starts_with("3.1.") {
         notes.extend(openapi31::convert(&mut value));
+    } else if version.starts_with("3.2.") {
+        // 3.2 adds to 3.1 (the `query` method, streamed item schemas, the device flow...); read as
+        // 3.1, what it adds is ignored but for the device flow.
+        notes.push(Note(format!(
+            "OpenAPI {version} is read as 3.1: what 3.2 adds is ignored, but for `deviceAuthorization` flows"
+        )));
+        notes.extend(openapi31::convert(&mut value));
     } else if !version.starts_with("3.0.") {
         return Err(CodegenError::new(
             name,
-            format!("the spec is OpenAPI {version}; the generator reads OpenAPI 3.0.x and 3.1.x"),
+            format!("the spec is OpenAPI {version}; the generator reads OpenAPI 3.0.x, 3.1.x and 3.2.x"),
         ));
     }
+    keep_device_flows(&mut value);
     notes.extend(normalize(&mut value, left_out));
     let notes = notes.into_iter().map(|Note(note)| format!("{name}: {note}")).collect();
     Ok((value, notes))
+}
+
+/// OpenAPI 3.2's `deviceAuthorization` flow, which the `openapiv3` model would drop, kept as the
+/// extension [`security`](crate::security) reads.
+fn keep_device_flows(value: &mut Value) {
+    let schemes = value
+        .pointer_mut("/components/securitySchemes")
+        .and_then(Value::as_object_mut);
+    for scheme in schemes.into_iter().flat_map(|schemes| schemes.values_mut()) {
+        if let Some(flows) = scheme.get_mut("flows").and_then(Value::as_object_mut)
+            && let Some(device) = flows.remove("deviceAuthorization")
+        {
+            flows.insert(crate::security::DEVICE_FLOW.to_owned(), device);
+        }
+    }
 }
 
 /// For tests: the spec as OpenAPI after normalisation, and what was said.
@@ -65,13 +88,13 @@ mod tests {
     fn other_versions_are_refused_naming_the_version() {
         let err = read(
             "x.json",
-            r#"{"openapi":"3.2.0","info":{"title":"t","version":"1"},"paths":{}}"#,
+            r#"{"openapi":"4.0.0","info":{"title":"t","version":"1"},"paths":{}}"#,
         )
         .unwrap_err();
         assert_eq!(err.file, "x.json");
         assert!(
             err.problem
-                .contains("OpenAPI 3.2.0; the generator reads OpenAPI 3.0.x and 3.1.x"),
+                .contains("OpenAPI 4.0.0; the generator reads OpenAPI 3.0.x, 3.1.x and 3.2.x"),
             "{err}"
         );
         let err = read("x.json", r#"{"swagger":"2.0"}"#).unwrap_err();

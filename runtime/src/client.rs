@@ -11,9 +11,12 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::api::Api;
+use crate::authorization_code::{AuthorizationRequest, PendingLogin, RequestParts};
 use crate::config::{ClientBuilder, Config};
-use crate::error::{Error, SessionEnd};
+use crate::device::DeviceAuthorization;
+use crate::error::{ConfigError, Error, SessionEnd};
 use crate::executor::{Attempt, Executor};
+use crate::loopback::LoopbackRedirect;
 use crate::protocol::{GrantRequest, TokenFailure};
 use crate::session::Session;
 use crate::store::{DynStore, Expect, Swap, TokenStore, Version, Versioned};
@@ -124,12 +127,107 @@ impl<A: Api> Client<A> {
         scopes: &[&str],
     ) -> Result<A::Authenticated<S>, Error> {
         let flow = self.config.flow(Grant::ClientCredentials)?;
-        let scopes: Vec<String> = match scopes {
-            [] => flow.scopes.clone(),
-            some => some.iter().map(|s| (*s).to_owned()).collect(),
-        };
+        let scopes = scopes_or(scopes, &flow.scopes);
         self.login(store, &flow.token, GrantRequest::ClientCredentials { scopes: &scopes })
             .await
+    }
+
+    /// The first step of the authorization-code login: the URL to send the user to, asking for
+    /// `scopes` (empty: the configured scopes, else every scope the spec's flow declares), and the
+    /// pending login the callback needs. The generated `authorization_request` calls it.
+    #[doc(hidden)]
+    pub fn authorization_request(&self, redirect_uri: &str, scopes: &[&str]) -> Result<AuthorizationRequest, Error> {
+        let flow = self.config.flow(Grant::AuthorizationCode)?;
+        let endpoint = flow
+            .authorization
+            .as_ref()
+            .ok_or(ConfigError::NoFlow("authorization code (no authorization URL)"))?;
+        crate::authorization_code::request(RequestParts {
+            endpoint,
+            client_id: &self.config.tokens.client_id,
+            redirect_uri,
+            scopes: scopes_or(scopes, &flow.scopes),
+            parameters: &self.config.tokens.parameters,
+            allow_http: self.config.allow_http,
+        })
+    }
+
+    /// The second step: check the callback (its URL or query) against the pending login, redeem
+    /// its code, and start the session in `store`. The generated `login_authorization_code` calls it.
+    #[doc(hidden)]
+    pub async fn login_with_authorization_code<S: TokenStore>(
+        self,
+        store: S,
+        pending: &PendingLogin,
+        callback: &str,
+    ) -> Result<A::Authenticated<S>, Error> {
+        let flow = self.config.flow(Grant::AuthorizationCode)?;
+        let code = crate::authorization_code::check_callback(pending, callback, self.config.issuer.as_deref())
+            .map_err(Error::Authorization)?;
+        let grant = GrantRequest::AuthorizationCode {
+            code: &code,
+            redirect_uri: pending.redirect_uri(),
+            verifier: pending.verifier(),
+        };
+        let mut tokens = self
+            .config
+            .tokens
+            .token(&flow.token, grant, None)
+            .await
+            .map_err(login_error)?;
+        if tokens.scopes().is_empty() {
+            tokens = tokens.with_scopes(pending.scopes().to_vec());
+        }
+        let url = flow.token.clone();
+        self.begin(store, &url, tokens).await
+    }
+
+    /// Both steps through a [`LoopbackRedirect`]: `open` is given the URL to send the user to (open
+    /// a browser, or print it), and the callback is awaited for at most `timeout`.
+    #[doc(hidden)]
+    pub async fn login_with_loopback<S: TokenStore>(
+        self,
+        store: S,
+        scopes: &[&str],
+        timeout: Duration,
+        open: impl FnOnce(&url::Url),
+    ) -> Result<A::Authenticated<S>, Error> {
+        let loopback = LoopbackRedirect::bind().await?;
+        let request = self.authorization_request(loopback.redirect_uri(), scopes)?;
+        open(request.url());
+        let callback = loopback.wait(timeout).await?;
+        self.login_with_authorization_code(store, request.pending(), &callback)
+            .await
+    }
+
+    /// The first step of the device login (RFC 8628): the user code and verification URI to show.
+    /// The generated `device_authorization` calls it.
+    #[doc(hidden)]
+    pub async fn device_authorization(&self, scopes: &[&str]) -> Result<DeviceAuthorization, Error> {
+        let flow = self.config.flow(Grant::DeviceCode)?;
+        let endpoint = flow.authorization.as_ref().ok_or(ConfigError::NoFlow(
+            "device authorization (no device authorization URL)",
+        ))?;
+        let scopes = scopes_or(scopes, &flow.scopes);
+        let response = self
+            .config
+            .tokens
+            .device_authorization(endpoint, &scopes)
+            .await
+            .map_err(login_error)?;
+        Ok(DeviceAuthorization::new(response, scopes))
+    }
+
+    /// The second step: poll until the user approves, and start the session in `store`. The
+    /// generated `login_device` calls it.
+    #[doc(hidden)]
+    pub async fn login_with_device_code<S: TokenStore>(
+        self,
+        store: S,
+        authorization: &DeviceAuthorization,
+    ) -> Result<A::Authenticated<S>, Error> {
+        let (tokens, url) = crate::device::poll(&self.config, authorization).await?;
+        self.begin(store, &url, tokens).await
     }
 
     /// Ask the token endpoint at `url` for a session, and start it in `store`.
@@ -140,6 +238,16 @@ impl<A: Api> Client<A> {
         grant: GrantRequest<'_>,
     ) -> Result<A::Authenticated<S>, Error> {
         let tokens = self.config.tokens.token(url, grant, None).await.map_err(login_error)?;
+        self.begin(store, url, tokens).await
+    }
+
+    /// Start a new session (a lineage of its own) with tokens the token endpoint at `url` issued.
+    async fn begin<S: TokenStore>(
+        &self,
+        store: S,
+        url: &url::Url,
+        tokens: TokenSet,
+    ) -> Result<A::Authenticated<S>, Error> {
         let tokens = tokens.first_of_lineage(&self.config.tokens.client_id, url.as_str());
         self.clone().start(store, tokens).await
     }
@@ -208,7 +316,15 @@ impl<A: Api> Client<A> {
     }
 }
 
-fn login_error(failure: TokenFailure) -> Error {
+/// `scopes`, or when empty the flow's default.
+fn scopes_or(scopes: &[&str], default: &[String]) -> Vec<String> {
+    match scopes {
+        [] => default.to_vec(),
+        some => some.iter().map(|s| (*s).to_owned()).collect(),
+    }
+}
+
+pub(crate) fn login_error(failure: TokenFailure) -> Error {
     match failure {
         TokenFailure::Refused(oauth) => Error::LoginRejected(oauth),
         TokenFailure::Transient(e) => Error::Transient(e),

@@ -69,6 +69,9 @@ pub struct SpecFlow {
     pub token_url: &'static str,
     /// The flow's `refreshUrl`, if any.
     pub refresh_url: Option<&'static str>,
+    /// Where the user is sent to approve the login: the authorization-code flow's
+    /// `authorizationUrl`, or the device flow's `deviceAuthorizationUrl`.
+    pub authorization_url: Option<&'static str>,
     /// Every scope the flow declares.
     pub scopes: &'static [&'static str],
 }
@@ -81,9 +84,12 @@ pub struct SpecFlows {
     pub password: Option<SpecFlow>,
     /// The client-credentials flow.
     pub client_credentials: Option<SpecFlow>,
-    /// The authorization-code flow (no login is generated for it yet; its token URL renews
-    /// sessions started from tokens obtained elsewhere).
+    /// The authorization-code flow (with PKCE); its token URL also renews sessions started from
+    /// tokens obtained elsewhere.
     pub authorization_code: Option<SpecFlow>,
+    /// The device authorization flow (RFC 8628; OpenAPI 3.2's `deviceAuthorization`, or declared in
+    /// the generator's options).
+    pub device: Option<SpecFlow>,
 }
 
 /// Where one grant's tokens come from and are renewed.
@@ -91,6 +97,8 @@ pub struct SpecFlows {
 pub(crate) struct FlowEndpoints {
     pub token: Url,
     pub refresh: Url,
+    /// The authorization endpoint (authorization code) or device authorization endpoint.
+    pub authorization: Option<Url>,
     pub scopes: Vec<String>,
 }
 
@@ -101,8 +109,14 @@ pub(crate) struct Config {
     pub tokens: TokenClient,
     pub password: Option<FlowEndpoints>,
     pub client_credentials: Option<FlowEndpoints>,
+    pub authorization_code: Option<FlowEndpoints>,
+    pub device: Option<FlowEndpoints>,
     /// Where sessions started from tokens obtained elsewhere are renewed.
     pub external: Option<FlowEndpoints>,
+    /// The authorization server's issuer identifier, checked against a callback's `iss` (RFC 9207).
+    pub issuer: Option<String>,
+    /// Plain `http` allowed beyond loopback (redirect URIs are checked at login).
+    pub allow_http: bool,
     pub revocation: Option<Url>,
     pub skew: Duration,
     pub triggers: Vec<StatusCode>,
@@ -158,6 +172,8 @@ impl Config {
         let (flow, name) = match grant {
             Grant::Password => (&self.password, "password"),
             Grant::ClientCredentials => (&self.client_credentials, "client credentials"),
+            Grant::AuthorizationCode => (&self.authorization_code, "authorization code"),
+            Grant::DeviceCode => (&self.device, "device authorization"),
             Grant::External => (&self.external, "authorization code (or other)"),
         };
         flow.as_ref().ok_or(ConfigError::NoFlow(name))
@@ -192,6 +208,10 @@ pub struct ClientBuilder<A> {
     token_url: Option<String>,
     refresh_url: Option<String>,
     revocation_url: Option<String>,
+    authorization_url: Option<String>,
+    device_authorization_url: Option<String>,
+    issuer: Option<String>,
+    parameters: Vec<(String, String)>,
     scopes: Option<Vec<String>>,
     http: Option<reqwest::Client>,
     token_http: Option<reqwest::ClientBuilder>,
@@ -220,6 +240,10 @@ impl<A> ClientBuilder<A> {
             token_url: None,
             refresh_url: None,
             revocation_url: None,
+            authorization_url: None,
+            device_authorization_url: None,
+            issuer: None,
+            parameters: Vec::new(),
             scopes: None,
             http: None,
             token_http: None,
@@ -266,6 +290,37 @@ impl<A> ClientBuilder<A> {
     /// for it), and `logout` only clears the store.
     pub fn revocation_url(mut self, url: impl Into<String>) -> Self {
         self.revocation_url = Some(url.into());
+        self
+    }
+
+    /// The authorization endpoint the authorization-code login sends the user to. Default: the
+    /// spec's `authorizationUrl`, resolved against the base URL.
+    pub fn authorization_url(mut self, url: impl Into<String>) -> Self {
+        self.authorization_url = Some(url.into());
+        self
+    }
+
+    /// The device authorization endpoint (RFC 8628) the device login starts at. Default: the spec's
+    /// `deviceAuthorizationUrl` (OpenAPI 3.2), or the one given to the generator.
+    pub fn device_authorization_url(mut self, url: impl Into<String>) -> Self {
+        self.device_authorization_url = Some(url.into());
+        self
+    }
+
+    /// The authorization server's issuer identifier (its metadata's `issuer`). A callback whose `iss`
+    /// parameter (RFC 9207) differs is refused. Default: none, and a callback's `iss` must then be
+    /// on the authorization endpoint's origin. A server that sends no `iss` is not checked.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// A parameter sent with every token request (logins and renewals), authorization request and
+    /// device authorization request: `audience` for Auth0, `resource` (RFC 8707), a provider's own.
+    /// May be called more than once. A name the protocol itself uses (`grant_type`, `scope`,
+    /// `client_id`...) is refused by [`build`](Self::build).
+    pub fn extra_parameter(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.parameters.push((name.into(), value.into()));
         self
     }
 
@@ -383,8 +438,25 @@ impl<A> ClientBuilder<A> {
         if let Some(bad) = self.triggers.iter().find(|s| !s.is_client_error()) {
             return Err(Error::Config(ConfigError::TriggerNotClientError(*bad)));
         }
+        if let Some((name, _)) = self
+            .parameters
+            .iter()
+            .find(|(name, _)| RESERVED_PARAMETERS.contains(&name.as_str()))
+        {
+            return Err(Error::Config(ConfigError::ReservedParameter(name.clone())));
+        }
+        let authorization_override = self
+            .authorization_url
+            .as_deref()
+            .map(|u| resolve("authorization URL", u))
+            .transpose()?;
+        let device_override = self
+            .device_authorization_url
+            .as_deref()
+            .map(|u| resolve("device authorization URL", u))
+            .transpose()?;
 
-        let flow = |spec: Option<SpecFlow>| -> Result<Option<FlowEndpoints>, Error> {
+        let flow = |spec: Option<SpecFlow>, authorization: Option<&Url>| -> Result<Option<FlowEndpoints>, Error> {
             let token = match (&token_override, spec) {
                 (Some(url), _) => url.clone(),
                 (None, Some(spec)) => resolve("the spec's tokenUrl", spec.token_url)?,
@@ -401,13 +473,32 @@ impl<A> ClientBuilder<A> {
                     .map(|s| s.scopes.iter().map(|&s| s.to_owned()).collect())
                     .unwrap_or_default(),
             };
-            Ok(Some(FlowEndpoints { token, refresh, scopes }))
+            let authorization = match (authorization, spec.and_then(|s| s.authorization_url)) {
+                (Some(url), _) => Some(url.clone()),
+                (None, Some(url)) => Some(resolve("the spec's authorization URL", url)?),
+                (None, None) => None,
+            };
+            Ok(Some(FlowEndpoints {
+                token,
+                refresh,
+                authorization,
+                scopes,
+            }))
         };
-        let password = flow(flows.password)?;
-        let client_credentials = flow(flows.client_credentials)?;
+        let password = flow(flows.password, None)?;
+        let client_credentials = flow(flows.client_credentials, None)?;
+        let authorization_code = flow(flows.authorization_code, authorization_override.as_ref())?;
+        let device = flow(flows.device, device_override.as_ref())?;
         // Tokens from elsewhere renew where the spec's authorization-code flow says, else where
         // another of its flows does: one server, one token endpoint.
-        let external = flow(flows.authorization_code.or(flows.password).or(flows.client_credentials))?;
+        let external = flow(
+            flows
+                .authorization_code
+                .or(flows.device)
+                .or(flows.password)
+                .or(flows.client_credentials),
+            None,
+        )?;
 
         let http = match self.http {
             Some(http) => http,
@@ -431,13 +522,18 @@ impl<A> ClientBuilder<A> {
                 client_id: self.client_id,
                 client_secret: self.client_secret,
                 client_auth: self.client_auth,
+                parameters: self.parameters,
                 timeout: self.refresh_timeout,
                 retry: self.retry,
                 clock: self.clock,
             },
             password,
             client_credentials,
+            authorization_code,
+            device,
             external,
+            issuer: self.issuer,
+            allow_http,
             revocation,
             skew: self.skew,
             triggers: self.triggers,
@@ -447,6 +543,27 @@ impl<A> ClientBuilder<A> {
         Ok((config, http))
     }
 }
+
+/// The parameters the SDK itself sends: [`ClientBuilder::extra_parameter`] cannot override them.
+const RESERVED_PARAMETERS: &[&str] = &[
+    "grant_type",
+    "response_type",
+    "client_id",
+    "client_secret",
+    "client_assertion",
+    "client_assertion_type",
+    "scope",
+    "state",
+    "redirect_uri",
+    "code",
+    "code_verifier",
+    "code_challenge",
+    "code_challenge_method",
+    "username",
+    "password",
+    "refresh_token",
+    "device_code",
+];
 
 fn http_client_error(which: &'static str, error: reqwest::Error) -> Error {
     Error::Config(ConfigError::HttpClient {
@@ -475,7 +592,7 @@ fn parse_url(what: &'static str, url: &str, base: Option<&Url>, allow_http: bool
 }
 
 /// `127.0.0.0/8`, `::1` and `localhost`: traffic that never leaves the machine.
-fn is_loopback(url: &Url) -> bool {
+pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),

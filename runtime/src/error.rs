@@ -33,6 +33,12 @@ pub enum Error<E = NotACall> {
     #[error("the login was refused: {0}")]
     LoginRejected(OAuthError),
 
+    /// An authorization-code or device login did not get as far as the token endpoint: a callback
+    /// whose `state` or `iss` is wrong, a login the user or the server declined, a device code that
+    /// expired, no callback in time. No session was stored.
+    #[error(transparent)]
+    Authorization(AuthorizationError),
+
     /// The revocation endpoint refused to revoke the token at logout (the local session ended anyway).
     #[error("the revocation endpoint refused: {0}")]
     RevocationRefused(OAuthError),
@@ -153,6 +159,7 @@ impl<E> fmt::Debug for Error<E> {
         match self {
             Error::SessionEnded(end) => f.debug_tuple("SessionEnded").field(end).finish(),
             Error::LoginRejected(oauth) => f.debug_tuple("LoginRejected").field(oauth).finish(),
+            Error::Authorization(e) => f.debug_tuple("Authorization").field(e).finish(),
             Error::RevocationRefused(oauth) => f.debug_tuple("RevocationRefused").field(oauth).finish(),
             Error::Transient(e) => f.debug_tuple("Transient").field(e).finish(),
             Error::RenewalRefused(oauth) => f.debug_tuple("RenewalRefused").field(oauth).finish(),
@@ -199,6 +206,7 @@ impl Error<NotACall> {
         match self {
             Error::SessionEnded(end) => Error::SessionEnded(end),
             Error::LoginRejected(oauth) => Error::LoginRejected(oauth),
+            Error::Authorization(e) => Error::Authorization(e),
             Error::RevocationRefused(oauth) => Error::RevocationRefused(oauth),
             Error::Transient(e) => Error::Transient(e),
             Error::RenewalRefused(oauth) => Error::RenewalRefused(oauth),
@@ -285,6 +293,55 @@ impl fmt::Display for OAuthError {
     }
 }
 
+/// Why an authorization-code or device login stopped before a token was issued
+/// ([`Error::Authorization`]).
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthorizationError {
+    /// The callback's `state` is not the pending login's: a forged callback (cross-site request
+    /// forgery), or the callback of another login. Its code is not redeemed.
+    #[error(
+        "the callback's `state` is not the pending login's: it may be forged, or belong to another login; \
+         its code was not used"
+    )]
+    StateMismatch,
+    /// The callback's `iss` (RFC 9207) names another authorization server than the one the user was
+    /// sent to: a mix-up attack, or a misconfigured [`issuer`](crate::ClientBuilder::issuer).
+    #[error("the callback comes from issuer `{received}`, not `{expected}`; its code was not used")]
+    IssuerMismatch {
+        /// The issuer expected: the configured one, or the authorization endpoint's origin.
+        expected: String,
+        /// The `iss` the callback carried.
+        received: String,
+    },
+    /// The authorization server declined the login: the user refused (`access_denied`), or the
+    /// request was not acceptable (`invalid_scope`, `unauthorized_client`...).
+    #[error("the authorization server declined the login: {code}{}", .description.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    Denied {
+        /// The `error` code (RFC 6749 section 4.1.2.1, RFC 8628 section 3.5).
+        code: String,
+        /// The `error_description`, if any.
+        description: Option<String>,
+    },
+    /// The callback is not an authorization response (no `code` and no `error`, a parameter given
+    /// twice).
+    #[error("the callback is not an authorization response: {0}")]
+    InvalidCallback(String),
+    /// The device code expired before the user approved the login (`expired_token`, or its
+    /// `expires_in` passed): start a new device login.
+    #[error("the device code expired before the login was approved; start a new device login")]
+    Expired,
+    /// No callback reached the loopback redirect in time.
+    #[error("no callback reached the loopback redirect within {0:?}")]
+    Timeout(std::time::Duration),
+    /// The loopback redirect could not listen or read its callback.
+    #[error("the loopback redirect failed: {0}")]
+    Loopback(Arc<std::io::Error>),
+    /// The system's random number generator failed, so no `state` or PKCE verifier could be made.
+    #[error("the system's random number generator failed: {0}")]
+    RandomnessUnavailable(String),
+}
+
 /// Why a session ended.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -293,9 +350,9 @@ pub enum SessionEnd {
     /// was presented twice.
     #[error("the token endpoint refused to renew it: {0}")]
     Refused(OAuthError),
-    /// It came from a password login (or from elsewhere, `Grant::External`) without a refresh
-    /// token; the SDK never keeps passwords.
-    #[error("it has no refresh token, and a password or external session cannot be renewed without one")]
+    /// It has no refresh token and is not a client-credentials session: the SDK keeps no password,
+    /// authorization code or device code to log in with again.
+    #[error("it has no refresh token, and only a client-credentials session can be renewed without one")]
     NotRenewable,
     /// It was logged out.
     #[error("it was logged out")]
@@ -358,6 +415,10 @@ pub enum ConfigError {
         /// reqwest's error.
         source: Arc<reqwest::Error>,
     },
+    /// A parameter given to [`extra_parameter`](crate::ClientBuilder::extra_parameter) is one the
+    /// protocol itself uses.
+    #[error("`{0}` is a parameter the SDK sends itself; it cannot be given as an extra parameter")]
+    ReservedParameter(String),
     /// A session's grant needs a flow the spec does not declare, and no
     /// [`token_url`](crate::ClientBuilder::token_url) is set.
     #[error("the spec declares no OAuth {0} flow; set `ClientBuilder::token_url` to use one anyway")]

@@ -1,5 +1,6 @@
-//! The token endpoint: the three grants the SDK uses (RFC 6749 sections 4.3, 4.4 and 6) and token
-//! revocation (RFC 7009).
+//! The token endpoint: the grants the SDK uses (RFC 6749 sections 4.1, 4.3, 4.4 and 6; RFC 8628
+//! section 3.4), the device authorization request (RFC 8628 section 3.1) and token revocation
+//! (RFC 7009).
 //!
 //! Written on our own `reqwest` client rather than with oauth2-rs: oauth2-rs 5 reads tokens into its
 //! own string newtypes (not `secrecy`) and keeps the raw response body, tokens included, inside its
@@ -47,6 +48,14 @@ pub(crate) enum GrantRequest<'a> {
     ClientCredentials {
         scopes: &'a [String],
     },
+    AuthorizationCode {
+        code: &'a SecretString,
+        redirect_uri: &'a str,
+        verifier: &'a SecretString,
+    },
+    DeviceCode {
+        device_code: &'a SecretString,
+    },
     Refresh {
         previous: &'a TokenSet,
         refresh_token: &'a SecretString,
@@ -78,6 +87,8 @@ pub(crate) struct TokenClient {
     pub client_id: String,
     pub client_secret: Option<SecretString>,
     pub client_auth: ClientAuth,
+    /// Sent with every token and device authorization request.
+    pub parameters: Vec<(String, String)>,
     pub timeout: Duration,
     pub retry: Retry,
     pub clock: Arc<dyn Clock>,
@@ -117,7 +128,7 @@ impl TokenClient {
 
     async fn token_once(&self, url: &Url, grant: &GrantRequest<'_>) -> Result<TokenSet, TokenFailure> {
         let joined_scopes;
-        let mut form: Vec<(&str, &str)> = Vec::with_capacity(6);
+        let mut form: Vec<(&str, &str)> = Vec::with_capacity(8);
         let (kind, requested_scopes) = match grant {
             GrantRequest::Password {
                 username,
@@ -135,6 +146,26 @@ impl TokenClient {
                 form.push(("grant_type", "client_credentials"));
                 (Grant::ClientCredentials, *scopes)
             }
+            GrantRequest::AuthorizationCode {
+                code,
+                redirect_uri,
+                verifier,
+            } => {
+                form.extend([
+                    ("grant_type", "authorization_code"),
+                    ("code", code.expose_secret()),
+                    ("redirect_uri", redirect_uri),
+                    ("code_verifier", verifier.expose_secret()),
+                ]);
+                (Grant::AuthorizationCode, &[][..])
+            }
+            GrantRequest::DeviceCode { device_code } => {
+                form.extend([
+                    ("grant_type", DEVICE_CODE_GRANT),
+                    ("device_code", device_code.expose_secret()),
+                ]);
+                (Grant::DeviceCode, &[][..])
+            }
             GrantRequest::Refresh {
                 previous,
                 refresh_token,
@@ -150,14 +181,10 @@ impl TokenClient {
             joined_scopes = requested_scopes.join(" ");
             form.push(("scope", &joined_scopes));
         }
+        self.extend(&mut form);
         let request = self.authenticate(self.http.post(url.clone()), &mut form);
         let now = self.clock.now();
-        let secrets: Vec<&str> = form
-            .iter()
-            .filter(|(name, _)| matches!(*name, "password" | "refresh_token" | "client_secret"))
-            .map(|(_, value)| *value)
-            .chain(self.client_secret.as_ref().map(|s| s.expose_secret()))
-            .collect();
+        let secrets = secrets(&form, self.client_secret.as_ref());
         let (status, body) = self.send(url, request.form(&form)).await?;
 
         let parsed = parse_token_response(status, &body, now, kind);
@@ -183,6 +210,40 @@ impl TokenClient {
             tokens = tokens.with_scopes(requested_scopes.to_vec());
         }
         Ok(tokens)
+    }
+
+    /// Start a device login (RFC 8628 section 3.1): the device code, and what the user is shown.
+    pub async fn device_authorization(
+        &self,
+        url: &Url,
+        scopes: &[String],
+    ) -> Result<DeviceAuthorizationResponse, TokenFailure> {
+        let joined_scopes = scopes.join(" ");
+        let mut form: Vec<(&str, &str)> = Vec::with_capacity(4);
+        if !scopes.is_empty() {
+            form.push(("scope", &joined_scopes));
+        }
+        self.extend(&mut form);
+        let request = self.authenticate(self.http.post(url.clone()), &mut form);
+        let secrets = secrets(&form, self.client_secret.as_ref());
+        let (status, body) = self.send(url, request.form(&form)).await?;
+        if !status.is_success() {
+            let oauth = oauth_error(status, &body).redacted(&secrets);
+            return Err(match status.is_client_error() {
+                true => TokenFailure::Refused(oauth),
+                false => invalid(status, format!("unexpected status {status}")),
+            });
+        }
+        serde_json::from_slice(&body).map_err(|e| invalid(status, crate::error::describe_parse_error(&e)))
+    }
+
+    /// The configured extra parameters, after the protocol's own.
+    fn extend<'a>(&'a self, form: &mut Vec<(&'a str, &'a str)>) {
+        form.extend(
+            self.parameters
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str())),
+        );
     }
 
     /// Revoke a session (RFC 7009): its refresh token, which revokes the whole grant, or without one
@@ -271,6 +332,43 @@ impl TokenClient {
         }
         Ok((status, body))
     }
+}
+
+/// RFC 8628 section 3.4's grant type.
+const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// The secrets in a token request's form, and the client secret: what an error the server quotes them
+/// in must not show.
+fn secrets<'a>(form: &[(&'a str, &'a str)], client_secret: Option<&'a SecretString>) -> Vec<&'a str> {
+    let secret_fields = [
+        "password",
+        "refresh_token",
+        "client_secret",
+        "client_assertion",
+        "code",
+        "code_verifier",
+        "device_code",
+    ];
+    form.iter()
+        .filter(|(name, _)| secret_fields.contains(name))
+        .map(|(_, value)| *value)
+        .chain(client_secret.map(|s| s.expose_secret()))
+        .collect()
+}
+
+/// A device authorization response (RFC 8628 section 3.2).
+#[derive(Deserialize)]
+pub(crate) struct DeviceAuthorizationResponse {
+    pub device_code: SecretString,
+    pub user_code: String,
+    /// Google's endpoint says `verification_url`.
+    #[serde(alias = "verification_url")]
+    pub verification_uri: String,
+    #[serde(default)]
+    pub verification_uri_complete: Option<String>,
+    pub expires_in: u64,
+    #[serde(default)]
+    pub interval: Option<u64>,
 }
 
 fn invalid(status: StatusCode, reason: impl Into<String>) -> TokenFailure {

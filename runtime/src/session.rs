@@ -838,7 +838,7 @@ impl Session {
                     scopes: previous.scopes(),
                 },
             ),
-            (None, Grant::Password | Grant::External) => {
+            (None, _) => {
                 return Err(AuthError::SessionEnded(SessionEnd::NotRenewable));
             }
         };

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 /// How a session was obtained, which decides how it is renewed.
 ///
 /// A session with a refresh token is renewed with it, whatever its grant. Without one, a
-/// client-credentials session asks for a new token with the client's credentials; a password or
-/// external session cannot be renewed (the SDK never keeps the password) and ends.
+/// client-credentials session asks for a new token with the client's credentials; any other session
+/// cannot be renewed (the SDK keeps no password, code or device code) and ends at expiry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[schemars(description = "How the session was obtained: it decides how the session is renewed.")]
@@ -20,6 +20,11 @@ pub enum Grant {
     Password,
     /// Client credentials (RFC 6749 section 4.4).
     ClientCredentials,
+    /// Authorization code with PKCE (RFC 6749 section 4.1, RFC 7636): a user signed in at the
+    /// authorization server in a browser.
+    AuthorizationCode,
+    /// Device authorization (RFC 8628): a user approved the login on another device.
+    DeviceCode,
     /// Obtained by other means (an authorization-code login done by another library, a one-off
     /// script) and handed to the SDK with `Client::start_session`. Renewed with its refresh token at
     /// the configured `token_url`, else the token URL of the spec's authorization-code flow, else of
@@ -265,7 +270,7 @@ impl TokenSet {
 }
 
 /// The one place secrets are written out: into a store's serialised form.
-mod expose {
+pub(crate) mod expose {
     use secrecy::{ExposeSecret, SecretString};
     use serde::Serializer;
 
