@@ -2,6 +2,7 @@
 
 mod support;
 
+mod authorization;
 mod contract;
 
 mod e2e;
