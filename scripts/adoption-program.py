@@ -62,7 +62,11 @@ def program_for(crate, out_dir, spec):
     code = (Path(out_dir) / f"{module}.rs").read_text()
     protected = methods(block(code, "/// Every operation of the API.", "/// The operations the spec makes public"))
     public = methods(block(code, "/// The operations the spec makes public", "/// The OAuth scopes each operation"))
-    logins = [m for m in ("login_client_credentials", "login_password") if f"pub async fn {m}<" in code]
+    logins = [
+        m
+        for m in ("login_client_credentials", "login_password", "login_authorization_code_loopback", "login_device")
+        if f"pub async fn {m}<" in code
+    ]
 
     def closure(receiver, name, arity, type_params):
         args = ", ".join(f"a{i}" for i in range(arity))
@@ -88,8 +92,16 @@ def program_for(crate, out_dir, spec):
         login = logins[0]
         if login == "login_password":
             steps.append('    let api = client.login_password(MemoryStore::new(), "ada", "secret".into()).await?;')
-        else:
+        elif login == "login_client_credentials":
             steps.append("    let api = client.login_client_credentials(MemoryStore::new(), &[]).await?;")
+        elif login == "login_authorization_code_loopback":
+            steps.append(
+                '    let api = client.login_authorization_code_loopback(MemoryStore::new(), &[], |url| println!("open {url}")).await?;'
+            )
+        else:
+            steps.append("    let device = client.device_authorization(&[]).await?;")
+            steps.append('    println!("enter {} at {}", device.user_code(), device.verification_uri());')
+            steps.append("    let api = client.login_device(MemoryStore::new(), &device).await?;")
         said.insert(0, f"login {login.removeprefix('login_')}")
         call = next((n for n, a, g in protected if a == 0 and not g), None)
         if call:

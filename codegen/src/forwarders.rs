@@ -206,6 +206,11 @@ const RESERVED: &[&str] = &[
     "start_session",
     "login_password",
     "login_client_credentials",
+    "authorization_request",
+    "login_authorization_code",
+    "login_authorization_code_loopback",
+    "device_authorization",
+    "login_device",
     "logout",
     "refresh",
     "flush",
@@ -395,6 +400,77 @@ mod tests {
         assert!(!password_only.contains("pub async fn login_client_credentials"));
         let none = generate("no-security.json");
         assert!(!none.contains("pub async fn login_"));
+    }
+
+    #[test]
+    fn each_declared_flow_has_its_logins_and_only_those() {
+        let logins = |code: &str| -> Vec<&str> {
+            [
+                "login_password",
+                "login_client_credentials",
+                "authorization_request",
+                "login_authorization_code",
+                "login_authorization_code_loopback",
+                "device_authorization",
+                "login_device",
+            ]
+            .into_iter()
+            .filter(|login| {
+                code.contains(&format!("pub async fn {login}<"))
+                    || code.contains(&format!("pub fn {login}("))
+                    || code.contains(&format!("pub async fn {login}("))
+            })
+            .collect()
+        };
+        let code = generate("authorization-code-only.json");
+        assert_eq!(
+            logins(&code),
+            [
+                "authorization_request",
+                "login_authorization_code",
+                "login_authorization_code_loopback"
+            ]
+        );
+        assert!(
+            code.contains(r#"authorization_url: Some("https://id.example.com/authorize")"#),
+            "{code}"
+        );
+        assert!(code.contains("device: None"));
+        let code = generate("device-only.json");
+        assert_eq!(logins(&code), ["device_authorization", "login_device"]);
+        assert!(code.contains(r#"authorization_url: Some("https://id.example.com/device/code")"#));
+        let code = generate("several-flows.json");
+        assert_eq!(
+            logins(&code),
+            [
+                "login_client_credentials",
+                "authorization_request",
+                "login_authorization_code",
+                "login_authorization_code_loopback"
+            ]
+        );
+        assert!(code.contains(r#"refresh_url: Some("https://id.example.com/refresh")"#));
+    }
+
+    #[test]
+    fn the_generator_s_options_declare_a_device_flow_a_spec_cannot() {
+        let path = format!("{}/fixtures/authorization-code-only.json", env!("CARGO_MANIFEST_DIR"));
+        let options = crate::Options::new().device_authorization_url("/device");
+        let code = crate::generate_with(std::path::Path::new(&path), &options)
+            .unwrap()
+            .code;
+        assert!(code.contains("pub async fn login_device<"));
+        assert!(code.contains(r#"authorization_url: Some("/device")"#));
+        // Redeemed at the authorization-code flow's token URL.
+        let device = code.split("device: Some(").nth(1).unwrap();
+        assert!(
+            device.contains(r#"token_url: "https://id.example.com/token""#),
+            "{device}"
+        );
+        // Without a flow whose token URL could redeem device codes, the option is refused.
+        let none = format!("{}/fixtures/no-security.json", env!("CARGO_MANIFEST_DIR"));
+        let err = crate::generate_with(std::path::Path::new(&none), &options).unwrap_err();
+        assert!(err.problem.contains("no OAuth flow with a tokenUrl"), "{err}");
     }
 
     #[test]

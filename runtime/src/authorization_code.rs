@@ -182,22 +182,19 @@ pub(crate) fn check_callback(
     callback: &str,
     issuer: Option<&str>,
 ) -> Result<SecretString, AuthorizationError> {
-    let query = callback.split_once('?').map_or(callback, |(_, query)| query);
-    let query = query.split_once('#').map_or(query, |(query, _)| query);
+    // The state first: until it matches, nothing in the callback is to be believed (not even an
+    // error, which a forged callback could use to end a real login).
+    if !carries_state(callback, pending) {
+        return Err(AuthorizationError::StateMismatch);
+    }
     let mut params = std::collections::HashMap::new();
-    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+    for (name, value) in form_urlencoded::parse(query_of(callback).as_bytes()) {
         // RFC 6749 section 3.1: a parameter appears at most once.
         if params.insert(name.clone(), value).is_some() {
             return Err(AuthorizationError::InvalidCallback(format!(
                 "the parameter `{name}` appears more than once"
             )));
         }
-    }
-    // The state first: until it matches, nothing in the callback is to be believed (not even an
-    // error, which a forged callback could use to end a real login).
-    let state = params.get("state").map(|s| s.as_bytes()).unwrap_or_default();
-    if !constant_time_eq(state, pending.state.expose_secret().as_bytes()) {
-        return Err(AuthorizationError::StateMismatch);
     }
     if let Some(received) = params.get("iss") {
         check_issuer(received, issuer, &pending.authorization_endpoint)?;
@@ -214,6 +211,29 @@ pub(crate) fn check_callback(
             "it has neither a `code` nor an `error`".to_owned(),
         )),
     }
+}
+
+/// Whether `callback` carries the pending login's `state`, once.
+pub(crate) fn carries_state(callback: &str, pending: &PendingLogin) -> bool {
+    let mut states = form_urlencoded::parse(query_of(callback).as_bytes()).filter(|(name, _)| name == "state");
+    match (states.next(), states.next()) {
+        (Some((_, state)), None) => constant_time_eq(state.as_bytes(), pending.state.expose_secret().as_bytes()),
+        _ => false,
+    }
+}
+
+/// The query of a callback given as a URL (`https://app/cb?...`), a path (`/cb?...`), or a query
+/// (with or without its `?`; a `?` inside a query value is kept).
+fn query_of(callback: &str) -> &str {
+    let query = match callback.strip_prefix('?') {
+        Some(query) => query,
+        // A URL's or a path's query starts after the first `?`.
+        None if callback.starts_with('/') || Url::parse(callback).is_ok() => {
+            callback.split_once('?').map_or("", |(_, query)| query)
+        }
+        None => callback,
+    };
+    query.split_once('#').map_or(query, |(query, _)| query)
 }
 
 /// RFC 9207: the `iss` must be the configured issuer exactly, or without one, on the origin of the
@@ -313,6 +333,14 @@ mod tests {
         let code = ok(&format!("code=abc&state={state}")).unwrap();
         assert_eq!(code.expose_secret(), "abc");
         assert!(ok(&format!("http://127.0.0.1:8123/callback?state={state}&code=abc#x")).is_ok());
+        assert!(ok(&format!("/callback?state={state}&code=abc")).is_ok());
+        assert!(ok(&format!("?state={state}&code=abc&error_description=what?")).is_ok());
+        assert!(ok(&format!("iss=https://id.example.com&state={state}&code=abc")).is_ok());
+        // A state given twice is no state.
+        assert!(matches!(
+            ok(&format!("code=abc&state={state}&state={state}")),
+            Err(AuthorizationError::StateMismatch)
+        ));
         assert!(matches!(
             ok("code=abc&state=forged"),
             Err(AuthorizationError::StateMismatch)

@@ -147,7 +147,11 @@ impl<A: Api> Client<A> {
             client_id: &self.config.tokens.client_id,
             redirect_uri,
             scopes: scopes_or(scopes, &flow.scopes),
-            parameters: &self.config.tokens.parameters,
+            parameters: &[
+                &self.config.tokens.parameters[..],
+                &self.config.authorization_parameters[..],
+            ]
+            .concat(),
             allow_http: self.config.allow_http,
         })
     }
@@ -164,6 +168,7 @@ impl<A: Api> Client<A> {
         let flow = self.config.flow(Grant::AuthorizationCode)?;
         let code = crate::authorization_code::check_callback(pending, callback, self.config.issuer.as_deref())
             .map_err(Error::Authorization)?;
+        tracing::debug!(redirect_uri = pending.redirect_uri(), "redeeming an authorization code");
         let grant = GrantRequest::AuthorizationCode {
             code: &code,
             redirect_uri: pending.redirect_uri(),
@@ -195,7 +200,7 @@ impl<A: Api> Client<A> {
         let loopback = LoopbackRedirect::bind().await?;
         let request = self.authorization_request(loopback.redirect_uri(), scopes)?;
         open(request.url());
-        let callback = loopback.wait(timeout).await?;
+        let callback = loopback.wait(request.pending(), timeout).await?;
         self.login_with_authorization_code(store, request.pending(), &callback)
             .await
     }

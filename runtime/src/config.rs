@@ -115,6 +115,8 @@ pub(crate) struct Config {
     pub external: Option<FlowEndpoints>,
     /// The authorization server's issuer identifier, checked against a callback's `iss` (RFC 9207).
     pub issuer: Option<String>,
+    /// Sent in the authorization request only (after the extra parameters).
+    pub authorization_parameters: Vec<(String, String)>,
     /// Plain `http` allowed beyond loopback (redirect URIs are checked at login).
     pub allow_http: bool,
     pub revocation: Option<Url>,
@@ -212,6 +214,7 @@ pub struct ClientBuilder<A> {
     device_authorization_url: Option<String>,
     issuer: Option<String>,
     parameters: Vec<(String, String)>,
+    authorization_parameters: Vec<(String, String)>,
     scopes: Option<Vec<String>>,
     http: Option<reqwest::Client>,
     token_http: Option<reqwest::ClientBuilder>,
@@ -244,6 +247,7 @@ impl<A> ClientBuilder<A> {
             device_authorization_url: None,
             issuer: None,
             parameters: Vec::new(),
+            authorization_parameters: Vec::new(),
             scopes: None,
             http: None,
             token_http: None,
@@ -321,6 +325,14 @@ impl<A> ClientBuilder<A> {
     /// `client_id`...) is refused by [`build`](Self::build).
     pub fn extra_parameter(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.parameters.push((name.into(), value.into()));
+        self
+    }
+
+    /// A parameter sent only in the authorization request (the URL the user is sent to): `prompt`,
+    /// `login_hint`, Google's `access_type=offline`. Names the protocol uses are refused, as with
+    /// [`extra_parameter`](Self::extra_parameter).
+    pub fn authorization_parameter(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.authorization_parameters.push((name.into(), value.into()));
         self
     }
 
@@ -441,6 +453,7 @@ impl<A> ClientBuilder<A> {
         if let Some((name, _)) = self
             .parameters
             .iter()
+            .chain(&self.authorization_parameters)
             .find(|(name, _)| RESERVED_PARAMETERS.contains(&name.as_str()))
         {
             return Err(Error::Config(ConfigError::ReservedParameter(name.clone())));
@@ -533,6 +546,7 @@ impl<A> ClientBuilder<A> {
             device,
             external,
             issuer: self.issuer,
+            authorization_parameters: self.authorization_parameters,
             allow_http,
             revocation,
             skew: self.skew,
@@ -563,6 +577,10 @@ const RESERVED_PARAMETERS: &[&str] = &[
     "password",
     "refresh_token",
     "device_code",
+    // They would change where or how the callback arrives.
+    "response_mode",
+    "request",
+    "request_uri",
 ];
 
 fn http_client_error(which: &'static str, error: reqwest::Error) -> Error {

@@ -105,9 +105,15 @@ impl TokenClient {
     ) -> Result<TokenSet, TokenFailure> {
         let mut attempt = 1;
         let mut waits = Backoff::new(self.retry.backoff, Duration::MAX);
+        // An authorization code is single-use: if an answer was lost, sending it again would be a
+        // replay, which makes the server revoke what it issued for it (RFC 6749 section 4.1.2).
+        let attempts = match grant {
+            GrantRequest::AuthorizationCode { .. } => 1,
+            _ => self.retry.attempts.max(1),
+        };
         loop {
             match self.token_once(url, &grant).await {
-                Err(TokenFailure::Transient(mut error)) if attempt >= self.retry.attempts.max(1) => {
+                Err(TokenFailure::Transient(mut error)) if attempt >= attempts => {
                     error.attempts = attempt;
                     return Err(TokenFailure::Transient(error));
                 }
@@ -227,14 +233,19 @@ impl TokenClient {
         let request = self.authenticate(self.http.post(url.clone()), &mut form);
         let secrets = secrets(&form, self.client_secret.as_ref());
         let (status, body) = self.send(url, request.form(&form)).await?;
-        if !status.is_success() {
-            let oauth = oauth_error(status, &body).redacted(&secrets);
-            return Err(match status.is_client_error() {
-                true => TokenFailure::Refused(oauth),
-                false => invalid(status, format!("unexpected status {status}")),
-            });
+        let refused = |body: &[u8]| TokenFailure::Refused(oauth_error(status, body).redacted(&secrets));
+        if status.is_client_error() {
+            return Err(refused(&body));
         }
-        serde_json::from_slice(&body).map_err(|e| invalid(status, crate::error::describe_parse_error(&e)))
+        if !status.is_success() {
+            return Err(invalid(status, format!("unexpected status {status}")));
+        }
+        match serde_json::from_slice::<DeviceAuthorizationResponse>(&body) {
+            Ok(response) => Ok(response),
+            // Some servers answer 200 with an OAuth error body.
+            Err(_) if serde_json::from_slice::<ErrorResponse>(&body).is_ok() => Err(refused(&body)),
+            Err(e) => Err(invalid(status, crate::error::describe_parse_error(&e))),
+        }
     }
 
     /// The configured extra parameters, after the protocol's own.
@@ -366,9 +377,25 @@ pub(crate) struct DeviceAuthorizationResponse {
     pub verification_uri: String,
     #[serde(default)]
     pub verification_uri_complete: Option<String>,
-    pub expires_in: u64,
+    /// A number or a numeric string (ADFS sends strings).
+    pub expires_in: serde_json::Value,
     #[serde(default)]
-    pub interval: Option<u64>,
+    pub interval: Option<serde_json::Value>,
+}
+
+impl DeviceAuthorizationResponse {
+    /// How long the device code lasts (a lifetime that cannot be read: polled for 15 minutes).
+    pub fn lifetime(&self) -> Duration {
+        lifetime(Some(&self.expires_in))
+            .ok()
+            .flatten()
+            .unwrap_or(Duration::from_secs(900))
+    }
+
+    /// The wait between polls the server asks for, if it says.
+    pub fn interval(&self) -> Option<Duration> {
+        lifetime(self.interval.as_ref()).ok().flatten()
+    }
 }
 
 fn invalid(status: StatusCode, reason: impl Into<String>) -> TokenFailure {

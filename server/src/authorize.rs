@@ -141,6 +141,10 @@ async fn authorize(Extract(state): Extract<Arc<State>>, Query(query): Query<Hash
     let (Some(challenge), Some("S256")) = (param("code_challenge"), param("code_challenge_method")) else {
         return refuse("invalid_request", "PKCE with S256 is required");
     };
+    // RFC 7636 section 4.2: base64url of a SHA-256 digest is 43 characters.
+    if challenge.len() != 43 {
+        return refuse("invalid_request", "code_challenge is not an S256 challenge");
+    }
     let scopes = match requested_scopes(&query) {
         Ok(scopes) => scopes,
         Err(_) => return refuse("invalid_scope", "unknown scope"),

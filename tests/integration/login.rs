@@ -296,3 +296,88 @@ async fn a_login_error_converts_into_the_call_error_with_question_mark() {
     let error: Error<oauth_sdk::ByteStream> = Error::NoSession.into_call();
     assert!(matches!(error, Error::NoSession), "{error}");
 }
+
+#[tokio::test]
+async fn extra_parameters_go_where_providers_want_them_and_protocol_names_are_refused() {
+    let h = Harness::start().await;
+    let login = h
+        .server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path("/oauth/token")
+                .form_urlencoded_tuple("grant_type", "password")
+                .form_urlencoded_tuple("audience", "https://api.example.com")
+                .form_urlencoded_tuple("resource", "https://api.example.com/v1")
+                .form_urlencoded_tuple_missing("prompt");
+            then.status(200).json_body(token_body("at-1", Some("rt-1")));
+        })
+        .await;
+    let client = h
+        .builder()
+        .extra_parameter("audience", "https://api.example.com")
+        .extra_parameter("resource", "https://api.example.com/v1")
+        .authorization_parameter("prompt", "consent")
+        .build()
+        .unwrap();
+    let (url, _) = client
+        .authorization_request("http://127.0.0.1:1/cb", &[])
+        .unwrap()
+        .into_parts();
+    let query: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    for (name, value) in [
+        ("audience", "https://api.example.com"),
+        ("resource", "https://api.example.com/v1"),
+        ("prompt", "consent"),
+    ] {
+        assert!(query.contains(&(name.into(), value.into())), "{name} in {url}");
+    }
+    client
+        .login_password(MemoryStore::new(), USERNAME, PASSWORD.into())
+        .await
+        .expect("login");
+    login.assert_calls_async(1).await;
+
+    for reserved in ["grant_type", "scope", "client_secret", "response_mode"] {
+        let outcome = h.builder().extra_parameter(reserved, "x").build();
+        assert!(
+            matches!(&outcome, Err(Error::Config(ConfigError::ReservedParameter(name))) if name == reserved),
+            "{outcome:?}"
+        );
+    }
+    let outcome = h.builder().authorization_parameter("state", "x").build();
+    assert!(matches!(outcome, Err(Error::Config(ConfigError::ReservedParameter(_)))));
+}
+
+#[tokio::test]
+async fn an_authorization_code_is_presented_once_even_when_the_answer_is_lost() {
+    let h = Harness::start().await;
+    let unavailable = h
+        .server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path("/oauth/token")
+                .form_urlencoded_tuple("grant_type", "authorization_code");
+            then.status(503);
+        })
+        .await;
+    let client = h.client();
+    let (_, pending) = client
+        .authorization_request("http://127.0.0.1:1/cb", &[])
+        .unwrap()
+        .into_parts();
+    let state = serde_json::to_value(&pending).unwrap()["state"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let store = MemoryStore::new();
+    let outcome = client
+        .login_authorization_code(store.clone(), &pending, &format!("code=c&state={state}"))
+        .await;
+    match outcome {
+        // Retrying would replay the code, and a server that saw the first would revoke its tokens.
+        Err(Error::Transient(e)) => assert_eq!(e.attempts(), 1),
+        other => panic!("{other:?}"),
+    }
+    unavailable.assert_calls_async(1).await;
+    assert!(store.load().await.unwrap().is_none());
+}

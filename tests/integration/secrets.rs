@@ -165,3 +165,93 @@ async fn no_output_of_the_sdk_ever_contains_a_secret() {
         }
     }
 }
+
+const CODE: &str = "CODE-SENTINEL-5e1f";
+const DEVICE_CODE: &str = "DEVICE-CODE-SENTINEL-a11c";
+
+/// The authorization-code and device logins: the state, the PKCE verifier, the code and the device
+/// code are secrets too.
+#[tokio::test(flavor = "current_thread")]
+async fn the_browser_and_device_logins_never_show_their_secrets() {
+    let traces = crate::support::Traces::capture(tracing::Level::TRACE);
+    let mut seen: Vec<String> = Vec::new();
+    let server = httpmock::MockServer::start_async().await;
+    let client = Client::builder(server.base_url(), "sentinel-app")
+        .client_secret(CLIENT_SECRET.into())
+        .refresh_retries(1, Duration::from_millis(1))
+        .build()
+        .unwrap();
+
+    let request = client.authorization_request("http://127.0.0.1:1/cb", &[]).unwrap();
+    seen.push(format!("{request:?}"));
+    let (_, pending) = request.into_parts();
+    seen.push(format!("{pending:?}"));
+    let stored = serde_json::to_value(&pending).unwrap();
+    let (state, verifier) = (stored["state"].as_str().unwrap(), stored["verifier"].as_str().unwrap());
+
+    // A forged callback, then a code the token endpoint refuses, quoting it.
+    let forged = client
+        .clone()
+        .login_authorization_code(MemoryStore::new(), &pending, &format!("code={CODE}&state=guess"))
+        .await
+        .unwrap_err();
+    seen.extend([format!("{forged:?}"), forged.to_string()]);
+    let refused = server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path("/oauth/token")
+                .form_urlencoded_tuple("grant_type", "authorization_code")
+                .form_urlencoded_tuple("code", CODE)
+                .form_urlencoded_tuple("code_verifier", verifier);
+            then.status(400)
+                .json_body(json!({"error": "invalid_grant", "error_description": format!("code {CODE} is spent")}));
+        })
+        .await;
+    let callback = format!("http://127.0.0.1:1/cb?code={CODE}&state={state}");
+    let error = client
+        .clone()
+        .login_authorization_code(MemoryStore::new(), &pending, &callback)
+        .await
+        .unwrap_err();
+    refused.assert_calls_async(1).await;
+    assert!(error.to_string().contains("code [redacted] is spent"), "{error}");
+    seen.extend([format!("{error:?}"), error.to_string()]);
+
+    // A device login the user declines; the server quotes the device code.
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path("/oauth/device_authorization");
+            then.status(200).json_body(json!({
+                "device_code": DEVICE_CODE, "user_code": "WDJB-MJHT", "verification_uri": "https://example.com/device",
+                "expires_in": 600, "interval": 1
+            }));
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path("/oauth/token")
+                .form_urlencoded_tuple("device_code", DEVICE_CODE);
+            then.status(400).json_body(
+                json!({"error": "access_denied", "error_description": format!("{DEVICE_CODE} was declined")}),
+            );
+        })
+        .await;
+    let device = client.device_authorization(&[]).await.unwrap();
+    seen.push(format!("{device:?}"));
+    let error = client.login_device(MemoryStore::new(), &device).await.unwrap_err();
+    assert!(error.to_string().contains("[redacted] was declined"), "{error}");
+    seen.extend([format!("{error:?}"), error.to_string()]);
+
+    let traces = traces.text();
+    assert!(
+        traces.contains("redeeming an authorization code") && traces.contains("device login"),
+        "tracing was captured:\n{traces}"
+    );
+    seen.push(traces);
+    for text in &seen {
+        for secret in [CLIENT_SECRET, CODE, DEVICE_CODE, state, verifier] {
+            assert!(!text.contains(secret), "a secret leaked into:\n{text}");
+        }
+    }
+}
