@@ -334,6 +334,7 @@ pub(crate) fn login_error(failure: TokenFailure) -> Error {
         TokenFailure::Refused(oauth) => Error::LoginRejected(oauth),
         TokenFailure::Transient(e) => Error::Transient(e),
         TokenFailure::Invalid(e) => Error::InvalidTokenResponse(e),
+        TokenFailure::Config(e) => Error::Config(e),
     }
 }
 

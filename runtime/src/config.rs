@@ -215,6 +215,8 @@ pub struct ClientBuilder<A> {
     issuer: Option<String>,
     parameters: Vec<(String, String)>,
     authorization_parameters: Vec<(String, String)>,
+    #[cfg(feature = "jwt")]
+    client_assertion_key: Option<crate::assertion::ClientAssertionKey>,
     scopes: Option<Vec<String>>,
     http: Option<reqwest::Client>,
     token_http: Option<reqwest::ClientBuilder>,
@@ -248,6 +250,8 @@ impl<A> ClientBuilder<A> {
             issuer: None,
             parameters: Vec::new(),
             authorization_parameters: Vec::new(),
+            #[cfg(feature = "jwt")]
+            client_assertion_key: None,
             scopes: None,
             http: None,
             token_http: None,
@@ -274,6 +278,14 @@ impl<A> ClientBuilder<A> {
     /// How the client authenticates to the token endpoint. Default: [`ClientAuth::Basic`].
     pub fn client_auth(mut self, auth: ClientAuth) -> Self {
         self.client_auth = auth;
+        self
+    }
+
+    /// The private key that signs client assertions, for [`ClientAuth::PrivateKeyJwt`] (which
+    /// [`build`](Self::build) refuses without it). Feature `jwt`.
+    #[cfg(feature = "jwt")]
+    pub fn client_assertion_key(mut self, key: crate::assertion::ClientAssertionKey) -> Self {
+        self.client_assertion_key = Some(key);
         self
     }
 
@@ -527,6 +539,25 @@ impl<A> ClientBuilder<A> {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| http_client_error("token endpoint's", e))?;
+        #[cfg(feature = "jwt")]
+        let signer = match self.client_auth {
+            ClientAuth::PrivateKeyJwt => Some(crate::assertion::Signer::PrivateKey(
+                self.client_assertion_key.ok_or_else(|| {
+                    ConfigError::ClientAssertion(
+                        "ClientAuth::PrivateKeyJwt needs the key: set ClientBuilder::client_assertion_key".into(),
+                    )
+                })?,
+            )),
+            ClientAuth::ClientSecretJwt => Some(crate::assertion::Signer::Secret(
+                self.client_secret.clone().ok_or_else(|| {
+                    ConfigError::ClientAssertion(
+                        "ClientAuth::ClientSecretJwt signs with the client secret: set ClientBuilder::client_secret"
+                            .into(),
+                    )
+                })?,
+            )),
+            _ => None,
+        };
         let base_url = base.as_str().trim_end_matches('/').to_owned();
         let config = Config {
             base_url,
@@ -535,6 +566,8 @@ impl<A> ClientBuilder<A> {
                 client_id: self.client_id,
                 client_secret: self.client_secret,
                 client_auth: self.client_auth,
+                #[cfg(feature = "jwt")]
+                signer,
                 parameters: self.parameters,
                 timeout: self.refresh_timeout,
                 retry: self.retry,

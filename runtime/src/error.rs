@@ -419,6 +419,10 @@ pub enum ConfigError {
     /// protocol itself uses.
     #[error("`{0}` is a parameter the SDK sends itself; it cannot be given as an extra parameter")]
     ReservedParameter(String),
+    /// A client assertion key that cannot be used, or JWT client authentication without the key or
+    /// secret it signs with (feature `jwt`).
+    #[error("{0}")]
+    ClientAssertion(String),
     /// A session's grant needs a flow the spec does not declare, and no
     /// [`token_url`](crate::ClientBuilder::token_url) is set.
     #[error("the spec declares no OAuth {0} flow; set `ClientBuilder::token_url` to use one anyway")]

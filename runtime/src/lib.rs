@@ -48,9 +48,13 @@
 //! - `http2` (default): HTTP/2 to the API and the token endpoint.
 //! - `redis` (default): `RedisStore`, a session shared through Redis.
 //! - `system-proxy`: honour the system's proxy settings.
+//! - `jwt`: client authentication with a signed JWT (`private_key_jwt`, `client_secret_jwt`; RFC 7523),
+//!   with [jsonwebtoken](https://docs.rs/jsonwebtoken).
 #![deny(missing_docs)]
 
 mod api;
+#[cfg(feature = "jwt")]
+mod assertion;
 mod authorization_code;
 mod backoff;
 mod challenge;
@@ -69,6 +73,8 @@ mod store;
 mod token;
 
 pub use api::Api;
+#[cfg(feature = "jwt")]
+pub use assertion::{ClientAssertionKey, JwtAlgorithm};
 pub use authorization_code::{AuthorizationRequest, PendingLogin};
 pub use client::{Authenticated, Client};
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -21,7 +21,7 @@ use crate::clock::Clock;
 use crate::error::{InvalidTokenResponse, OAuthError, TransientCause, TransientError};
 use crate::token::{Grant, TokenSet};
 
-/// How the client authenticates to the token endpoint (RFC 6749 section 2.3.1).
+/// How the client authenticates to the token endpoint (RFC 6749 section 2.3.1; RFC 7523).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum ClientAuth {
@@ -30,6 +30,15 @@ pub enum ClientAuth {
     Basic,
     /// `client_id` and `client_secret` in the form body.
     RequestBody,
+    /// `private_key_jwt`: a JWT signed with the key given to
+    /// [`ClientBuilder::client_assertion_key`](crate::ClientBuilder::client_assertion_key).
+    /// Feature `jwt`.
+    #[cfg(feature = "jwt")]
+    PrivateKeyJwt,
+    /// `client_secret_jwt`: a JWT signed (HS256) with the client secret, which itself is not sent.
+    /// Feature `jwt`.
+    #[cfg(feature = "jwt")]
+    ClientSecretJwt,
 }
 
 /// The most of a token endpoint's answer the SDK reads; a larger body is an error, not a hang.
@@ -71,6 +80,9 @@ pub(crate) enum TokenFailure {
     Transient(TransientError),
     /// It answered something unusable.
     Invalid(InvalidTokenResponse),
+    /// The request could not be made (a client assertion that cannot be signed).
+    #[cfg_attr(not(feature = "jwt"), allow(dead_code))]
+    Config(crate::error::ConfigError),
 }
 
 /// How transient failures are retried.
@@ -87,6 +99,9 @@ pub(crate) struct TokenClient {
     pub client_id: String,
     pub client_secret: Option<SecretString>,
     pub client_auth: ClientAuth,
+    /// Signs client assertions, for the JWT client authentications.
+    #[cfg(feature = "jwt")]
+    pub signer: Option<crate::assertion::Signer>,
     /// Sent with every token and device authorization request.
     pub parameters: Vec<(String, String)>,
     pub timeout: Duration,
@@ -134,6 +149,7 @@ impl TokenClient {
 
     async fn token_once(&self, url: &Url, grant: &GrantRequest<'_>) -> Result<TokenSet, TokenFailure> {
         let joined_scopes;
+        let assertion = self.assertion(url)?;
         let mut form: Vec<(&str, &str)> = Vec::with_capacity(8);
         let (kind, requested_scopes) = match grant {
             GrantRequest::Password {
@@ -188,7 +204,7 @@ impl TokenClient {
             form.push(("scope", &joined_scopes));
         }
         self.extend(&mut form);
-        let request = self.authenticate(self.http.post(url.clone()), &mut form);
+        let request = self.authenticate(self.http.post(url.clone()), &mut form, assertion.as_ref());
         let now = self.clock.now();
         let secrets = secrets(&form, self.client_secret.as_ref());
         let (status, body) = self.send(url, request.form(&form)).await?;
@@ -225,12 +241,13 @@ impl TokenClient {
         scopes: &[String],
     ) -> Result<DeviceAuthorizationResponse, TokenFailure> {
         let joined_scopes = scopes.join(" ");
+        let assertion = self.assertion(url)?;
         let mut form: Vec<(&str, &str)> = Vec::with_capacity(4);
         if !scopes.is_empty() {
             form.push(("scope", &joined_scopes));
         }
         self.extend(&mut form);
-        let request = self.authenticate(self.http.post(url.clone()), &mut form);
+        let request = self.authenticate(self.http.post(url.clone()), &mut form, assertion.as_ref());
         let secrets = secrets(&form, self.client_secret.as_ref());
         let (status, body) = self.send(url, request.form(&form)).await?;
         let refused = |body: &[u8]| TokenFailure::Refused(oauth_error(status, body).redacted(&secrets));
@@ -267,8 +284,9 @@ impl TokenClient {
     }
 
     async fn revoke(&self, url: &Url, token: &SecretString, hint: &str) -> Result<(), TokenFailure> {
+        let assertion = self.assertion(url)?;
         let mut form = vec![("token", token.expose_secret()), ("token_type_hint", hint)];
-        let request = self.authenticate(self.http.post(url.clone()), &mut form);
+        let request = self.authenticate(self.http.post(url.clone()), &mut form, assertion.as_ref());
         let (status, body) = self.send(url, request.form(&form)).await?;
         if status.is_success() {
             return Ok(());
@@ -276,22 +294,47 @@ impl TokenClient {
         Err(TokenFailure::Refused(oauth_error(status, &body)))
     }
 
+    /// A new client assertion for a request to `url`, when the client authenticates with one.
+    fn assertion(&self, url: &Url) -> Result<Option<SecretString>, TokenFailure> {
+        #[cfg(feature = "jwt")]
+        if let Some(signer) = &self.signer {
+            return signer
+                .assertion(&self.client_id, url.as_str(), self.clock.now())
+                .map(Some)
+                .map_err(|e| TokenFailure::Config(crate::error::ConfigError::ClientAssertion(e)));
+        }
+        let _ = url;
+        Ok(None)
+    }
+
     /// Client authentication (RFC 6749 section 2.3.1): HTTP Basic with form-encoded credentials, or
-    /// the credentials in the body. A client without a secret is a public client and sends its id.
+    /// the credentials in the body, or a client assertion (RFC 7523 section 2.2). A client without
+    /// a secret is a public client and sends its id.
     fn authenticate<'a>(
         &'a self,
         request: reqwest::RequestBuilder,
         form: &mut Vec<(&'a str, &'a str)>,
+        assertion: Option<&'a SecretString>,
     ) -> reqwest::RequestBuilder {
         let request = request
             .header(reqwest::header::ACCEPT, "application/json")
             .timeout(self.timeout);
+        if let Some(assertion) = assertion {
+            form.extend([
+                ("client_id", self.client_id.as_str()),
+                ("client_assertion_type", ASSERTION_TYPE),
+                ("client_assertion", assertion.expose_secret()),
+            ]);
+            return request;
+        }
         match (&self.client_secret, self.client_auth) {
             (Some(secret), ClientAuth::Basic) => {
                 let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
                 request.basic_auth(encode(&self.client_id), Some(encode(secret.expose_secret())))
             }
-            (Some(secret), ClientAuth::RequestBody) => {
+            // `RequestBody` (the JWT authentications always have an assertion: `resolve` makes
+            // their signer).
+            (Some(secret), _) => {
                 form.extend([
                     ("client_id", self.client_id.as_str()),
                     ("client_secret", secret.expose_secret()),
@@ -344,6 +387,9 @@ impl TokenClient {
         Ok((status, body))
     }
 }
+
+/// RFC 7523 section 2.2's client assertion type.
+const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// RFC 8628 section 3.4's grant type.
 const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";

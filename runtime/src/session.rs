@@ -858,6 +858,7 @@ impl Session {
                     AuthError::SessionEnded(SessionEnd::UnusableRenewal(e))
                 }
                 TokenFailure::Invalid(e) => AuthError::InvalidTokenResponse(e),
+                TokenFailure::Config(e) => AuthError::Config(e),
             })
     }
 

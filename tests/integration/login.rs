@@ -381,3 +381,119 @@ async fn an_authorization_code_is_presented_once_even_when_the_answer_is_lost() 
     unavailable.assert_calls_async(1).await;
     assert!(store.load().await.unwrap().is_none());
 }
+
+/// A P-256 key made for this test (`openssl ecparam -name prime256v1 -genkey`, PKCS#8), and its
+/// public half.
+const TEST_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg53Xpg7hujIkqAhgg
+nGXDjpYZT4SnwJcbPXSfRrY+ApahRANCAARlmqKuaMSR8dJy1EAEK6g7WkuLYRNK
+nm1o5e+1yWswqJ6trnlfZ64taJz84Xp+qUYN9wOdtq+ha7WYlubT1c9Z
+-----END PRIVATE KEY-----";
+const TEST_PUBLIC_KEY: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEZZqirmjEkfHSctRABCuoO1pLi2ET
+Sp5taOXvtclrMKiera55X2euLWic/OF6fqlGDfcDnbavoWu1mJbm09XPWQ==
+-----END PUBLIC KEY-----";
+
+/// A token endpoint that issues a token only for a valid client assertion (RFC 7523 section 3):
+/// signed with `key` by `algorithm`, issued by and for the client, addressed to the endpoint, not
+/// expired, and with no client secret beside it.
+async fn mock_assertion_check(
+    h: &Harness,
+    key: jsonwebtoken::DecodingKey,
+    algorithm: jsonwebtoken::Algorithm,
+) -> httpmock::Mock<'_> {
+    let audience = format!("{}/oauth/token", h.server.base_url());
+    h.server
+        .mock_async(move |when, then| {
+            when.method(POST)
+                .path("/oauth/token")
+                .form_urlencoded_tuple("client_id", CLIENT_ID)
+                .form_urlencoded_tuple(
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                )
+                .form_urlencoded_tuple_missing("client_secret")
+                .header_missing("authorization")
+                .is_true(move |request| {
+                    let form: std::collections::HashMap<String, String> =
+                        form_urlencoded::parse(request.body_ref()).into_owned().collect();
+                    let Some(assertion) = form.get("client_assertion") else {
+                        return false;
+                    };
+                    let mut validation = jsonwebtoken::Validation::new(algorithm);
+                    validation.set_audience(&[&audience]);
+                    validation.set_issuer(&[CLIENT_ID]);
+                    validation.sub = Some(CLIENT_ID.into());
+                    validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+                    // The harness's clock is years behind; the assertion is checked at its own time.
+                    validation.validate_exp = false;
+                    let Ok(claims) = jsonwebtoken::decode::<serde_json::Value>(assertion, &key, &validation) else {
+                        return false;
+                    };
+                    let lifetime = claims.claims["exp"].as_u64().zip(claims.claims["iat"].as_u64());
+                    claims.claims["jti"].as_str().is_some_and(|jti| jti.len() >= 16)
+                        && lifetime.is_some_and(|(exp, iat)| exp > iat && exp - iat <= 300)
+                })
+                .form_urlencoded_tuple("grant_type", "password");
+            then.status(200).json_body(token_body("at-1", Some("rt-1")));
+        })
+        .await
+}
+
+#[tokio::test]
+async fn private_key_jwt_and_client_secret_jwt_authenticate_with_signed_assertions() {
+    use oauth_sdk::{ClientAssertionKey, JwtAlgorithm};
+    let h = Harness::start().await;
+    let public = jsonwebtoken::DecodingKey::from_ec_pem(TEST_PUBLIC_KEY.as_bytes()).unwrap();
+    let private_key = mock_assertion_check(&h, public, jsonwebtoken::Algorithm::ES256).await;
+    let key = ClientAssertionKey::from_pem(JwtAlgorithm::ES256, &TEST_KEY.into())
+        .unwrap()
+        .with_key_id("test-key");
+    assert!(!format!("{key:?}").contains("MIGHAgEA"), "{key:?}");
+    let client = Client::builder(h.server.base_url(), CLIENT_ID)
+        .client_auth(ClientAuth::PrivateKeyJwt)
+        .client_assertion_key(key.clone())
+        .clock(h.clock.clone())
+        .build()
+        .unwrap();
+    client
+        .login_password(MemoryStore::new(), USERNAME, PASSWORD.into())
+        .await
+        .expect("logged in with private_key_jwt");
+    private_key.assert_calls_async(1).await;
+    private_key.delete_async().await;
+
+    let secret = jsonwebtoken::DecodingKey::from_secret(CLIENT_SECRET.as_bytes()).unwrap();
+    let shared_secret = mock_assertion_check(&h, secret, jsonwebtoken::Algorithm::HS256).await;
+    h.builder()
+        .client_auth(ClientAuth::ClientSecretJwt)
+        .build()
+        .unwrap()
+        .login_password(MemoryStore::new(), USERNAME, PASSWORD.into())
+        .await
+        .expect("logged in with client_secret_jwt");
+    shared_secret.assert_calls_async(1).await;
+
+    // Without what it signs with, or with a key of another kind: a configuration error.
+    let no_key = Client::builder(h.server.base_url(), CLIENT_ID)
+        .client_auth(ClientAuth::PrivateKeyJwt)
+        .build();
+    assert!(
+        matches!(no_key, Err(Error::Config(ConfigError::ClientAssertion(_)))),
+        "{no_key:?}"
+    );
+    let no_secret = Client::builder(h.server.base_url(), CLIENT_ID)
+        .client_auth(ClientAuth::ClientSecretJwt)
+        .build();
+    assert!(matches!(no_secret, Err(Error::Config(ConfigError::ClientAssertion(_)))));
+    let wrong_kind = ClientAssertionKey::from_pem(JwtAlgorithm::RS256, &TEST_KEY.into());
+    assert!(matches!(
+        wrong_kind,
+        Err(Error::Config(ConfigError::ClientAssertion(_)))
+    ));
+    let wrong_curve = ClientAssertionKey::from_pem(JwtAlgorithm::ES384, &TEST_KEY.into());
+    assert!(matches!(
+        wrong_curve,
+        Err(Error::Config(ConfigError::ClientAssertion(_)))
+    ));
+}

@@ -243,6 +243,37 @@ async fn the_browser_and_device_logins_never_show_their_secrets() {
     assert!(error.to_string().contains("[redacted] was declined"), "{error}");
     seen.extend([format!("{error:?}"), error.to_string()]);
 
+    // client_secret_jwt: the assertion (captured as the server saw it) is a secret too.
+    let captured = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let seen_by_server = captured.clone();
+    server
+        .mock_async(move |when, then| {
+            when.method(POST)
+                .path("/oauth/token")
+                .form_urlencoded_tuple("grant_type", "password")
+                .is_true(move |request| {
+                    let form: std::collections::HashMap<String, String> =
+                        form_urlencoded::parse(request.body_ref()).into_owned().collect();
+                    *seen_by_server.lock().unwrap() = form.get("client_assertion").cloned().unwrap_or_default();
+                    true
+                });
+            then.status(401).json_body(json!({"error": "invalid_client"}));
+        })
+        .await;
+    let jwt_client = Client::builder(server.base_url(), "sentinel-app")
+        .client_secret(CLIENT_SECRET.into())
+        .client_auth(oauth_sdk::ClientAuth::ClientSecretJwt)
+        .build()
+        .unwrap();
+    seen.push(format!("{jwt_client:?}"));
+    let error = jwt_client
+        .login_password(MemoryStore::new(), "ada", PASSWORD.into())
+        .await
+        .unwrap_err();
+    seen.extend([format!("{error:?}"), error.to_string()]);
+    let assertion = captured.lock().unwrap().clone();
+    assert!(assertion.len() > 50, "the server saw an assertion");
+
     let traces = traces.text();
     assert!(
         traces.contains("redeeming an authorization code") && traces.contains("device login"),
@@ -250,7 +281,7 @@ async fn the_browser_and_device_logins_never_show_their_secrets() {
     );
     seen.push(traces);
     for text in &seen {
-        for secret in [CLIENT_SECRET, CODE, DEVICE_CODE, state, verifier] {
+        for secret in [CLIENT_SECRET, PASSWORD, CODE, DEVICE_CODE, state, verifier, &assertion] {
             assert!(!text.contains(secret), "a secret leaked into:\n{text}");
         }
     }
