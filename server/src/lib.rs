@@ -31,6 +31,7 @@ mod api;
 mod authorize;
 mod counters;
 mod oauth;
+mod redis_cluster;
 mod redis_server;
 
 use std::net::SocketAddr;
@@ -41,6 +42,7 @@ use axum::http::StatusCode;
 use tokio::sync::oneshot;
 
 pub use counters::{CounterSnapshot, Counters};
+pub use redis_cluster::{RedisCluster, RedisSentinel, SENTINEL_MASTER};
 pub use redis_server::{RedisServer, TLS_USER};
 
 /// The demo user every server knows.

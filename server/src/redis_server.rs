@@ -13,6 +13,11 @@ pub struct RedisServer {
     port: u16,
     dir: Option<PathBuf>,
     tls: Option<Tls>,
+    /// Further `redis-server` arguments, kept for a restart.
+    extra: Vec<String>,
+    /// The working directory of a server that persists nothing: its own, so that a file it writes
+    /// anyway (a replica's copy of its master's data) is read by no other server.
+    scratch: PathBuf,
 }
 
 /// A TLS-only server's certificate authority, and the ACL user it admits.
@@ -27,13 +32,24 @@ pub const TLS_USER: (&str, &str) = ("app", "s3cret-pass");
 impl RedisServer {
     /// Start one that keeps nothing on disk.
     pub fn start() -> Self {
-        Self::launch(None, None, None)
+        Self::launch(None, None, None, Vec::new())
+    }
+
+    /// Start one with further `redis-server` arguments (`--cluster-enabled yes`, `--replicaof ..`);
+    /// `{port}` in them is replaced with the port it listens on.
+    pub fn start_with(args: &[&str]) -> Self {
+        Self::launch(None, None, None, args.iter().map(|a| (*a).to_owned()).collect())
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// Start one that persists to `dir` (append-only file), so that it comes back from
     /// [`restart`](Self::restart) with its data.
     pub fn start_persistent(dir: &Path) -> Self {
-        Self::launch(None, Some(dir.to_owned()), None)
+        Self::launch(None, Some(dir.to_owned()), None, Vec::new())
     }
 
     /// Start one that speaks only TLS (`rediss://`), with a certificate for 127.0.0.1 signed by a
@@ -44,7 +60,7 @@ impl RedisServer {
         std::fs::create_dir_all(&dir).expect("a temporary directory");
         make_certificates(&dir);
         let ca_pem = std::fs::read(dir.join("ca.crt")).expect("the CA certificate");
-        let mut server = Self::launch(None, None, Some(&dir));
+        let mut server = Self::launch(None, None, Some(&dir), Vec::new());
         server.tls = Some(Tls { dir, ca_pem });
         server
     }
@@ -58,28 +74,44 @@ impl RedisServer {
     /// Start on `port`, or on a free one. A free port found by binding and releasing it can be taken
     /// by another test's server before this one binds it: that server then exits, and this one tries
     /// another port, rather than leave the test talking to someone else's Redis.
-    fn launch(port: Option<u16>, dir: Option<PathBuf>, tls: Option<&Path>) -> Self {
+    fn launch(port: Option<u16>, dir: Option<PathBuf>, tls: Option<&Path>, extra: Vec<String>) -> Self {
         let mut attempts = 0;
         loop {
             attempts += 1;
             let chosen = port.unwrap_or_else(free_port);
-            match Self::try_launch(chosen, dir.as_deref(), tls) {
+            let args: Vec<String> = extra.iter().map(|a| a.replace("{port}", &chosen.to_string())).collect();
+            let scratch = std::env::temp_dir().join(format!("redis-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&scratch).expect("a temporary directory");
+            match Self::try_launch(chosen, dir.as_deref().unwrap_or(&scratch), dir.is_some(), tls, &args) {
                 Ok(child) => {
                     return Self {
                         child: Some(child),
                         port: chosen,
                         dir,
                         tls: None,
+                        extra,
+                        scratch,
                     };
                 }
-                Err(log) if port.is_none() && attempts < 5 && log.contains("in use") => continue,
-                Err(log) => panic!("redis-server did not start on port {chosen}:\n{log}"),
+                Err(log) => {
+                    let _ = std::fs::remove_dir_all(&scratch);
+                    if port.is_none() && attempts < 5 && log.contains("in use") {
+                        continue;
+                    }
+                    panic!("redis-server did not start on port {chosen}:\n{log}");
+                }
             }
         }
     }
 
     /// Spawn redis-server and wait until it says it accepts connections; on failure, its log.
-    fn try_launch(port: u16, dir: Option<&Path>, tls: Option<&Path>) -> Result<Child, String> {
+    fn try_launch(
+        port: u16,
+        dir: &Path,
+        persistent: bool,
+        tls: Option<&Path>,
+        extra: &[String],
+    ) -> Result<Child, String> {
         let mut command = Command::new("redis-server");
         command.args(["--bind", "127.0.0.1", "--save", ""]);
         match tls {
@@ -110,12 +142,12 @@ impl RedisServer {
                     "+@all",
                 ]),
         };
-        match dir {
-            Some(dir) => command
-                .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
-                .arg(dir),
-            None => command.args(["--appendonly", "no"]),
+        match persistent {
+            true => command.args(["--appendonly", "yes", "--appendfsync", "always"]),
+            false => command.args(["--appendonly", "no"]),
         };
+        command.arg("--dir").arg(dir);
+        command.args(extra);
         let mut child = command.stdout(Stdio::piped()).spawn().unwrap_or_else(|e| {
             panic!("cannot start redis-server ({e}): install Redis 7 so that `redis-server` is on PATH")
         });
@@ -172,13 +204,14 @@ impl RedisServer {
     pub fn restart(&mut self) {
         assert!(self.tls.is_none(), "restart is for plain servers");
         self.kill();
-        *self = Self::launch(Some(self.port), self.dir.take(), None);
+        *self = Self::launch(Some(self.port), self.dir.take(), None, std::mem::take(&mut self.extra));
     }
 }
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+        let _ = std::fs::remove_dir_all(&self.scratch);
         if let Some(tls) = &self.tls {
             let _ = std::fs::remove_dir_all(&tls.dir);
         }
