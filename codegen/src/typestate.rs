@@ -144,6 +144,10 @@ pub fn emit(title: &str, progenitor: &syn::File) -> TokenStream {
                 Self { inner }
             }
 
+            fn runtime(&self) -> &::oauth_sdk_runtime::Client<Self> {
+                &self.inner
+            }
+
             fn authenticated<S: ::oauth_sdk_runtime::TokenStore>(
                 inner: ::oauth_sdk_runtime::Authenticated<Self, S>,
             ) -> Authenticated<S> {

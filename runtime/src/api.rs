@@ -12,14 +12,14 @@ use crate::store::TokenStore;
 /// One generated API. `oauth-sdk-codegen` implements it for the generated `Client`, so that the
 /// runtime's [`ClientBuilder`](crate::ClientBuilder), logins and resume hand back the generated
 /// types, whose methods are the spec's operations.
-pub trait Api: Sized + Send + Sync + 'static {
+pub trait Api: Clone + Sized + Send + Sync + 'static {
     /// progenitor's client for the API, whose every request goes through the runtime's hooks.
     #[doc(hidden)]
     type Raw: Clone + Send + Sync + 'static;
 
-    /// The generated logged-in client.
+    /// The generated logged-in client, which dereferences to the runtime's.
     #[doc(hidden)]
-    type Authenticated<S: TokenStore>;
+    type Authenticated<S: TokenStore>: Clone + Send + Sync + std::ops::Deref<Target = Authenticated<Self, S>>;
 
     /// The OAuth flows the spec declares.
     #[doc(hidden)]
@@ -36,6 +36,10 @@ pub trait Api: Sized + Send + Sync + 'static {
     /// The generated client around the runtime's.
     #[doc(hidden)]
     fn client(client: Client<Self>) -> Self;
+
+    /// The runtime's client inside the generated one.
+    #[doc(hidden)]
+    fn runtime(&self) -> &Client<Self>;
 
     /// The generated logged-in client around the runtime's.
     #[doc(hidden)]

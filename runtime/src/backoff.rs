@@ -6,6 +6,7 @@ use std::time::Duration;
 /// Waits that double from `first` up to `max`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Backoff {
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     first: Duration,
     next: Duration,
     max: Duration,
@@ -28,6 +29,7 @@ impl Backoff {
     }
 
     /// Start again from the first wait (after a success).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn reset(&mut self) {
         self.next = self.first;
     }

@@ -418,6 +418,11 @@ impl<A: Api, S: TokenStore> Authenticated<A, S> {
         }
     }
 
+    /// Whether renewed tokens wait to be written to the store.
+    pub(crate) fn has_unsaved(&self) -> bool {
+        self.session.has_unsaved()
+    }
+
     /// Counters since this process logged in or resumed the session.
     pub fn metrics(&self) -> crate::Metrics {
         self.session.counters().snapshot()

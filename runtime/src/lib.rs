@@ -48,6 +48,7 @@
 //! - `http2` (default): HTTP/2 to the API and the token endpoint.
 //! - `redis` (default): `RedisStore`, a session shared through Redis.
 //! - `system-proxy`: honour the system's proxy settings.
+//! - `encryption`: sessions sealed at rest with AES-256-GCM (`SealingKeys`), with key rotation.
 //! - `jwt`: client authentication with a signed JWT (`private_key_jwt`, `client_secret_jwt`; RFC 7523),
 //!   with [jsonwebtoken](https://docs.rs/jsonwebtoken).
 #![deny(missing_docs)]
@@ -67,6 +68,7 @@ mod executor;
 mod loopback;
 mod metrics;
 mod protocol;
+mod registry;
 mod response;
 mod session;
 mod store;
@@ -93,13 +95,16 @@ pub use protocol::{ClientAuth, MAX_TOKEN_RESPONSE_BYTES};
 /// The `redis` crate the [`RedisStore`] is built on, for [`RedisStore::connect_with`].
 #[cfg(feature = "redis")]
 pub use redis;
+pub use registry::{RegistryMetrics, SessionRegistry};
 pub use secrecy::{ExposeSecret, SecretString};
+#[cfg(feature = "encryption")]
+pub use store::SealingKeys;
 pub use store::{
     Expect, FileStore, LockAttempt, LockToken, MemoryStore, StoreError, Swap, TokenStore, Version, Versioned,
     version_floor,
 };
 #[cfg(feature = "redis")]
-pub use store::{RedisOptions, RedisStore};
+pub use store::{RedisOptions, RedisSessions, RedisStore};
 pub use token::{Grant, TokenSet};
 /// URLs, as the authorization-code login hands them out (the same type as `reqwest::Url`).
 pub use url::Url;

@@ -764,6 +764,11 @@ impl Session {
         }
     }
 
+    /// Whether a renewed session kept in memory waits to be written to the store.
+    pub(crate) fn has_unsaved(&self) -> bool {
+        *self.unsaved.borrow() > 0
+    }
+
     /// Wait until a renewed session kept in memory has been written to the store, for at most
     /// `timeout`. Returns whether nothing is left unsaved.
     pub(crate) async fn flush(&self, timeout: Duration) -> bool {

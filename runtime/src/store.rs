@@ -15,10 +15,13 @@ use tokio::sync::watch;
 mod file;
 #[cfg(feature = "redis")]
 mod redis;
+mod sealing;
 
 pub use self::file::FileStore;
 #[cfg(feature = "redis")]
-pub use self::redis::{RedisOptions, RedisStore};
+pub use self::redis::{RedisOptions, RedisSessions, RedisStore};
+#[cfg(feature = "encryption")]
+pub use self::sealing::SealingKeys;
 
 use crate::token::TokenSet;
 
@@ -134,6 +137,7 @@ pub struct StoreError {
     store: &'static str,
     message: String,
     unavailable: bool,
+    sealing: bool,
 }
 
 impl StoreError {
@@ -144,6 +148,7 @@ impl StoreError {
             store,
             message: cause.to_string(),
             unavailable: true,
+            sealing: false,
         }
     }
 
@@ -154,6 +159,28 @@ impl StoreError {
             unavailable: false,
             ..Self::new(store, cause)
         }
+    }
+
+    /// The stored session is sealed and cannot be opened with the keys given (a key id not given,
+    /// a wrong key, an altered session), or is not sealed where it must be: lasting, and the stored
+    /// session is left as it is.
+    pub(crate) fn sealing(store: &'static str, cause: impl std::fmt::Display) -> Self {
+        Self {
+            sealing: true,
+            ..Self::invalid(store, cause)
+        }
+    }
+
+    /// True when the stored session could not be opened with the sealing keys given (or was not
+    /// sealed where it must be): see `SealingKeys` (feature `encryption`). Never unavailable.
+    pub fn is_sealing(&self) -> bool {
+        self.sealing
+    }
+
+    /// This error, about `what` (a file's path).
+    pub(crate) fn about(mut self, what: impl std::fmt::Display) -> Self {
+        self.message = format!("{what}: {}", self.message);
+        self
     }
 
     /// The kind of store that failed.

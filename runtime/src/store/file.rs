@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::store::sealing::{self, SealingKeys};
 use crate::store::{Expect, LockAttempt, LockToken, StoreError, Swap, TokenStore, Version, Versioned, version_floor};
 use crate::token::TokenSet;
 
@@ -35,6 +36,7 @@ const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct FileStore {
     inner: Arc<Inner>,
     lock_timeout: Duration,
+    sealing: Option<SealingKeys>,
 }
 
 #[derive(Debug)]
@@ -48,16 +50,22 @@ struct Inner {
 struct Stored {
     format: u32,
     version: Version,
-    /// `None` after `clear`: the tombstone of a logged-out session.
-    tokens: Option<TokenSet>,
+    /// The token set, or its sealed form; `None` after `clear`: the tombstone of a logged-out
+    /// session.
+    tokens: Option<serde_json::Value>,
 }
 
-impl From<Stored> for Versioned {
-    fn from(stored: Stored) -> Self {
-        Versioned {
-            version: stored.version,
-            tokens: stored.tokens,
-        }
+impl Stored {
+    fn versioned(self, path: &Path, keys: Option<&SealingKeys>) -> Result<Versioned, StoreError> {
+        let tokens = self
+            .tokens
+            .map(|t| sealing::decode(keys, t, "", "file"))
+            .transpose()
+            .map_err(|e| e.about(path.display()))?;
+        Ok(Versioned {
+            version: self.version,
+            tokens,
+        })
     }
 }
 
@@ -102,7 +110,18 @@ impl FileStore {
                 held: Mutex::new(HashMap::new()),
             }),
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            sealing: None,
         }
+    }
+
+    /// Seal the session in the file with `keys` (AES-256-GCM; feature `encryption`): written sealed
+    /// with the current key, read with any of them. A file sealed with a key not given, or (unless
+    /// [`SealingKeys::reading_unsealed`]) not sealed, is a [`StoreError`] whose
+    /// [`is_sealing`](StoreError::is_sealing) is true, and is left as it is.
+    #[cfg(feature = "encryption")]
+    pub fn with_sealing(mut self, keys: SealingKeys) -> Self {
+        self.sealing = Some(keys);
+        self
     }
 
     /// How long a write waits for another writer's lock on `FILE.lock` before it fails with an
@@ -360,17 +379,22 @@ fn next_version(current: Option<&Versioned>) -> Version {
 
 impl TokenStore for FileStore {
     async fn load(&self) -> Result<Option<Versioned>, StoreError> {
-        self.blocking(|path| Ok(read(path)?.map(Versioned::from))).await
+        let keys = self.sealing.clone();
+        self.blocking(move |path| read(path)?.map(|s| s.versioned(path, keys.as_ref())).transpose())
+            .await
     }
 
     async fn store(&self, expect: Expect, tokens: &TokenSet) -> Result<Swap, StoreError> {
-        let tokens = tokens.clone();
+        let keys = self.sealing.clone();
+        let sealed = sealing::encode(keys.as_ref(), tokens, "", "file")?;
         let timeout = self.lock_timeout;
         self.blocking(move |path| {
             locked(path, timeout, || {
-                let current = match read_bytes(path)?.map(|text| parse(path, &text)) {
+                let read =
+                    read_bytes(path)?.map(|text| parse(path, &text).and_then(|s| s.versioned(path, keys.as_ref())));
+                let current = match read {
                     None => None,
-                    Some(Ok(stored)) => Some(Versioned::from(stored)),
+                    Some(Ok(stored)) => Some(stored),
                     // A fresh login replaces whatever is there, as a logout does, also a session
                     // this SDK cannot read; a compare-and-set cannot compare with it.
                     Some(Err(_)) if expect == Expect::Any => None,
@@ -385,7 +409,7 @@ impl TokenStore for FileStore {
                     &Stored {
                         format: FORMAT,
                         version,
-                        tokens: Some(tokens),
+                        tokens: Some(sealed),
                     },
                 )?;
                 Ok(Swap::Stored(version))
@@ -406,7 +430,14 @@ impl TokenStore for FileStore {
                     path,
                     &Stored {
                         format: FORMAT,
-                        version: next_version(current.map(Versioned::from).as_ref()),
+                        version: next_version(
+                            current
+                                .map(|s| Versioned {
+                                    version: s.version,
+                                    tokens: None,
+                                })
+                                .as_ref(),
+                        ),
                         tokens: None,
                     },
                 )

@@ -1,0 +1,264 @@
+//! Many sessions in one service: a [`SessionRegistry`] finds a user's (or tenant's) live session by
+//! key, resumes it from its store on first use, and keeps at most so many, evicting the least
+//! recently used and the idle, but never one whose renewed tokens still wait to reach the store.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
+
+use crate::api::Api;
+use crate::error::Error;
+use crate::store::TokenStore;
+
+/// The live sessions of a service, by key, each in the store `stores` makes for its key.
+///
+/// ```ignore
+/// // `my_api` is the module generated from your spec.
+/// use oauth_sdk_runtime::{RedisSessions, SessionRegistry};
+///
+/// let redis = RedisSessions::connect("redis://127.0.0.1:6379/", "my-app").await?;
+/// let sessions = SessionRegistry::new(client, move |user: &str| redis.session(user))
+///     .max_sessions(10_000)
+///     .idle_timeout(Duration::from_secs(15 * 60));
+/// // At sign-in:
+/// sessions.login("user-42", |client, store| client.login_authorization_code(store, &pending, &callback)).await?;
+/// // In a request handler:
+/// let api = sessions.get("user-42").await?; // resumed from Redis if this process has not seen it
+/// let me = api.get_me().await?;
+/// ```
+pub struct SessionRegistry<A: Api, S: TokenStore> {
+    client: A,
+    stores: Box<dyn Fn(&str) -> S + Send + Sync>,
+    max_sessions: usize,
+    idle_timeout: Option<Duration>,
+    entries: Mutex<Entries<A, S>>,
+    counters: RegistryCounters,
+}
+
+struct Entries<A: Api, S: TokenStore> {
+    by_key: HashMap<String, Entry<A, S>>,
+    last_sweep: Instant,
+}
+
+struct Entry<A: Api, S: TokenStore> {
+    /// Filled once, by the first `get` (a resume) or a `login`; concurrent `get`s share the resume.
+    slot: Arc<OnceCell<A::Authenticated<S>>>,
+    last_used: Instant,
+}
+
+/// What a [`SessionRegistry`] has done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RegistryMetrics {
+    /// Sessions held now.
+    pub live: usize,
+    /// Sessions resumed from their store.
+    pub resumed: u64,
+    /// Sessions started by [`SessionRegistry::login`].
+    pub logged_in: u64,
+    /// Sessions let go: beyond `max_sessions`, or idle.
+    pub evictions: u64,
+    /// Evictions put off because the session's renewed tokens had not reached the store yet.
+    pub evictions_deferred: u64,
+}
+
+#[derive(Default)]
+struct RegistryCounters {
+    resumed: AtomicU64,
+    logged_in: AtomicU64,
+    evictions: AtomicU64,
+    evictions_deferred: AtomicU64,
+}
+
+impl<A: Api, S: TokenStore> std::fmt::Debug for SessionRegistry<A, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRegistry")
+            .field("metrics", &self.metrics())
+            .field("max_sessions", &self.max_sessions)
+            .field("idle_timeout", &self.idle_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: Api, S: TokenStore> SessionRegistry<A, S> {
+    /// A registry of `client`'s sessions, each in the store `stores` makes for its key (for
+    /// example `move |user| redis.session(user)` with a [`RedisSessions`](crate::RedisSessions)).
+    /// Unbounded and never idle until [`max_sessions`](Self::max_sessions) and
+    /// [`idle_timeout`](Self::idle_timeout) say otherwise.
+    pub fn new(client: A, stores: impl Fn(&str) -> S + Send + Sync + 'static) -> Self {
+        Self {
+            client,
+            stores: Box::new(stores),
+            max_sessions: usize::MAX,
+            idle_timeout: None,
+            entries: Mutex::new(Entries {
+                by_key: HashMap::new(),
+                last_sweep: Instant::now(),
+            }),
+            counters: RegistryCounters::default(),
+        }
+    }
+
+    /// Hold at most `max` sessions: past it, the least recently used is let go (it stays in its
+    /// store, and the next [`get`](Self::get) resumes it).
+    pub fn max_sessions(mut self, max: usize) -> Self {
+        self.max_sessions = max.max(1);
+        self
+    }
+
+    /// Let go of a session unused for `idle`.
+    pub fn idle_timeout(mut self, idle: Duration) -> Self {
+        self.idle_timeout = Some(idle);
+        self
+    }
+
+    fn entries(&self) -> MutexGuard<'_, Entries<A, S>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The session of `key`: the one held, or else resumed from its store (concurrent calls for one
+    /// key resume it once). Fails with [`Error::NoSession`] if the store holds none: log in first.
+    pub async fn get(&self, key: &str) -> Result<A::Authenticated<S>, Error> {
+        let slot = {
+            let mut entries = self.entries();
+            let now = Instant::now();
+            self.sweep_idle(&mut entries, now);
+            let entry = entries.by_key.entry(key.to_owned()).or_insert_with(|| Entry {
+                slot: Arc::new(OnceCell::new()),
+                last_used: now,
+            });
+            entry.last_used = now;
+            let slot = entry.slot.clone();
+            self.evict_beyond_max(&mut entries, key);
+            slot
+        };
+        let resumed = slot
+            .get_or_try_init(|| async {
+                let session = self.client.runtime().clone().resume((self.stores)(key)).await?;
+                self.counters.resumed.fetch_add(1, Relaxed);
+                Ok::<_, Error>(session)
+            })
+            .await;
+        match resumed {
+            Ok(session) => Ok(session.clone()),
+            Err(error) => {
+                // Not kept: the next call tries again.
+                let mut entries = self.entries();
+                if entries
+                    .by_key
+                    .get(key)
+                    .is_some_and(|e| Arc::ptr_eq(&e.slot, &slot) && !e.slot.initialized())
+                {
+                    entries.by_key.remove(key);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Log `key` in with `login`, given a clone of the client and `key`'s store, and hold the
+    /// session, replacing any held for `key`:
+    /// `registry.login("user-42", |client, store| client.login_password(store, "ada", password))`.
+    pub async fn login<F, Fut>(&self, key: &str, login: F) -> Result<A::Authenticated<S>, Error>
+    where
+        F: FnOnce(A, S) -> Fut,
+        Fut: Future<Output = Result<A::Authenticated<S>, Error>>,
+    {
+        let session = login(self.client.clone(), (self.stores)(key)).await?;
+        self.counters.logged_in.fetch_add(1, Relaxed);
+        let mut entries = self.entries();
+        let now = Instant::now();
+        entries.by_key.insert(
+            key.to_owned(),
+            Entry {
+                slot: Arc::new(OnceCell::new_with(Some(session.clone()))),
+                last_used: now,
+            },
+        );
+        self.evict_beyond_max(&mut entries, key);
+        Ok(session)
+    }
+
+    /// Let go of `key`'s session (it stays in its store; log it out to end it), returning it if one
+    /// was held.
+    pub fn remove(&self, key: &str) -> Option<A::Authenticated<S>> {
+        let entry = self.entries().by_key.remove(key)?;
+        entry.slot.get().cloned()
+    }
+
+    /// What the registry holds and has done.
+    pub fn metrics(&self) -> RegistryMetrics {
+        RegistryMetrics {
+            live: self.entries().by_key.len(),
+            resumed: self.counters.resumed.load(Relaxed),
+            logged_in: self.counters.logged_in.load(Relaxed),
+            evictions: self.counters.evictions.load(Relaxed),
+            evictions_deferred: self.counters.evictions_deferred.load(Relaxed),
+        }
+    }
+
+    /// Beyond `max_sessions`, let go of the least recently used (never `keep`) whose renewed tokens,
+    /// if any, have reached the store.
+    fn evict_beyond_max(&self, entries: &mut Entries<A, S>, keep: &str) {
+        while entries.by_key.len() > self.max_sessions {
+            let mut oldest: Option<(&String, Instant)> = None;
+            let mut passed_over = false;
+            for (key, entry) in &entries.by_key {
+                if key == keep || oldest.is_some_and(|(_, used)| used <= entry.last_used) {
+                    continue;
+                }
+                if unsaved(entry) {
+                    passed_over = true;
+                } else {
+                    oldest = Some((key, entry.last_used));
+                }
+            }
+            if passed_over {
+                self.counters.evictions_deferred.fetch_add(1, Relaxed);
+            }
+            let Some(oldest) = oldest.map(|(key, _)| key.clone()) else {
+                return;
+            };
+            entries.by_key.remove(&oldest);
+            self.counters.evictions.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Let go of the sessions idle for longer than `idle_timeout`; looked at no more often than
+    /// every quarter of it.
+    fn sweep_idle(&self, entries: &mut Entries<A, S>, now: Instant) {
+        let Some(idle) = self.idle_timeout else {
+            return;
+        };
+        if now.duration_since(entries.last_sweep) < idle / 4 {
+            return;
+        }
+        entries.last_sweep = now;
+        let (mut evicted, mut deferred) = (0, 0);
+        entries.by_key.retain(|_, entry| {
+            if now.duration_since(entry.last_used) < idle {
+                return true;
+            }
+            let keep = unsaved(entry);
+            if keep {
+                deferred += 1;
+            } else {
+                evicted += 1;
+            }
+            keep
+        });
+        self.counters.evictions.fetch_add(evicted, Relaxed);
+        self.counters.evictions_deferred.fetch_add(deferred, Relaxed);
+    }
+}
+
+/// Whether `entry`'s session has renewed tokens that have not reached its store yet: letting it go
+/// would leave the store with a refresh token the server may already have rotated.
+fn unsaved<A: Api, S: TokenStore>(entry: &Entry<A, S>) -> bool {
+    entry.slot.get().is_some_and(|session| session.has_unsaved())
+}

@@ -1,0 +1,785 @@
+//! The Redis token store: one session shared by every process that names it, coordinated so that
+//! the session is renewed once per expiry across all of them.
+//!
+//! Keys, per session (the `{prefix:session}` hash tag keeps them in one Redis Cluster slot):
+//!
+//! | key | holds |
+//! | --- | --- |
+//! | `PREFIX:{SESSION}:session` | hash: `version`, `format` (1), `tokens` (the `TokenSet` JSON); after logout a tombstone, `version` and `format` without `tokens` |
+//! | `PREFIX:{SESSION}:version` | the version counter; never reset, and if Redis loses it, restarted from the server's clock in microseconds, so a version is never reused |
+//! | `PREFIX:{SESSION}:lock` | the renewal lock: an owner token, with a TTL |
+//! | `PREFIX:{SESSION}:changed` | pub/sub channel: each new version as it is stored (a logout's too) |
+//!
+//! Writes are a Lua compare-and-set on the version. Processes learn of a renewal by pub/sub rather
+//! than keyspace notifications: those need `notify-keyspace-events` set on the server, which managed
+//! Redis services often forbid, while a publish from the write script works everywhere and carries the
+//! version itself.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::{AsyncCommands, Script};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use self::topology::{Commands, SentinelMaster, Subscriptions};
+use crate::backoff::Backoff;
+use crate::store::sealing::{self, SealingKeys};
+use crate::store::{Expect, LockAttempt, LockToken, StoreError, Swap, TokenStore, Version, Versioned};
+use crate::token::TokenSet;
+
+/// The stored form's format; a store written by a newer format is refused, not misread.
+const FORMAT: u32 = 1;
+
+/// The next version, for the write scripts (KEYS[2] is the counter): one more than the counter; when
+/// the counter is gone (Redis lost its data: a FLUSHALL, a restart without persistence) the server's
+/// clock in microseconds, which is above every version given before; and never at or below the
+/// session's own version, should the counter alone be lost. Returned as a string: Lua numbers are
+/// doubles, which `tostring` prints as `1.7e+15` from 15 digits on, while `%.0f` prints them whole
+/// (they are exact up to 2^53, centuries of microseconds away).
+const NEXT_VERSION: &str = r"
+local function next_version(session_version)
+  local version
+  if redis.call('EXISTS', KEYS[2]) == 1 then
+    version = redis.call('INCR', KEYS[2])
+  else
+    local now = redis.call('TIME')
+    version = tonumber(now[1]) * 1000000 + tonumber(now[2])
+  end
+  local session = tonumber(session_version or '')
+  if session and session >= version then version = session + 1 end
+  version = string.format('%.0f', version)
+  redis.call('SET', KEYS[2], version)
+  return version
+end
+";
+
+/// ARGV: the expected version (`*` any, empty: nothing at all), the tokens, the channel, the format.
+/// A conflict returns what is there: nothing, or its version and format, and its tokens unless it is
+/// a tombstone.
+const STORE_SCRIPT: &str = r"
+local current = redis.call('HGET', KEYS[1], 'version')
+local ok
+if ARGV[1] == '*' then ok = true
+elseif ARGV[1] == '' then ok = (current == false)
+else ok = (current == ARGV[1]) end
+if not ok then
+  if current == false then return {'conflict'} end
+  local reply = {'conflict', current, redis.call('HGET', KEYS[1], 'format') or ''}
+  local tokens = redis.call('HGET', KEYS[1], 'tokens')
+  if tokens then reply[4] = tokens end
+  return reply
+end
+local version = next_version(current)
+redis.call('HSET', KEYS[1], 'version', version, 'format', ARGV[4], 'tokens', ARGV[2])
+redis.call('PUBLISH', ARGV[3], version)
+return {'stored', version}
+";
+
+/// ARGV: the channel, the format. Leaves a tombstone of a new version, published like a write, so that
+/// every process holding the session learns of the logout.
+const CLEAR_SCRIPT: &str = r"
+local version = next_version(redis.call('HGET', KEYS[1], 'version'))
+redis.call('HSET', KEYS[1], 'version', version, 'format', ARGV[2])
+redis.call('HDEL', KEYS[1], 'tokens')
+redis.call('PUBLISH', ARGV[1], version)
+return version
+";
+
+const UNLOCK_SCRIPT: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+/// How a [`RedisStore`] waits on Redis.
+///
+/// The defaults suit a managed Redis reached over TLS in another zone: a new connection (TCP, the
+/// TLS handshake, authentication) may take a few round trips of tens of milliseconds, more while the
+/// service fails over. The store is never on a request's path, only around a login, a renewal or a
+/// logout, and a renewal goes on without Redis (the new token is kept in memory and written back
+/// later), so a generous timeout costs little while a tight one turns a slow moment into a failure.
+///
+/// ```
+/// use std::time::Duration;
+/// use oauth_sdk_runtime::RedisOptions;
+///
+/// let options = RedisOptions::default()
+///     .with_connect_timeout(Duration::from_secs(10))
+///     .with_command_timeout(Duration::from_secs(1));
+/// assert_eq!(options.command_timeout, Duration::from_secs(1));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedisOptions {
+    /// How long one attempt to connect may take, TLS handshake and authentication included. Default
+    /// 5 s. Applies to the first connection, to each reconnection, and to the connection that follows
+    /// the pushed versions.
+    pub connect_timeout: Duration,
+    /// How long one command may take before the store reports it failed, with an unavailable
+    /// [`StoreError`]. Default 2 s.
+    pub command_timeout: Duration,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            command_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+impl RedisOptions {
+    /// The defaults: connect within 5 s, each command within 2 s.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Set [`connect_timeout`](Self::connect_timeout).
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Set [`command_timeout`](Self::command_timeout).
+    pub fn with_command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout;
+        self
+    }
+}
+
+/// One Redis for many sessions: one command connection and one subscription connection, whatever
+/// the number of sessions, and a task that routes each session's change notifications to that
+/// session alone. Make one per process and Redis (it is cheap to clone), and a [`RedisStore`] per
+/// session (user, tenant) with [`session`](Self::session), which opens nothing.
+///
+/// ```no_run
+/// # async fn example() -> Result<(), oauth_sdk_runtime::StoreError> {
+/// use oauth_sdk_runtime::RedisSessions;
+///
+/// let redis = RedisSessions::connect("redis://127.0.0.1:6379/", "taskboard").await?;
+/// let ada = redis.session("user-42");
+/// let grace = redis.session("user-43"); // the same two connections
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisSessions {
+    hub: Arc<Hub>,
+    sealing: Option<SealingKeys>,
+}
+
+mod topology;
+
+struct Hub {
+    connection: Commands,
+    prefix: String,
+    store_script: Script,
+    clear_script: Script,
+    unlock_script: Script,
+    watchers: Arc<Watchers>,
+    requests: mpsc::UnboundedSender<Request>,
+    subscriber: JoinHandle<()>,
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.subscriber.abort();
+    }
+}
+
+/// The sessions this process holds, by channel: where a notification goes.
+type Watchers = Mutex<HashMap<String, Watcher>>;
+
+struct Watcher {
+    versions: Weak<watch::Sender<Version>>,
+    session_key: String,
+}
+
+/// What the subscription task is asked to do as sessions come and go.
+enum Request {
+    Subscribe(String),
+    Unsubscribe(String),
+}
+
+fn lock(watchers: &Watchers) -> std::sync::MutexGuard<'_, HashMap<String, Watcher>> {
+    watchers.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl std::fmt::Debug for RedisSessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password: it is not kept, and not shown.
+        f.debug_struct("RedisSessions")
+            .field("prefix", &self.hub.prefix)
+            .field("live_sessions", &self.live_sessions())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisSessions {
+    /// Connect to Redis at `url` (`redis://`, `rediss://` for TLS; an ACL user and password may be in
+    /// the URL), for sessions under key prefix `prefix`, with the default [`RedisOptions`].
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
+        // The URL may hold a password: errors describe the problem, never the URL.
+        let client = redis::Client::open(url).map_err(|e| invalid(format!("invalid Redis URL ({:?})", e.kind())))?;
+        Self::connect_with(client, prefix, RedisOptions::default()).await
+    }
+
+    /// Like [`connect`](Self::connect), with a `redis::Client` built by the caller (a private CA, a
+    /// client certificate: see [`RedisStore::connect_with`]) and the timeouts in `options`.
+    pub async fn connect_with(client: redis::Client, prefix: &str, options: RedisOptions) -> Result<Self, StoreError> {
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(options.connect_timeout))
+            .set_response_timeout(Some(options.command_timeout))
+            .set_number_of_retries(1);
+        let connection = client
+            .get_connection_manager_with_config(config)
+            .await
+            .map_err(redis_error)?;
+        Ok(Self::new(
+            Commands::Single(connection),
+            Subscriptions::Single(Box::new(client)),
+            prefix,
+            options,
+        ))
+    }
+
+    /// Sessions in a Redis Cluster, reached through any of `nodes` (`redis://host:port/`, with the
+    /// credentials in the URL if any): each session's keys sit in one hash slot (the `{session}` tag),
+    /// commands follow the cluster's redirections and failovers, and the one subscription
+    /// connection goes to any node, the cluster carrying every publish to all of them.
+    pub async fn connect_cluster(nodes: &[&str], prefix: &str, options: RedisOptions) -> Result<Self, StoreError> {
+        let invalid_url = |e: redis::RedisError| invalid(format!("invalid Redis node URL ({:?})", e.kind()));
+        let cluster = redis::cluster::ClusterClient::builder(nodes.iter().copied())
+            .connection_timeout(options.connect_timeout)
+            .response_timeout(options.command_timeout)
+            .retries(2)
+            .build()
+            .map_err(invalid_url)?;
+        let connection = cluster.get_async_connection().await.map_err(redis_error)?;
+        let subscriptions = nodes
+            .iter()
+            .map(|node| redis::Client::open(*node))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(invalid_url)?;
+        Ok(Self::new(
+            Commands::Cluster(connection),
+            Subscriptions::Cluster(subscriptions, Default::default()),
+            prefix,
+            options,
+        ))
+    }
+
+    /// Sessions on the master that the Sentinels at `sentinels` (`redis://host:port/`) name
+    /// `master`: after a failover, the next command (and the subscription) asks them again for the
+    /// master, rather than keep writing to a demoted one.
+    pub async fn connect_sentinel(
+        sentinels: &[&str],
+        master: &str,
+        prefix: &str,
+        options: RedisOptions,
+    ) -> Result<Self, StoreError> {
+        let sentinel = redis::sentinel::SentinelClient::build(
+            sentinels.to_vec(),
+            // A `String`: what `build` takes without the `tls-rustls` feature of `redis`.
+            String::from(master),
+            None,
+            redis::sentinel::SentinelServerType::Master,
+        )
+        .map_err(|e| invalid(format!("invalid Sentinel URL ({:?})", e.kind())))?;
+        let sentinel = Arc::new(tokio::sync::Mutex::new(sentinel));
+        let connection = tokio::time::timeout(
+            options.connect_timeout.saturating_mul(2),
+            SentinelMaster::connect(sentinel.clone(), options),
+        )
+        .await
+        .map_err(|_| unavailable("the Sentinel did not name a reachable master in time"))?
+        .map_err(redis_error)?;
+        Ok(Self::new(
+            Commands::Sentinel(connection),
+            Subscriptions::Sentinel(sentinel),
+            prefix,
+            options,
+        ))
+    }
+
+    fn new(connection: Commands, subscriptions: Subscriptions, prefix: &str, options: RedisOptions) -> Self {
+        let watchers = Arc::new(Watchers::default());
+        let (requests, received) = mpsc::unbounded_channel();
+        let subscriber = tokio::spawn(subscribe(
+            subscriptions,
+            options,
+            connection.clone(),
+            watchers.clone(),
+            received,
+        ));
+        let script = |body: &str| Script::new(&format!("{NEXT_VERSION}{body}"));
+        Self {
+            hub: Arc::new(Hub {
+                connection,
+                prefix: prefix.to_owned(),
+                store_script: script(STORE_SCRIPT),
+                clear_script: script(CLEAR_SCRIPT),
+                unlock_script: Script::new(UNLOCK_SCRIPT),
+                watchers,
+                requests,
+                subscriber,
+            }),
+            sealing: None,
+        }
+    }
+
+    /// Seal the sessions this handle's stores write with `keys` (AES-256-GCM; feature
+    /// `encryption`): written sealed with the current key, read with any of them, bound to their
+    /// session key. A session sealed with a key not given, or (unless
+    /// [`SealingKeys::reading_unsealed`]) not sealed, is a [`StoreError`] whose
+    /// [`is_sealing`](StoreError::is_sealing) is true, and is left as it is.
+    #[cfg(feature = "encryption")]
+    pub fn with_sealing(mut self, keys: SealingKeys) -> Self {
+        self.sealing = Some(keys);
+        self
+    }
+
+    /// The store of session `session` (a user id, a tenant id): no new connection; its change
+    /// notifications come through this handle's one subscription, to it alone. Two stores of one
+    /// session share its notifications.
+    pub fn session(&self, session: &str) -> RedisStore {
+        let base = format!("{}:{{{session}}}", self.hub.prefix);
+        let channel = format!("{base}:changed");
+        let session_key = format!("{base}:session");
+        let mut watchers = lock(&self.hub.watchers);
+        let existing = watchers.get(&channel).and_then(|w| w.versions.upgrade());
+        let sender = existing.unwrap_or_else(|| {
+            let sender = Arc::new(watch::channel(0).0);
+            watchers.insert(
+                channel.clone(),
+                Watcher {
+                    versions: Arc::downgrade(&sender),
+                    session_key: session_key.clone(),
+                },
+            );
+            // Subscribed by the task (and again after each reconnection): a store is ready at once.
+            let _ = self.hub.requests.send(Request::Subscribe(channel.clone()));
+            sender
+        });
+        drop(watchers);
+        RedisStore {
+            inner: Arc::new(Inner {
+                hub: self.hub.clone(),
+                version_key: format!("{base}:version"),
+                lock_key: format!("{base}:lock"),
+                session_key,
+                channel,
+                versions: sender.subscribe(),
+                sender: Some(sender),
+                sealing: self.sealing.clone(),
+            }),
+        }
+    }
+
+    /// How many sessions have a store alive in this process.
+    pub fn live_sessions(&self) -> usize {
+        lock(&self.hub.watchers)
+            .values()
+            .filter(|w| w.versions.strong_count() > 0)
+            .count()
+    }
+}
+
+/// A session in Redis. Cheap to clone; clones share the connection.
+///
+/// ```ignore
+/// // `my_api` is the module generated from your spec.
+/// # async fn example() -> Result<(), oauth_sdk_runtime::Error> {
+/// use my_api::Client;
+/// use oauth_sdk_runtime::RedisStore;
+///
+/// let store = RedisStore::connect("redis://127.0.0.1:6379/", "taskboard", "user-42").await?;
+/// let client = Client::builder("https://taskboard.example.com", "my-app").build()?;
+/// // Every process that resumes "user-42" shares the session, and renews it once per expiry.
+/// let api = client.resume(store).await?;
+/// # Ok(()) }
+/// ```
+///
+/// `connect` opens two connections for the one session; a service with many sessions makes one
+/// [`RedisSessions`] and takes each session's store from it.
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    hub: Arc<Hub>,
+    session_key: String,
+    version_key: String,
+    lock_key: String,
+    channel: String,
+    versions: watch::Receiver<Version>,
+    /// Shared by the stores of this session in this process; the last one dropped unsubscribes.
+    sender: Option<Arc<watch::Sender<Version>>>,
+    sealing: Option<SealingKeys>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let mut watchers = lock(&self.hub.watchers);
+        drop(self.sender.take());
+        let gone = watchers
+            .get(&self.channel)
+            .is_some_and(|w| w.versions.strong_count() == 0);
+        if gone {
+            watchers.remove(&self.channel);
+            let _ = self.hub.requests.send(Request::Unsubscribe(self.channel.clone()));
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("session_key", &self.inner.session_key)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(cause: impl std::fmt::Display) -> StoreError {
+    StoreError::new("redis", cause)
+}
+
+fn invalid(cause: impl std::fmt::Display) -> StoreError {
+    StoreError::invalid("redis", cause)
+}
+
+/// A Redis error as a store error: refused credentials or permissions, and keys holding something
+/// else, will not pass by trying again; a timeout, a lost connection, a server still loading may.
+fn redis_error(e: redis::RedisError) -> StoreError {
+    use redis::{ErrorKind, ServerErrorKind};
+    match e.kind() {
+        // Both messages may quote the reply, and a reply may hold the session's tokens.
+        ErrorKind::UnexpectedReturnType => invalid("Redis answered with a reply of an unexpected type"),
+        ErrorKind::Parse => unavailable("Redis sent a reply that could not be parsed"),
+        ErrorKind::AuthenticationFailed
+        | ErrorKind::InvalidClientConfig
+        | ErrorKind::Server(ServerErrorKind::NoPerm) => invalid(e),
+        _ if e.code() == Some("WRONGTYPE") => invalid("a key of the session holds a value of another type"),
+        _ => unavailable(e),
+    }
+}
+
+impl RedisStore {
+    /// Connect to Redis at `url` (`redis://`, `rediss://` for TLS; an ACL user and password may be in
+    /// the URL) for session `session` under key prefix `prefix`, with the default [`RedisOptions`]:
+    /// the simple path for one session. Many sessions (users, tenants) share one Redis under
+    /// distinct session names; a process that holds many takes them from one [`RedisSessions`].
+    ///
+    /// `rediss://` checks the server's certificate against the system's roots. For a private
+    /// certificate authority, or a client certificate, build the `redis::Client` and use
+    /// [`connect_with`](Self::connect_with).
+    pub async fn connect(url: &str, prefix: &str, session: &str) -> Result<Self, StoreError> {
+        Ok(RedisSessions::connect(url, prefix).await?.session(session))
+    }
+
+    /// Like [`connect`](Self::connect), with a `redis::Client` built by the caller (the `redis` crate
+    /// is re-exported as `oauth_sdk_runtime::redis`), for what a URL cannot say:
+    ///
+    /// ```no_run
+    /// # async fn example(ca_pem: Vec<u8>) -> Result<(), Box<dyn std::error::Error>> {
+    /// use oauth_sdk_runtime::RedisStore;
+    /// use oauth_sdk_runtime::redis::{Client, TlsCertificates};
+    ///
+    /// let certificates = TlsCertificates { client_tls: None, root_cert: Some(ca_pem) };
+    /// let client = Client::build_with_tls("rediss://app:password@redis.internal:6380/", certificates)?;
+    /// let store = RedisStore::connect_with(client, "taskboard", "user-42").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_with(client: redis::Client, prefix: &str, session: &str) -> Result<Self, StoreError> {
+        Self::connect_with_options(client, prefix, session, RedisOptions::default()).await
+    }
+
+    /// Like [`connect_with`](Self::connect_with), with the timeouts in `options` instead of the
+    /// defaults:
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use oauth_sdk_runtime::{RedisOptions, RedisStore};
+    ///
+    /// let client = oauth_sdk_runtime::redis::Client::open("rediss://app:password@redis.example.com:6380/")?;
+    /// let options = RedisOptions::default().with_connect_timeout(Duration::from_secs(10));
+    /// let store = RedisStore::connect_with_options(client, "taskboard", "user-42", options).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_with_options(
+        client: redis::Client,
+        prefix: &str,
+        session: &str,
+        options: RedisOptions,
+    ) -> Result<Self, StoreError> {
+        Ok(RedisSessions::connect_with(client, prefix, options)
+            .await?
+            .session(session))
+    }
+
+    fn connection(&self) -> Commands {
+        self.inner.hub.connection.clone()
+    }
+}
+
+impl Inner {
+    /// Read the stored form: the version, and the tokens (none: a tombstone) if their format is one
+    /// this SDK reads, opened if sealed.
+    fn parse(&self, version: &str, format: &str, tokens: Option<&str>) -> Result<Versioned, StoreError> {
+        parse(version, format, tokens, self.sealing.as_ref(), &self.session_key)
+    }
+}
+
+fn parse(
+    version: &str,
+    format: &str,
+    tokens: Option<&str>,
+    keys: Option<&SealingKeys>,
+    session_key: &str,
+) -> Result<Versioned, StoreError> {
+    let version: Version = version
+        .parse()
+        .map_err(|_| invalid("the session's version is not a number"))?;
+    if format.parse::<u32>().ok() != Some(FORMAT) {
+        return Err(invalid(format!(
+            "the session was written in format `{format}`; this SDK reads format {FORMAT}"
+        )));
+    }
+    let Some(tokens) = tokens else {
+        return Ok(Versioned { version, tokens: None });
+    };
+    let tokens = serde_json::from_str(tokens).map_err(|e| {
+        invalid(format!(
+            "the stored session is not readable: {}",
+            crate::error::describe_parse_error(&e)
+        ))
+    })?;
+    let tokens = sealing::decode(keys, tokens, session_key, "redis")?;
+    Ok(Versioned::live(version, tokens))
+}
+
+impl TokenStore for RedisStore {
+    async fn load(&self) -> Result<Option<Versioned>, StoreError> {
+        let fields: (Option<String>, Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(&self.inner.session_key)
+            .arg(&["version", "format", "tokens"])
+            .query_async(&mut self.connection())
+            .await
+            .map_err(redis_error)?;
+        match fields {
+            (None, None, None) => Ok(None),
+            (Some(version), format, tokens) => self
+                .inner
+                .parse(&version, format.as_deref().unwrap_or_default(), tokens.as_deref())
+                .map(Some),
+            (None, _, _) => Err(invalid("the stored session has no version")),
+        }
+    }
+
+    async fn store(&self, expect: Expect, tokens: &TokenSet) -> Result<Swap, StoreError> {
+        let expect = match expect {
+            Expect::Any => "*".to_owned(),
+            Expect::Empty => String::new(),
+            Expect::Version(version) => version.to_string(),
+        };
+        let json = sealing::encode(self.inner.sealing.as_ref(), tokens, &self.inner.session_key, "redis")?.to_string();
+        let reply: Vec<String> = self
+            .inner
+            .hub
+            .store_script
+            .key(&self.inner.session_key)
+            .key(&self.inner.version_key)
+            .arg(expect)
+            .arg(json)
+            .arg(&self.inner.channel)
+            .arg(FORMAT)
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(redis_error)?;
+        match reply.as_slice() {
+            [stored, version] if stored == "stored" => Ok(Swap::Stored(
+                version
+                    .parse()
+                    .map_err(|_| invalid("the new version is not a number"))?,
+            )),
+            [conflict] if conflict == "conflict" => Ok(Swap::Conflict(None)),
+            [conflict, version, format] if conflict == "conflict" => {
+                Ok(Swap::Conflict(Some(self.inner.parse(version, format, None)?)))
+            }
+            [conflict, version, format, tokens] if conflict == "conflict" => {
+                Ok(Swap::Conflict(Some(self.inner.parse(version, format, Some(tokens))?)))
+            }
+            _ => Err(invalid("unexpected reply from the store script")),
+        }
+    }
+
+    async fn clear(&self) -> Result<(), StoreError> {
+        self.inner
+            .hub
+            .clear_script
+            .key(&self.inner.session_key)
+            .key(&self.inner.version_key)
+            .arg(&self.inner.channel)
+            .arg(FORMAT)
+            .invoke_async::<String>(&mut self.connection())
+            .await
+            .map(drop)
+            .map_err(redis_error)
+    }
+
+    async fn try_lock(&self, ttl: Duration) -> Result<LockAttempt, StoreError> {
+        let owner = uuid::Uuid::new_v4().simple().to_string();
+        let options = redis::SetOptions::default()
+            .conditional_set(redis::ExistenceCheck::NX)
+            .with_expiration(redis::SetExpiry::PX(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)));
+        let taken: Option<String> = self
+            .connection()
+            .set_options(&self.inner.lock_key, &owner, options)
+            .await
+            .map_err(redis_error)?;
+        Ok(match taken {
+            Some(_) => LockAttempt::Acquired(LockToken::new(owner)),
+            None => LockAttempt::Busy,
+        })
+    }
+
+    async fn unlock(&self, lock: LockToken) -> Result<(), StoreError> {
+        self.inner
+            .hub
+            .unlock_script
+            .key(&self.inner.lock_key)
+            .arg(lock.as_str())
+            .invoke_async::<i64>(&mut self.connection())
+            .await
+            .map(drop)
+            .map_err(redis_error)
+    }
+
+    fn versions(&self) -> Option<watch::Receiver<Version>> {
+        Some(self.inner.versions.clone())
+    }
+}
+
+/// How many channels one SUBSCRIBE names, and how many versions one pipeline reads.
+const BATCH: usize = 500;
+
+/// Follow the channels of the sessions this process holds, on one connection, reconnecting with
+/// backoff. After each (re)subscription, and for each session subscribed later, read the current
+/// version, so a version published while not subscribed is not missed. Versions only grow, also
+/// across a loss of Redis's data (see [`NEXT_VERSION`]), so forwarding only greater ones drops
+/// nothing but repeats. Ends when the [`RedisSessions`] is dropped.
+async fn subscribe(
+    subscriptions: Subscriptions,
+    options: RedisOptions,
+    mut connection: Commands,
+    watchers: Arc<Watchers>,
+    mut requests: mpsc::UnboundedReceiver<Request>,
+) {
+    let mut waits = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    loop {
+        // get_async_pubsub has no timeout of its own: one stuck handshake must not end the following.
+        let connected = tokio::time::timeout(options.connect_timeout, subscriptions.connect()).await;
+        if let Ok(Ok(pubsub)) = connected {
+            let (mut sink, mut stream) = pubsub.split();
+            let live: Vec<String> = lock(&watchers).keys().cloned().collect();
+            let mut following = true;
+            for channels in live.chunks(BATCH) {
+                following = following && command(options, sink.subscribe(channels)).await;
+            }
+            // If the read fails (the command connection may still be the one a restart of Redis
+            // broke), a version may have been missed: start over rather than wait for the next one.
+            if following && catch_up(&mut connection, &watchers, &live).await {
+                waits.reset();
+                loop {
+                    tokio::select! {
+                        message = stream.next() => match message {
+                            Some(message) => route(&watchers, &message),
+                            None => break,
+                        },
+                        request = requests.recv() => match request {
+                            None => return,
+                            Some(Request::Subscribe(channel)) => {
+                                let channel = [channel];
+                                if !command(options, sink.subscribe(&channel)).await
+                                    || !catch_up(&mut connection, &watchers, &channel).await
+                                {
+                                    break;
+                                }
+                            }
+                            Some(Request::Unsubscribe(channel)) => {
+                                // Unless the session came back meanwhile.
+                                if !lock(&watchers).contains_key(&channel) {
+                                    let _ = command(options, sink.unsubscribe(&channel)).await;
+                                }
+                            }
+                        },
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(waits.next_delay()).await;
+    }
+}
+
+/// Whether a subscription command succeeded in time.
+async fn command(options: RedisOptions, command: impl std::future::Future<Output = redis::RedisResult<()>>) -> bool {
+    matches!(tokio::time::timeout(options.command_timeout, command).await, Ok(Ok(())))
+}
+
+/// Read the current version of each of `channels`' sessions and hand it to its watcher.
+async fn catch_up(connection: &mut Commands, watchers: &Watchers, channels: &[String]) -> bool {
+    for channels in channels.chunks(BATCH) {
+        let keys: Vec<(String, String)> = {
+            let watchers = lock(watchers);
+            channels
+                .iter()
+                .filter_map(|c| watchers.get(c).map(|w| (c.clone(), w.session_key.clone())))
+                .collect()
+        };
+        // One command each (multiplexed on the wire): in a Cluster, the keys are in many slots.
+        let reads = keys.iter().map(|(_, session_key)| {
+            let mut connection = connection.clone();
+            async move { connection.hget::<_, _, Option<String>>(session_key, "version").await }
+        });
+        let Ok(versions) = futures_util::future::join_all(reads)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+        else {
+            return false;
+        };
+        let watchers = lock(watchers);
+        for ((channel, _), version) in keys.iter().zip(versions) {
+            if let (Some(watcher), Some(version)) = (watchers.get(channel), version.and_then(|v| v.parse().ok())) {
+                publish(watcher, version);
+            }
+        }
+    }
+    true
+}
+
+/// A notification, to the one session whose channel it came on.
+fn route(watchers: &Watchers, message: &redis::Msg) {
+    let Ok(version) = message.get_payload::<Version>() else {
+        return;
+    };
+    if let Some(watcher) = lock(watchers).get(message.get_channel_name()) {
+        publish(watcher, version);
+    }
+}
+
+fn publish(watcher: &Watcher, version: Version) {
+    if let Some(versions) = watcher.versions.upgrade() {
+        versions.send_if_modified(|newest| {
+            let newer = version > *newest;
+            if newer {
+                *newest = version;
+            }
+            newer
+        });
+    }
+}
