@@ -16,6 +16,7 @@ mod retry;
 mod rotation;
 mod schema;
 mod secrets;
+mod sessions;
 mod sim_store;
 mod simulation;
 mod ui;

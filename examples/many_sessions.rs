@@ -1,0 +1,251 @@
+//! `cargo run --release --example many_sessions -- [--sessions N] [--seconds S] [--concurrency C]`
+//!
+//! Thousands of sessions in one process: N sessions (default 10,000), each a user logged in through a
+//! `SessionRegistry` whose stores come from one `RedisSessions` handle, against the reference server
+//! (in a child process, so its memory is not counted) with access tokens of 30 s and refresh-token
+//! rotation, and a `redis-server` of its own. Logins are spread over the first 10 s, so renewals
+//! spread over time too. Then C workers (default 64) call `GET /v1/me` for S seconds (default 40)
+//! as random users; then the same load on one session, as the baseline. It prints:
+//!
+//! - the Redis connections open (target: at most 4, whatever N);
+//! - resident memory per idle session (target: at most 4 KiB);
+//! - the latency of calls that renewed their session's token, p50 and p99;
+//! - the throughput with N sessions against one session in the same run (target: at least 0.9);
+//!
+//! and ends with one line: `sessions=N redis_connections=M kib_per_session=K throughput_ratio=R`.
+
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use oauth_sdk::{Client, RedisSessions, RedisStore, SessionRegistry};
+use taskboard_server::{DEMO_CLIENT, DEMO_USER, RedisServer};
+
+const LIFETIME: Duration = Duration::from_secs(30);
+const LOGINS_SPREAD: Duration = Duration::from_secs(10);
+
+fn arg(name: &str, default: u64) -> Result<u64, Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let value = args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
+    Ok(value.map(|v| v.parse()).transpose()?.unwrap_or(default))
+}
+
+/// Resident memory of this process, in KiB.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4)
+}
+
+/// The reference server, in a child process (this same program with `--serve`).
+struct ServerProcess(Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_server() -> Result<(ServerProcess, String), Box<dyn std::error::Error>> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .arg("--serve")
+        .stdout(Stdio::piped())
+        .stdin(Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line)?;
+    Ok((ServerProcess(child), line.trim().to_owned()))
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    if std::env::args().any(|a| a == "--serve") {
+        return runtime.block_on(serve());
+    }
+    runtime.block_on(measure())
+}
+
+/// The child: serve until the parent closes stdin or is gone.
+async fn serve() -> Result<(), Box<dyn std::error::Error>> {
+    let server = taskboard_server::start(taskboard_server::Config {
+        access_token_lifetime: LIFETIME,
+        ..Default::default()
+    })
+    .await?;
+    println!("{}", server.base_url());
+    tokio::task::spawn_blocking(|| std::io::stdin().read_line(&mut String::new())).await??;
+    Ok(())
+}
+
+/// Calls and the latencies of calls that renewed a token, from the workers.
+#[derive(Default)]
+struct Load {
+    calls: AtomicU64,
+    failures: AtomicU64,
+    renewal_latencies: std::sync::Mutex<Vec<Duration>>,
+}
+
+async fn measure() -> Result<(), Box<dyn std::error::Error>> {
+    let sessions = arg("--sessions", 10_000)?;
+    let seconds = arg("--seconds", 40)?;
+    let concurrency = arg("--concurrency", 64)?;
+    let redis = RedisServer::start();
+    let (_server, base_url) = start_server()?;
+    let client = Client::builder(&base_url, DEMO_CLIENT.0)
+        .client_secret(DEMO_CLIENT.1.into())
+        .build()?;
+    let handle = RedisSessions::connect(&redis.url(), "bench").await?;
+    let stores = handle.clone();
+    let registry = Arc::new(SessionRegistry::new(client.clone(), move |user: &str| {
+        stores.session(user)
+    }));
+
+    // Warm up what every session shares (the HTTP connection pool, the Redis connections), then
+    // measure memory around the sessions alone.
+    let warm = registry
+        .login("warm-up", |c, s| c.login_password(s, DEMO_USER.0, DEMO_USER.1.into()))
+        .await?;
+    warm.get_me().await?;
+    let before = rss_kib();
+    let started = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let mut logins = Vec::new();
+    for _ in 0..concurrency {
+        let (registry, next) = (registry.clone(), next.clone());
+        logins.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Relaxed);
+                if i >= sessions {
+                    return Ok::<_, oauth_sdk::Error>(());
+                }
+                // Spread over LOGINS_SPREAD, so that the tokens expire (and are renewed) spread out.
+                let due = LOGINS_SPREAD.mul_f64(i as f64 / sessions as f64);
+                tokio::time::sleep_until((started + due).into()).await;
+                registry
+                    .login(&format!("user-{i}"), |c, s| {
+                        c.login_password(s, DEMO_USER.0, DEMO_USER.1.into())
+                    })
+                    .await?;
+            }
+        }));
+    }
+    for login in logins {
+        login.await??;
+    }
+    let after = rss_kib();
+    let kib_per_session = after.saturating_sub(before) as f64 / sessions as f64;
+    let redis_connections = redis_connections(&redis).await?;
+    println!(
+        "{sessions} sessions logged in in {:.1} s; resident memory {before} KiB before, {after} KiB after: \
+         {kib_per_session:.2} KiB per session; Redis connections: {redis_connections}",
+        started.elapsed().as_secs_f64()
+    );
+
+    let many = load(concurrency, Duration::from_secs(seconds), {
+        let registry = registry.clone();
+        move |n| {
+            let registry = registry.clone();
+            async move { registry.get(&format!("user-{}", n % sessions)).await }
+        }
+    })
+    .await;
+    let one = load(concurrency, Duration::from_secs(seconds), move |_| {
+        let warm = warm.clone();
+        async move { Ok::<_, oauth_sdk::Error>(warm) }
+    })
+    .await;
+    let (many_rate, one_rate) = (many.rate, one.rate);
+    let ratio = many_rate / one_rate;
+    let mut latencies = many.renewals;
+    latencies.sort();
+    let percentile = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    println!(
+        "{} sessions: {many_rate:.0} calls/s ({} failed); one session: {one_rate:.0} calls/s ({} failed)",
+        sessions, many.failures, one.failures
+    );
+    println!(
+        "calls that renewed their token: {} (p50 {:.1} ms, p99 {:.1} ms); registry {:?}",
+        latencies.len(),
+        percentile(0.5),
+        percentile(0.99),
+        registry.metrics()
+    );
+    println!(
+        "sessions={sessions} redis_connections={redis_connections} kib_per_session={kib_per_session:.2} throughput_ratio={ratio:.3}"
+    );
+    Ok(())
+}
+
+struct Outcome {
+    rate: f64,
+    failures: u64,
+    renewals: Vec<Duration>,
+}
+
+/// `concurrency` workers calling `GET /v1/me` for `duration` on the session `pick(n)` gives for the
+/// n-th call.
+async fn load<F, Fut>(concurrency: u64, duration: Duration, pick: F) -> Outcome
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<oauth_sdk::Authenticated<RedisStore>, oauth_sdk::Error>> + Send,
+{
+    let load = Arc::new(Load::default());
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for worker in 0..concurrency {
+        let (load, pick) = (load.clone(), pick.clone());
+        workers.push(tokio::spawn(async move {
+            // A different stride per worker: the users called are spread over all sessions.
+            let mut n = worker.wrapping_mul(7919);
+            while started.elapsed() < duration {
+                n = n.wrapping_add(104_729);
+                let Ok(api) = pick(n).await else {
+                    load.failures.fetch_add(1, Relaxed);
+                    continue;
+                };
+                let renewed_before = api.metrics().refreshes + api.metrics().adopted_from_store;
+                let call = Instant::now();
+                let outcome = api.get_me().await;
+                let took = call.elapsed();
+                if outcome.is_err() {
+                    load.failures.fetch_add(1, Relaxed);
+                }
+                load.calls.fetch_add(1, Relaxed);
+                if api.metrics().refreshes + api.metrics().adopted_from_store > renewed_before {
+                    load.renewal_latencies.lock().unwrap().push(took);
+                }
+            }
+        }));
+    }
+    for worker in workers {
+        let _ = worker.await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let renewals = std::mem::take(&mut *load.renewal_latencies.lock().unwrap());
+    Outcome {
+        rate: load.calls.load(Relaxed) as f64 / elapsed,
+        failures: load.failures.load(Relaxed),
+        renewals,
+    }
+}
+
+/// The clients Redis has connected, but the one asking.
+async fn redis_connections(redis: &RedisServer) -> Result<usize, Box<dyn std::error::Error>> {
+    let mut connection = oauth_sdk::redis::Client::open(redis.url())?
+        .get_multiplexed_async_connection()
+        .await?;
+    let list: String = oauth_sdk::redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut connection)
+        .await?;
+    Ok(list.lines().count() - 1)
+}

@@ -1,0 +1,457 @@
+//! Many sessions in one service: one Redis connection set for all of them, a registry that finds a
+//! user's session by key, and sessions sealed at rest.
+
+use std::time::Duration;
+
+use oauth_sdk::{
+    Client, Expect, ExposeSecret, FileStore, MemoryStore, RedisOptions, RedisSessions, SealingKeys, SessionRegistry,
+    StoreOutage, Swap, TokenStore,
+};
+use taskboard_server::{Config, DEMO_CLIENT, DEMO_USER, RedisServer, Server};
+
+use crate::sim_store::SimShared;
+use crate::support::t0;
+
+fn tokens(access: &str) -> oauth_sdk::TokenSet {
+    oauth_sdk::TokenSet::new(access.into(), oauth_sdk::Grant::Password, t0())
+        .with_refresh_token(format!("{access}-refresh").into())
+        .with_lifetime(Duration::from_secs(60))
+}
+
+async fn handle(redis: &RedisServer) -> RedisSessions {
+    let client = oauth_sdk::redis::Client::open(redis.url()).unwrap();
+    let options = RedisOptions::default()
+        .with_connect_timeout(Duration::from_secs(10))
+        .with_command_timeout(Duration::from_secs(10));
+    RedisSessions::connect_with(client, "test", options)
+        .await
+        .expect("connected to the test's redis-server")
+}
+
+async fn raw(redis: &RedisServer) -> oauth_sdk::redis::aio::MultiplexedConnection {
+    oauth_sdk::redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// The connections Redis has open, but the one asking.
+async fn redis_connections(connection: &mut oauth_sdk::redis::aio::MultiplexedConnection) -> usize {
+    let list: String = oauth_sdk::redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(connection)
+        .await
+        .unwrap();
+    list.lines().count() - 1
+}
+
+/// Wait until `count` channels of prefix `test` have a subscriber.
+async fn until_channels(connection: &mut oauth_sdk::redis::aio::MultiplexedConnection, count: usize) {
+    for _ in 0..3000 {
+        let channels: Vec<String> = oauth_sdk::redis::cmd("PUBSUB")
+            .arg("CHANNELS")
+            .arg("test:*")
+            .query_async(connection)
+            .await
+            .unwrap();
+        if channels.len() == count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{count} channels were never subscribed");
+}
+
+#[tokio::test]
+async fn a_thousand_sessions_share_two_connections_and_keep_their_own_tokens() {
+    let redis = RedisServer::start();
+    let sessions = handle(&redis).await;
+    let stores: Vec<_> = (0..1000).map(|i| sessions.session(&format!("user-{i}"))).collect();
+    for (i, store) in stores.iter().enumerate() {
+        store
+            .store(Expect::Empty, &tokens(&format!("token-{i}")))
+            .await
+            .unwrap();
+    }
+    for (i, store) in stores.iter().enumerate() {
+        let stored = store.load().await.unwrap().and_then(|s| s.tokens).expect("stored");
+        assert_eq!(stored.access_token().expose_secret(), format!("token-{i}"));
+    }
+    let mut connection = raw(&redis).await;
+    until_channels(&mut connection, 1000).await;
+    assert_eq!(
+        redis_connections(&mut connection).await,
+        2,
+        "one command and one subscription connection"
+    );
+    assert_eq!(sessions.live_sessions(), 1000);
+
+    // Stores let go unsubscribe; a second store of a live session shares its subscription.
+    let again = sessions.session("user-0");
+    drop(stores);
+    until_channels(&mut connection, 1).await;
+    assert_eq!(sessions.live_sessions(), 1);
+    assert!(again.load().await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_change_wakes_only_its_own_session() {
+    let redis = RedisServer::start();
+    let (here, elsewhere) = (handle(&redis).await, handle(&redis).await);
+    let (ada, grace) = (here.session("ada"), here.session("grace"));
+    let (mut ada_versions, mut grace_versions) = (ada.versions().unwrap(), grace.versions().unwrap());
+    until_channels(&mut raw(&redis).await, 2).await;
+    ada_versions.mark_unchanged();
+    grace_versions.mark_unchanged();
+
+    // Another process renews ada's session.
+    let Swap::Stored(version) = elsewhere
+        .session("ada")
+        .store(Expect::Any, &tokens("ada-2"))
+        .await
+        .unwrap()
+    else {
+        panic!("stored")
+    };
+    tokio::time::timeout(Duration::from_secs(30), ada_versions.wait_for(|v| *v >= version))
+        .await
+        .expect("ada's store hears of it")
+        .unwrap();
+    // Give a wrongly routed notification time to arrive: grace must not have heard anything.
+    elsewhere.session("ada").load().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!grace_versions.has_changed().unwrap(), "grace's session was woken");
+}
+
+#[tokio::test]
+async fn a_session_subscribed_after_redis_restarts_still_hears_of_changes() {
+    let mut redis = RedisServer::start();
+    let sessions = handle(&redis).await;
+    let store = sessions.session("ada");
+    until_channels(&mut raw(&redis).await, 1).await;
+    redis.restart();
+    let late = sessions.session("grace");
+    let mut versions = late.versions().unwrap();
+    until_channels(&mut raw(&redis).await, 2).await;
+    let writer = handle(&redis).await;
+    let Swap::Stored(version) = writer.session("grace").store(Expect::Any, &tokens("g")).await.unwrap() else {
+        panic!()
+    };
+    tokio::time::timeout(Duration::from_secs(30), versions.wait_for(|v| *v >= version))
+        .await
+        .expect("the version reaches the session subscribed after the restart")
+        .unwrap();
+    drop(store);
+}
+
+async fn reference(config: Config) -> (Server, Client) {
+    let server = taskboard_server::start(config).await.unwrap();
+    let client = Client::builder(server.base_url(), DEMO_CLIENT.0)
+        .client_secret(DEMO_CLIENT.1.into())
+        .build()
+        .unwrap();
+    (server, client)
+}
+
+#[tokio::test]
+async fn the_registry_resumes_once_per_key_and_evicts_the_least_recently_used() {
+    let (server, client) = reference(Config::default()).await;
+    let stores: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, MemoryStore>>> = Default::default();
+    let shared = stores.clone();
+    let registry = SessionRegistry::new(client, move |key: &str| {
+        shared.lock().unwrap().entry(key.to_owned()).or_default().clone()
+    })
+    .max_sessions(2);
+
+    assert!(matches!(registry.get("ada").await, Err(oauth_sdk::Error::NoSession)));
+    assert_eq!(registry.metrics().live, 0, "a failed resume is not kept");
+    for user in ["ada", "bob", "cy"] {
+        registry
+            .login(user, |client, store| {
+                client.login_password(store, DEMO_USER.0, DEMO_USER.1.into())
+            })
+            .await
+            .expect("logged in");
+    }
+    // Three logins, two held: "ada", the least recently used, was let go (it stays in its store).
+    let metrics = registry.metrics();
+    assert_eq!((metrics.live, metrics.logged_in, metrics.evictions), (2, 3, 1));
+    // Concurrent requests for "ada" resume it once, and each gets the same session.
+    let (a, b) = tokio::join!(registry.get("ada"), registry.get("ada"));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(registry.metrics().resumed, 1);
+    a.get_me().await.unwrap();
+    assert_eq!(b.metrics().requests, 1, "both are one session");
+    assert_eq!(server.counters().password_grants, 3);
+    assert!(registry.remove("ada").is_some());
+    assert!(registry.remove("ada").is_none());
+}
+
+#[tokio::test]
+async fn eviction_never_lets_go_of_a_session_whose_renewal_is_not_in_its_store_yet() {
+    let server = taskboard_server::start(Config::default()).await.unwrap();
+    let client = Client::builder(server.base_url(), DEMO_CLIENT.0)
+        .client_secret(DEMO_CLIENT.1.into())
+        .store_outage(StoreOutage::RefreshAlone)
+        .build()
+        .unwrap();
+    // One simulated shared store per user, so that one user's store can fail alone.
+    let stores: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, SimShared>>> = Default::default();
+    let shared = stores.clone();
+    let registry = SessionRegistry::new(client, move |key: &str| {
+        let mut stores = shared.lock().unwrap();
+        stores
+            .entry(key.to_owned())
+            .or_insert_with(|| SimShared::new(7))
+            .handle()
+    })
+    .max_sessions(1)
+    .idle_timeout(Duration::from_millis(400));
+    let login = |user: &'static str| {
+        registry.login(user, |client, store| {
+            client.login_password(store, DEMO_USER.0, DEMO_USER.1.into())
+        })
+    };
+    let ada = login("ada").await.unwrap();
+    // Ada's store stops taking writes; a renewal goes on alone and waits to be written back.
+    let ada_store = stores.lock().unwrap()["ada"].clone();
+    ada_store.faults(|f| f.writes_fail = true);
+    ada.refresh().await.expect("renewed without the store");
+    login("bob").await.unwrap();
+    let metrics = registry.metrics();
+    assert_eq!((metrics.live, metrics.evictions), (2, 0), "{metrics:?}");
+    assert!(metrics.evictions_deferred >= 1, "{metrics:?}");
+
+    // Both idle: bob may go, ada may not.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(matches!(registry.get("carol").await, Err(oauth_sdk::Error::NoSession)));
+    let metrics = registry.metrics();
+    assert_eq!(
+        (metrics.live, metrics.evictions),
+        (1, 1),
+        "ada alone is kept: {metrics:?}"
+    );
+
+    // Ada's store is back: the write-back lands, and then her session may go too.
+    ada_store.faults(|f| f.writes_fail = false);
+    ada.flush(Duration::from_secs(60)).await.expect("written back");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(registry.get("carol").await.is_err());
+    assert_eq!(registry.metrics().live, 0, "{:?}", registry.metrics());
+    assert_eq!(registry.metrics().evictions, 2);
+}
+
+fn keys(id: &str, byte: u8) -> SealingKeys {
+    SealingKeys::new(id, &[byte; 32]).unwrap()
+}
+
+#[tokio::test]
+async fn a_sealed_file_keeps_no_token_in_the_clear_and_survives_key_rotation() {
+    let dir = tempdir();
+    let path = dir.join("session.json");
+    let old = FileStore::new(&path).with_sealing(keys("k1", 1));
+    old.store(Expect::Empty, &tokens("SEALED-ACCESS-TOKEN")).await.unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        !text.contains("SEALED-ACCESS-TOKEN") && text.contains(r#""kid":"k1""#),
+        "{text}"
+    );
+
+    // Rotated: the new key seals, the old one still opens.
+    let rotated = FileStore::new(&path).with_sealing(keys("k2", 2).with_previous("k1", &[1; 32]).unwrap());
+    let stored = rotated.load().await.unwrap().unwrap();
+    assert_eq!(
+        stored.tokens.as_ref().unwrap().access_token().expose_secret(),
+        "SEALED-ACCESS-TOKEN"
+    );
+    rotated
+        .store(Expect::Version(stored.version), &tokens("ROTATED"))
+        .await
+        .unwrap();
+    assert!(std::fs::read_to_string(&path).unwrap().contains(r#""kid":"k2""#));
+
+    // Without its key, or with a wrong one, or unsealed: a typed error, and the file stays.
+    let before = std::fs::read(&path).unwrap();
+    for store in [
+        FileStore::new(&path).with_sealing(keys("k1", 1)),
+        FileStore::new(&path).with_sealing(keys("k2", 9)),
+        FileStore::new(&path),
+    ] {
+        let error = store.load().await.unwrap_err();
+        assert!(error.is_sealing() && !error.is_unavailable(), "{error}");
+        assert!(!error.to_string().contains("ROTATED"), "{error}");
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), before, "the session was left as it was");
+    let plain = dir.join("plain.json");
+    FileStore::new(&plain)
+        .store(Expect::Empty, &tokens("PLAIN"))
+        .await
+        .unwrap();
+    let error = FileStore::new(&plain)
+        .with_sealing(keys("k1", 1))
+        .load()
+        .await
+        .unwrap_err();
+    assert!(error.is_sealing(), "{error}");
+    let migrating = FileStore::new(&plain).with_sealing(keys("k1", 1).reading_unsealed(true));
+    assert!(migrating.load().await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn sealed_redis_sessions_open_only_under_their_own_key() {
+    let redis = RedisServer::start();
+    let sessions = handle(&redis).await.with_sealing(keys("k1", 1));
+    let ada = sessions.session("ada");
+    ada.store(Expect::Empty, &tokens("ADA-SECRET-TOKEN")).await.unwrap();
+    let mut connection = raw(&redis).await;
+    use oauth_sdk::redis::AsyncCommands;
+    let stored: String = connection.hget("test:{ada}:session", "tokens").await.unwrap();
+    assert!(
+        !stored.contains("ADA-SECRET-TOKEN") && stored.contains(r#""sealed":"A256GCM""#),
+        "{stored}"
+    );
+    assert!(ada.load().await.unwrap().is_some());
+
+    // The sealed session copied under another user's key does not open there.
+    let _: () = connection
+        .hset_multiple(
+            "test:{eve}:session",
+            &[("version", "1"), ("format", "1"), ("tokens", stored.as_str())],
+        )
+        .await
+        .unwrap();
+    let error = sessions.session("eve").load().await.unwrap_err();
+    assert!(error.is_sealing(), "{error}");
+    let error = handle(&redis).await.session("ada").load().await.unwrap_err();
+    assert!(error.is_sealing() && error.to_string().contains("k1"), "{error}");
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("oauth-sdk-sealing-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Sessions `users` logged in through `first`, resumed through `second` (another process's handle),
+/// called from both for `run` while `failover` runs halfway through; then each session is called once
+/// more. Returns the failures, each of which must be transient.
+async fn through_a_failover(
+    first: RedisSessions,
+    second: RedisSessions,
+    users: usize,
+    run: Duration,
+    failover: impl FnOnce() + Send + 'static,
+) -> (Server, Vec<oauth_sdk::Error<oauth_sdk::types::Error>>) {
+    let (server, client) = reference(Config {
+        access_token_lifetime: Duration::from_secs(2),
+        ..Config::default()
+    })
+    .await;
+    let mut apis = Vec::new();
+    for user in 0..users {
+        let name = format!("user-{user}");
+        let api = client
+            .clone()
+            .login_password(first.session(&name), DEMO_USER.0, DEMO_USER.1.into())
+            .await
+            .expect("logged in");
+        apis.push(api);
+        apis.push(
+            client
+                .clone()
+                .resume(second.session(&name))
+                .await
+                .expect("resumed elsewhere"),
+        );
+    }
+    let started = std::time::Instant::now();
+    let mut callers = Vec::new();
+    for api in apis.clone() {
+        callers.push(tokio::spawn(async move {
+            let mut failures = Vec::new();
+            while started.elapsed() < run {
+                if let Err(e) = api.get_me().await {
+                    failures.push(e);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            failures
+        }));
+    }
+    tokio::time::sleep(run / 2).await;
+    tokio::task::spawn_blocking(failover).await.unwrap();
+    let mut failures = Vec::new();
+    for caller in callers {
+        failures.extend(caller.await.unwrap());
+    }
+    // Once the cluster has settled, every session works again, in both processes.
+    for api in &apis {
+        let mut outcome = api.get_me().await;
+        for _ in 0..50 {
+            if outcome.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            outcome = api.get_me().await;
+        }
+        outcome.expect("the session works after the failover");
+    }
+    (server, failures)
+}
+
+fn assert_one_refresh_per_token(server: &Server, failures: &[oauth_sdk::Error<oauth_sdk::types::Error>]) {
+    let counters = server.counters();
+    assert_eq!(counters.reused_refresh_tokens, 0, "a refresh token was presented twice");
+    assert_eq!(counters.families_revoked, 0, "a session was revoked");
+    assert!(counters.refreshes_accepted > 0, "the run renewed tokens");
+    for failure in failures {
+        assert!(failure.is_transient(), "a failure that is not transient: {failure}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_keeps_one_refresh_per_token_through_a_failover() {
+    let cluster = std::sync::Arc::new(
+        tokio::task::spawn_blocking(taskboard_server::RedisCluster::start)
+            .await
+            .unwrap(),
+    );
+    let urls = cluster.urls();
+    let nodes: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let options = RedisOptions::default()
+        .with_connect_timeout(Duration::from_secs(10))
+        .with_command_timeout(Duration::from_secs(10));
+    let first = RedisSessions::connect_cluster(&nodes, "test", options).await.unwrap();
+    let second = RedisSessions::connect_cluster(&nodes[3..], "test", options)
+        .await
+        .unwrap();
+    let failing = cluster.clone();
+    let (server, failures) = through_a_failover(first, second, 6, Duration::from_secs(8), move || {
+        failing.fail_over("test:{user-0}:session")
+    })
+    .await;
+    assert_one_refresh_per_token(&server, &failures);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_s_failover_keeps_one_refresh_per_token() {
+    let topology = std::sync::Arc::new(
+        tokio::task::spawn_blocking(taskboard_server::RedisSentinel::start)
+            .await
+            .unwrap(),
+    );
+    let sentinel = topology.sentinel_url();
+    let options = RedisOptions::default()
+        .with_connect_timeout(Duration::from_secs(10))
+        .with_command_timeout(Duration::from_secs(10));
+    let sentinels = [sentinel.as_str()];
+    let connect = || RedisSessions::connect_sentinel(&sentinels, taskboard_server::SENTINEL_MASTER, "test", options);
+    let (first, second) = (connect().await.unwrap(), connect().await.unwrap());
+    let before = topology.master_port();
+    let failing = topology.clone();
+    let (server, failures) =
+        through_a_failover(first, second, 4, Duration::from_secs(8), move || failing.fail_over()).await;
+    assert_ne!(topology.master_port(), before, "the master changed");
+    assert_one_refresh_per_token(&server, &failures);
+}
