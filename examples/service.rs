@@ -101,8 +101,9 @@ async fn me(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e),
     };
     match api.get_me().await {
+        // The reference server signs every browser in as its demo user.
         Ok(me) => format!(
-            "{user} is {} at the API, with scopes {}",
+            "app user {user}: the API answers for {}, with scopes {}",
             me.username,
             me.scopes.join(" ")
         )

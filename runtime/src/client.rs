@@ -423,6 +423,16 @@ impl<A: Api, S: TokenStore> Authenticated<A, S> {
         self.session.has_unsaved()
     }
 
+    /// A handle that does not keep the session alive, but finds it again while anything else does.
+    pub(crate) fn downgrade(&self) -> WeakAuthenticated<A, S> {
+        WeakAuthenticated {
+            apis: Arc::downgrade(&self.apis.0),
+            http: self.http.clone(),
+            session: Arc::downgrade(&self.session),
+            store: Arc::downgrade(&self.store),
+        }
+    }
+
     /// Counters since this process logged in or resumed the session.
     pub fn metrics(&self) -> crate::Metrics {
         self.session.counters().snapshot()
@@ -460,6 +470,35 @@ impl<A: Api, S: TokenStore> Authenticated<A, S> {
             }
         }
         revoked.and(cleared)
+    }
+}
+
+/// An [`Authenticated`] that does not keep its session alive: a [`SessionRegistry`] keeps one of each
+/// session it let go, so that a session still in use elsewhere is found again rather than resumed a
+/// second time beside it.
+///
+/// [`SessionRegistry`]: crate::SessionRegistry
+pub(crate) struct WeakAuthenticated<A: Api, S: TokenStore> {
+    apis: std::sync::Weak<[A::Raw; 3]>,
+    http: reqwest::Client,
+    session: std::sync::Weak<Session>,
+    store: std::sync::Weak<S>,
+}
+
+impl<A: Api, S: TokenStore> WeakAuthenticated<A, S> {
+    /// The session, if anything still holds it.
+    pub(crate) fn upgrade(&self) -> Option<Authenticated<A, S>> {
+        Some(Authenticated {
+            apis: Attempts(self.apis.upgrade()?),
+            http: self.http.clone(),
+            session: self.session.upgrade()?,
+            store: self.store.upgrade()?,
+        })
+    }
+
+    /// Whether nothing holds the session any more.
+    pub(crate) fn is_gone(&self) -> bool {
+        self.session.strong_count() == 0
     }
 }
 

@@ -12,6 +12,7 @@ use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 use crate::api::Api;
+use crate::client::WeakAuthenticated;
 use crate::error::Error;
 use crate::store::TokenStore;
 
@@ -42,6 +43,9 @@ pub struct SessionRegistry<A: Api, S: TokenStore> {
 
 struct Entries<A: Api, S: TokenStore> {
     by_key: HashMap<String, Entry<A, S>>,
+    /// Sessions let go, as long as something else (a request in flight, a caller's clone) still
+    /// holds them: found again by `get`, rather than resumed a second time beside themselves.
+    let_go: HashMap<String, WeakAuthenticated<A, S>>,
     last_sweep: Instant,
 }
 
@@ -59,6 +63,8 @@ pub struct RegistryMetrics {
     pub live: usize,
     /// Sessions resumed from their store.
     pub resumed: u64,
+    /// Sessions let go but still in use elsewhere, found again rather than resumed.
+    pub found_again: u64,
     /// Sessions started by [`SessionRegistry::login`].
     pub logged_in: u64,
     /// Sessions let go: beyond `max_sessions`, or idle.
@@ -70,6 +76,7 @@ pub struct RegistryMetrics {
 #[derive(Default)]
 struct RegistryCounters {
     resumed: AtomicU64,
+    found_again: AtomicU64,
     logged_in: AtomicU64,
     evictions: AtomicU64,
     evictions_deferred: AtomicU64,
@@ -98,6 +105,7 @@ impl<A: Api, S: TokenStore> SessionRegistry<A, S> {
             idle_timeout: None,
             entries: Mutex::new(Entries {
                 by_key: HashMap::new(),
+                let_go: HashMap::new(),
                 last_sweep: Instant::now(),
             }),
             counters: RegistryCounters::default(),
@@ -128,14 +136,23 @@ impl<A: Api, S: TokenStore> SessionRegistry<A, S> {
             let mut entries = self.entries();
             let now = Instant::now();
             self.sweep_idle(&mut entries, now);
-            let entry = entries.by_key.entry(key.to_owned()).or_insert_with(|| Entry {
-                slot: Arc::new(OnceCell::new()),
-                last_used: now,
-            });
-            entry.last_used = now;
-            let slot = entry.slot.clone();
-            self.evict_beyond_max(&mut entries, key);
-            slot
+            if let Some(entry) = entries.by_key.get_mut(key) {
+                entry.last_used = now;
+                entry.slot.clone()
+            } else {
+                // A session let go but still in use elsewhere is the one to use.
+                let found = entries.let_go.remove(key).and_then(|weak| weak.upgrade());
+                if found.is_some() {
+                    self.counters.found_again.fetch_add(1, Relaxed);
+                }
+                let slot = Arc::new(OnceCell::new_with(found.map(A::authenticated)));
+                let entry = Entry {
+                    slot: slot.clone(),
+                    last_used: now,
+                };
+                entries.by_key.insert(key.to_owned(), entry);
+                slot
+            }
         };
         let resumed = slot
             .get_or_try_init(|| async {
@@ -144,16 +161,21 @@ impl<A: Api, S: TokenStore> SessionRegistry<A, S> {
                 Ok::<_, Error>(session)
             })
             .await;
+        let mut entries = self.entries();
         match resumed {
-            Ok(session) => Ok(session.clone()),
+            Ok(session) => {
+                let session = session.clone();
+                // Only now, so that asking for keys that have no session lets no session go.
+                self.evict_beyond_max(&mut entries, key);
+                Ok(session)
+            }
             Err(error) => {
-                // Not kept: the next call tries again.
-                let mut entries = self.entries();
-                if entries
+                // Not kept, unless another caller is still resuming it: the next call tries again.
+                let ours = entries
                     .by_key
                     .get(key)
-                    .is_some_and(|e| Arc::ptr_eq(&e.slot, &slot) && !e.slot.initialized())
-                {
+                    .is_some_and(|e| Arc::ptr_eq(&e.slot, &slot) && Arc::strong_count(&slot) == 2);
+                if ours && !slot.initialized() {
                     entries.by_key.remove(key);
                 }
                 Err(error)
@@ -173,6 +195,7 @@ impl<A: Api, S: TokenStore> SessionRegistry<A, S> {
         self.counters.logged_in.fetch_add(1, Relaxed);
         let mut entries = self.entries();
         let now = Instant::now();
+        entries.let_go.remove(key);
         entries.by_key.insert(
             key.to_owned(),
             Entry {
@@ -187,7 +210,9 @@ impl<A: Api, S: TokenStore> SessionRegistry<A, S> {
     /// Let go of `key`'s session (it stays in its store; log it out to end it), returning it if one
     /// was held.
     pub fn remove(&self, key: &str) -> Option<A::Authenticated<S>> {
-        let entry = self.entries().by_key.remove(key)?;
+        let mut entries = self.entries();
+        entries.let_go.remove(key);
+        let entry = entries.by_key.remove(key)?;
         entry.slot.get().cloned()
     }
 
@@ -196,6 +221,7 @@ impl<A: Api, S: TokenStore> SessionRegistry<A, S> {
         RegistryMetrics {
             live: self.entries().by_key.len(),
             resumed: self.counters.resumed.load(Relaxed),
+            found_again: self.counters.found_again.load(Relaxed),
             logged_in: self.counters.logged_in.load(Relaxed),
             evictions: self.counters.evictions.load(Relaxed),
             evictions_deferred: self.counters.evictions_deferred.load(Relaxed),
@@ -224,7 +250,9 @@ impl<A: Api, S: TokenStore> SessionRegistry<A, S> {
             let Some(oldest) = oldest.map(|(key, _)| key.clone()) else {
                 return;
             };
-            entries.by_key.remove(&oldest);
+            if let Some(entry) = entries.by_key.remove(&oldest) {
+                let_go(&mut entries.let_go, oldest, &entry);
+            }
             self.counters.evictions.fetch_add(1, Relaxed);
         }
     }
@@ -240,7 +268,11 @@ impl<A: Api, S: TokenStore> SessionRegistry<A, S> {
         }
         entries.last_sweep = now;
         let (mut evicted, mut deferred) = (0, 0);
-        entries.by_key.retain(|_, entry| {
+        let Entries {
+            by_key, let_go: gone, ..
+        } = entries;
+        gone.retain(|_, weak| !weak.is_gone());
+        by_key.retain(|key, entry| {
             if now.duration_since(entry.last_used) < idle {
                 return true;
             }
@@ -249,11 +281,29 @@ impl<A: Api, S: TokenStore> SessionRegistry<A, S> {
                 deferred += 1;
             } else {
                 evicted += 1;
+                let_go(gone, key.clone(), entry);
             }
             keep
         });
         self.counters.evictions.fetch_add(evicted, Relaxed);
         self.counters.evictions_deferred.fetch_add(deferred, Relaxed);
+    }
+}
+
+/// Keep a weak handle of a session let go, and forget those nothing holds any more.
+fn let_go<A: Api, S: TokenStore>(
+    let_go: &mut HashMap<String, WeakAuthenticated<A, S>>,
+    key: String,
+    entry: &Entry<A, S>,
+) {
+    if let Some(session) = entry.slot.get() {
+        let weak = session.downgrade();
+        if !weak.is_gone() {
+            let_go.insert(key, weak);
+        }
+    }
+    if let_go.len() > 64 && let_go.len().is_power_of_two() {
+        let_go.retain(|_, weak| !weak.is_gone());
     }
 }
 

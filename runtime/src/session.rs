@@ -138,13 +138,11 @@ impl Drop for Finish<'_> {
         match &self.outcome {
             Some(Ok(token)) if !Arc::ptr_eq(&state.current, token) => {
                 state.current = token.clone();
-                self.session
-                    .changes
-                    .send_replace(SessionState::Active(token.tokens.clone()));
+                self.session.publish(SessionState::Active(token.tokens.clone()));
             }
             Some(Err(AuthError::SessionEnded(end))) => {
                 state.ended = Some(end.clone());
-                self.session.changes.send_replace(SessionState::Ended(end.clone()));
+                self.session.publish(SessionState::Ended(end.clone()));
             }
             Some(_) | None => {}
         }
@@ -187,10 +185,12 @@ pub(crate) struct Session {
     versions: Option<watch::Receiver<Version>>,
     /// The newest store version this session has looked at.
     acknowledged: AtomicU64,
-    /// The session's state, for the application to watch.
-    changes: watch::Sender<SessionState>,
-    /// How many write-backs of renewed sessions are pending.
-    unsaved: watch::Sender<usize>,
+    /// The session's state, for the application to watch: made when first asked for (most
+    /// sessions of a service are never watched, and each costs a copy of its tokens).
+    changes: std::sync::OnceLock<watch::Sender<SessionState>>,
+    /// How many write-backs of renewed sessions are pending, and the signal that one finished.
+    unsaved: std::sync::atomic::AtomicUsize,
+    saved: tokio::sync::Notify,
     counters: Counters,
 }
 
@@ -209,7 +209,6 @@ impl Session {
     ) -> Result<Arc<Self>, AuthError> {
         let current = Arc::new(Token::new(tokens.unclaimed(), Some(version), config.skew)?);
         let versions = store.versions();
-        let (changes, _) = watch::channel(SessionState::Active(current.tokens.clone()));
         let session = Arc::new(Self {
             id: uuid::Uuid::new_v4().simple().to_string(),
             config,
@@ -221,8 +220,9 @@ impl Session {
             }),
             versions,
             acknowledged: AtomicU64::new(version),
-            changes,
-            unsaved: watch::channel(0).0,
+            changes: std::sync::OnceLock::new(),
+            unsaved: std::sync::atomic::AtomicUsize::new(0),
+            saved: tokio::sync::Notify::new(),
             counters: Counters::default(),
         });
         session.follow_store();
@@ -726,14 +726,16 @@ impl Session {
     /// session, so it goes on after the application drops its last handle (for as long as the
     /// runtime runs); [`Session::flush`] waits for it.
     fn write_back(self: &Arc<Self>, token: Arc<Token>, expect: Expect) {
-        self.unsaved.send_modify(|pending| *pending += 1);
+        self.unsaved.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let session = self.clone();
         tokio::spawn(async move {
             let mut waits = Backoff::new(WRITE_BACK_FIRST_DELAY, WRITE_BACK_MAX_DELAY);
             while !session.write_back_once(&token, expect).await {
                 tokio::time::sleep(waits.next_delay()).await;
             }
-            session.unsaved.send_modify(|pending| *pending -= 1);
+            if session.unsaved.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+                session.saved.notify_waiters();
+            }
         });
     }
 
@@ -766,16 +768,25 @@ impl Session {
 
     /// Whether a renewed session kept in memory waits to be written to the store.
     pub(crate) fn has_unsaved(&self) -> bool {
-        *self.unsaved.borrow() > 0
+        self.unsaved.load(std::sync::atomic::Ordering::SeqCst) > 0
     }
 
     /// Wait until a renewed session kept in memory has been written to the store, for at most
     /// `timeout`. Returns whether nothing is left unsaved.
     pub(crate) async fn flush(&self, timeout: Duration) -> bool {
-        let mut unsaved = self.unsaved.subscribe();
-        tokio::time::timeout(timeout, unsaved.wait_for(|pending| *pending == 0))
-            .await
-            .is_ok()
+        let all_saved = async {
+            loop {
+                let saved = self.saved.notified();
+                tokio::pin!(saved);
+                // Registered before looking, so that a write-back finishing in between is not missed.
+                saved.as_mut().enable();
+                if !self.has_unsaved() {
+                    return;
+                }
+                saved.await;
+            }
+        };
+        tokio::time::timeout(timeout, all_saved).await.is_ok()
     }
 
     /// A session ended by a refused refresh looks at the store once more on each call: another
@@ -796,7 +807,7 @@ impl Session {
         tracing::info!("a new session in the store replaces the refused one");
         state.ended = None;
         state.current = token.clone();
-        self.changes.send_replace(SessionState::Active(token.tokens.clone()));
+        self.publish(SessionState::Active(token.tokens.clone()));
         Ok(token)
     }
 
@@ -870,11 +881,29 @@ impl Session {
     /// End the session here: every later call, on any clone, fails with `end`.
     pub(crate) fn end(&self, end: SessionEnd) {
         self.state().ended = Some(end.clone());
-        self.changes.send_replace(SessionState::Ended(end));
+        self.publish(SessionState::Ended(end));
+    }
+
+    /// Tell whoever watches: called after the state changed (a watcher made in between starts from
+    /// the new state, and gets it once more, which is harmless).
+    fn publish(&self, state: SessionState) {
+        if let Some(changes) = self.changes.get() {
+            changes.send_replace(state);
+        }
     }
 
     pub(crate) fn changes(&self) -> watch::Receiver<SessionState> {
-        self.changes.subscribe()
+        let state = self.state();
+        let changes = self.changes.get_or_init(|| {
+            let now = match &state.ended {
+                Some(end) => SessionState::Ended(end.clone()),
+                None => SessionState::Active(state.current.tokens.clone()),
+            };
+            watch::channel(now).0
+        });
+        let receiver = changes.subscribe();
+        drop(state);
+        receiver
     }
 
     pub(crate) fn counters(&self) -> &Counters {

@@ -257,6 +257,10 @@ async fn a_sealed_file_keeps_no_token_in_the_clear_and_survives_key_rotation() {
         !text.contains("SEALED-ACCESS-TOKEN") && text.contains(r#""kid":"k1""#),
         "{text}"
     );
+    // Copied to another session's file, it does not open there.
+    std::fs::copy(&path, dir.join("someone-else.json")).unwrap();
+    let copied = FileStore::new(dir.join("someone-else.json")).with_sealing(keys("k1", 1));
+    assert!(copied.load().await.unwrap_err().is_sealing());
 
     // Rotated: the new key seals, the old one still opens.
     let rotated = FileStore::new(&path).with_sealing(keys("k2", 2).with_previous("k1", &[1; 32]).unwrap());
@@ -454,4 +458,86 @@ async fn a_sentinel_s_failover_keeps_one_refresh_per_token() {
         through_a_failover(first, second, 4, Duration::from_secs(8), move || failing.fail_over()).await;
     assert_ne!(topology.master_port(), before, "the master changed");
     assert_one_refresh_per_token(&server, &failures);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eviction_under_load_loses_no_renewal() {
+    let redis = RedisServer::start();
+    let (server, client) = reference(Config {
+        access_token_lifetime: Duration::from_secs(1),
+        ..Config::default()
+    })
+    .await;
+    let handle = handle(&redis).await;
+    let stores = handle.clone();
+    // Twelve users, four held at a time: sessions are let go and resumed all the time, while their
+    // one-second tokens are renewed.
+    let registry = std::sync::Arc::new(
+        SessionRegistry::new(client, move |user: &str| stores.session(user))
+            .max_sessions(4)
+            .idle_timeout(Duration::from_millis(300)),
+    );
+    let users: Vec<String> = (0..12).map(|i| format!("user-{i}")).collect();
+    for user in &users {
+        registry
+            .login(user, |client, store| {
+                client.login_password(store, DEMO_USER.0, DEMO_USER.1.into())
+            })
+            .await
+            .unwrap();
+    }
+    let started = std::time::Instant::now();
+    let mut workers = Vec::new();
+    for worker in 0..8usize {
+        let (registry, users) = (registry.clone(), users.clone());
+        workers.push(tokio::spawn(async move {
+            let mut failures = Vec::new();
+            let mut n = worker;
+            while started.elapsed() < Duration::from_secs(6) {
+                n = n.wrapping_mul(31).wrapping_add(7) % users.len();
+                match registry.get(&users[n]).await {
+                    Ok(api) => {
+                        if let Err(e) = api.get_me().await {
+                            failures.push(e.to_string());
+                        }
+                    }
+                    Err(e) => failures.push(e.to_string()),
+                }
+            }
+            failures
+        }));
+    }
+    let mut failures = Vec::new();
+    for worker in workers {
+        failures.extend(worker.await.unwrap());
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures, the first: {:?}",
+        failures.len(),
+        failures.first()
+    );
+    let metrics = registry.metrics();
+    assert!(
+        metrics.evictions > 12 && metrics.resumed > 12,
+        "sessions came and went: {metrics:?}"
+    );
+    let counters = server.counters();
+    assert_eq!((counters.reused_refresh_tokens, counters.families_revoked), (0, 0));
+    assert!(counters.refreshes_accepted > 12, "{counters:?}");
+    // Every store holds its session's newest refresh token: none was lost with an evicted session.
+    for user in &users {
+        let stored = handle
+            .session(user)
+            .load()
+            .await
+            .unwrap()
+            .and_then(|s| s.tokens)
+            .unwrap();
+        let refresh = stored.refresh_token().unwrap().expose_secret().to_owned();
+        assert!(
+            server.refresh_token_is_current(&refresh),
+            "{user}'s stored refresh token is spent"
+        );
+    }
 }

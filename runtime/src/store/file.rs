@@ -59,7 +59,7 @@ impl Stored {
     fn versioned(self, path: &Path, keys: Option<&SealingKeys>) -> Result<Versioned, StoreError> {
         let tokens = self
             .tokens
-            .map(|t| sealing::decode(keys, t, "", "file"))
+            .map(|t| sealing::decode(keys, t, &sealing_context(path), "file"))
             .transpose()
             .map_err(|e| e.about(path.display()))?;
         Ok(Versioned {
@@ -93,6 +93,12 @@ fn io_error(doing: &str, path: &Path, e: std::io::Error) -> StoreError {
         | ErrorKind::ReadOnlyFilesystem => invalid(message),
         _ => unavailable(message),
     }
+}
+
+/// What a sealed session is bound to: its file's name, so that a sealed session copied to another
+/// session's file (another user's, beside it) does not open there; the folder may move.
+fn sealing_context(path: &Path) -> String {
+    path.file_name().unwrap_or_default().to_string_lossy().into_owned()
 }
 
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
@@ -386,7 +392,7 @@ impl TokenStore for FileStore {
 
     async fn store(&self, expect: Expect, tokens: &TokenSet) -> Result<Swap, StoreError> {
         let keys = self.sealing.clone();
-        let sealed = sealing::encode(keys.as_ref(), tokens, "", "file")?;
+        let sealed = sealing::encode(keys.as_ref(), tokens, &sealing_context(&self.inner.path), "file")?;
         let timeout = self.lock_timeout;
         self.blocking(move |path| {
             locked(path, timeout, || {

@@ -5,7 +5,10 @@
 //! The sealed form, in place of the token set's JSON:
 //! `{"sealed": "A256GCM", "kid": KEY_ID, "nonce": BASE64URL, "data": BASE64URL}`, the data being the
 //! ciphertext and its tag. The additional authenticated data binds the key id and the store's
-//! context (the Redis session key), so a sealed session copied to another session does not open.
+//! context (the Redis session key, the file's name), so a sealed session copied to another session
+//! does not open. It does not bind the version: someone who can write to the store can put back an
+//! older sealed session of the same session (which the server refuses once its refresh token was
+//! rotated), but cannot read one or forge one.
 //!
 //! A session that cannot be opened (a key id not given, a wrong key, an altered session, a session
 //! left unsealed where sealing is required) is a lasting [`StoreError`] for which

@@ -6,7 +6,7 @@
 //! | key | holds |
 //! | --- | --- |
 //! | `PREFIX:{SESSION}:session` | hash: `version`, `format` (1), `tokens` (the `TokenSet` JSON); after logout a tombstone, `version` and `format` without `tokens` |
-//! | `PREFIX:{SESSION}:version` | the version counter; never reset, and if Redis loses it, restarted from the server's clock in microseconds, so a version is never reused |
+//! | `PREFIX:{SESSION}:version` | the newest version given; each new one is above it, above the session's, and at least the server's clock in microseconds, so a version is never reused, not even after Redis lost its data or a failover lost the newest writes |
 //! | `PREFIX:{SESSION}:lock` | the renewal lock: an owner token, with a TTL |
 //! | `PREFIX:{SESSION}:changed` | pub/sub channel: each new version as it is stored (a logout's too) |
 //!
@@ -33,21 +33,19 @@ use crate::token::TokenSet;
 /// The stored form's format; a store written by a newer format is refused, not misread.
 const FORMAT: u32 = 1;
 
-/// The next version, for the write scripts (KEYS[2] is the counter): one more than the counter; when
-/// the counter is gone (Redis lost its data: a FLUSHALL, a restart without persistence) the server's
-/// clock in microseconds, which is above every version given before; and never at or below the
-/// session's own version, should the counter alone be lost. Returned as a string: Lua numbers are
-/// doubles, which `tostring` prints as `1.7e+15` from 15 digits on, while `%.0f` prints them whole
-/// (they are exact up to 2^53, centuries of microseconds away).
+/// The next version, for the write scripts (KEYS[2] holds the newest version given): one above that
+/// and above the session's own version, and at least the server's clock in microseconds. The clock
+/// keeps versions growing where the newest ones were lost: Redis lost its data (a FLUSHALL, a
+/// restart without persistence), or a failover promoted a replica that had not seen the newest
+/// writes, whose counter is behind. Returned as a string: Lua numbers are doubles, which `tostring`
+/// prints as `1.7e+15` from 15 digits on, while `%.0f` prints them whole (they are exact up to 2^53,
+/// centuries of microseconds away).
 const NEXT_VERSION: &str = r"
 local function next_version(session_version)
-  local version
-  if redis.call('EXISTS', KEYS[2]) == 1 then
-    version = redis.call('INCR', KEYS[2])
-  else
-    local now = redis.call('TIME')
-    version = tonumber(now[1]) * 1000000 + tonumber(now[2])
-  end
+  local now = redis.call('TIME')
+  local version = tonumber(now[1]) * 1000000 + tonumber(now[2])
+  local given = tonumber(redis.call('GET', KEYS[2]) or '')
+  if given and given >= version then version = given + 1 end
   local session = tonumber(session_version or '')
   if session and session >= version then version = session + 1 end
   version = string.format('%.0f', version)
@@ -189,22 +187,43 @@ impl Drop for Hub {
     }
 }
 
-/// The sessions this process holds, by channel: where a notification goes.
-type Watchers = Mutex<HashMap<String, Watcher>>;
+/// The sessions this process holds, by their keys' common part (`PREFIX:{SESSION}`): where a
+/// notification goes.
+type Watchers = Mutex<HashMap<String, Weak<watch::Sender<Version>>>>;
 
-struct Watcher {
-    versions: Weak<watch::Sender<Version>>,
-    session_key: String,
-}
-
-/// What the subscription task is asked to do as sessions come and go.
+/// What the subscription task is asked to do as sessions come and go (by the keys' common part).
 enum Request {
     Subscribe(String),
     Unsubscribe(String),
 }
 
-fn lock(watchers: &Watchers) -> std::sync::MutexGuard<'_, HashMap<String, Watcher>> {
+fn lock(watchers: &Watchers) -> std::sync::MutexGuard<'_, HashMap<String, Weak<watch::Sender<Version>>>> {
     watchers.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A session's key, from the keys' common part: `session`, `version`, `lock` or `changed` (the
+/// channel).
+fn key(base: &str, which: &str) -> String {
+    format!("{base}:{which}")
+}
+
+/// The keys' common part of session `session`: the name inside a hash tag, so that a session's keys
+/// sit in one Cluster slot; `{`, `}` and `%` percent-encoded, and the empty name `%`, so that every
+/// name makes a tag of its own.
+fn base(prefix: &str, session: &str) -> String {
+    let mut tag = String::with_capacity(session.len());
+    for c in session.chars() {
+        match c {
+            '{' => tag.push_str("%7B"),
+            '}' => tag.push_str("%7D"),
+            '%' => tag.push_str("%25"),
+            c => tag.push(c),
+        }
+    }
+    if tag.is_empty() {
+        tag.push('%');
+    }
+    format!("{prefix}:{{{tag}}}")
 }
 
 impl std::fmt::Debug for RedisSessions {
@@ -345,32 +364,21 @@ impl RedisSessions {
     /// notifications come through this handle's one subscription, to it alone. Two stores of one
     /// session share its notifications.
     pub fn session(&self, session: &str) -> RedisStore {
-        let base = format!("{}:{{{session}}}", self.hub.prefix);
-        let channel = format!("{base}:changed");
-        let session_key = format!("{base}:session");
+        let base = base(&self.hub.prefix, session);
         let mut watchers = lock(&self.hub.watchers);
-        let existing = watchers.get(&channel).and_then(|w| w.versions.upgrade());
+        let existing = watchers.get(&base).and_then(Weak::upgrade);
         let sender = existing.unwrap_or_else(|| {
             let sender = Arc::new(watch::channel(0).0);
-            watchers.insert(
-                channel.clone(),
-                Watcher {
-                    versions: Arc::downgrade(&sender),
-                    session_key: session_key.clone(),
-                },
-            );
+            watchers.insert(base.clone(), Arc::downgrade(&sender));
             // Subscribed by the task (and again after each reconnection): a store is ready at once.
-            let _ = self.hub.requests.send(Request::Subscribe(channel.clone()));
+            let _ = self.hub.requests.send(Request::Subscribe(base.clone()));
             sender
         });
         drop(watchers);
         RedisStore {
             inner: Arc::new(Inner {
                 hub: self.hub.clone(),
-                version_key: format!("{base}:version"),
-                lock_key: format!("{base}:lock"),
-                session_key,
-                channel,
+                base,
                 versions: sender.subscribe(),
                 sender: Some(sender),
                 sealing: self.sealing.clone(),
@@ -382,7 +390,7 @@ impl RedisSessions {
     pub fn live_sessions(&self) -> usize {
         lock(&self.hub.watchers)
             .values()
-            .filter(|w| w.versions.strong_count() > 0)
+            .filter(|w| w.strong_count() > 0)
             .count()
     }
 }
@@ -411,10 +419,9 @@ pub struct RedisStore {
 
 struct Inner {
     hub: Arc<Hub>,
-    session_key: String,
-    version_key: String,
-    lock_key: String,
-    channel: String,
+    /// The keys' common part: `PREFIX:{SESSION}` (the keys are made from it when used, which is
+    /// rare: a session's store is used around logins and renewals only).
+    base: String,
     versions: watch::Receiver<Version>,
     /// Shared by the stores of this session in this process; the last one dropped unsubscribes.
     sender: Option<Arc<watch::Sender<Version>>>,
@@ -425,12 +432,10 @@ impl Drop for Inner {
     fn drop(&mut self) {
         let mut watchers = lock(&self.hub.watchers);
         drop(self.sender.take());
-        let gone = watchers
-            .get(&self.channel)
-            .is_some_and(|w| w.versions.strong_count() == 0);
+        let gone = watchers.get(&self.base).is_some_and(|w| w.strong_count() == 0);
         if gone {
-            watchers.remove(&self.channel);
-            let _ = self.hub.requests.send(Request::Unsubscribe(self.channel.clone()));
+            watchers.remove(&self.base);
+            let _ = self.hub.requests.send(Request::Unsubscribe(self.base.clone()));
         }
     }
 }
@@ -438,7 +443,7 @@ impl Drop for Inner {
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
-            .field("session_key", &self.inner.session_key)
+            .field("session_key", &key(&self.inner.base, "session"))
             .finish_non_exhaustive()
     }
 }
@@ -530,7 +535,13 @@ impl Inner {
     /// Read the stored form: the version, and the tokens (none: a tombstone) if their format is one
     /// this SDK reads, opened if sealed.
     fn parse(&self, version: &str, format: &str, tokens: Option<&str>) -> Result<Versioned, StoreError> {
-        parse(version, format, tokens, self.sealing.as_ref(), &self.session_key)
+        parse(
+            version,
+            format,
+            tokens,
+            self.sealing.as_ref(),
+            &key(&self.base, "session"),
+        )
     }
 }
 
@@ -565,7 +576,7 @@ fn parse(
 impl TokenStore for RedisStore {
     async fn load(&self) -> Result<Option<Versioned>, StoreError> {
         let fields: (Option<String>, Option<String>, Option<String>) = redis::cmd("HMGET")
-            .arg(&self.inner.session_key)
+            .arg(key(&self.inner.base, "session"))
             .arg(&["version", "format", "tokens"])
             .query_async(&mut self.connection())
             .await
@@ -586,16 +597,17 @@ impl TokenStore for RedisStore {
             Expect::Empty => String::new(),
             Expect::Version(version) => version.to_string(),
         };
-        let json = sealing::encode(self.inner.sealing.as_ref(), tokens, &self.inner.session_key, "redis")?.to_string();
+        let session_key = key(&self.inner.base, "session");
+        let json = sealing::encode(self.inner.sealing.as_ref(), tokens, &session_key, "redis")?.to_string();
         let reply: Vec<String> = self
             .inner
             .hub
             .store_script
-            .key(&self.inner.session_key)
-            .key(&self.inner.version_key)
+            .key(session_key)
+            .key(key(&self.inner.base, "version"))
             .arg(expect)
             .arg(json)
-            .arg(&self.inner.channel)
+            .arg(key(&self.inner.base, "changed"))
             .arg(FORMAT)
             .invoke_async(&mut self.connection())
             .await
@@ -621,9 +633,9 @@ impl TokenStore for RedisStore {
         self.inner
             .hub
             .clear_script
-            .key(&self.inner.session_key)
-            .key(&self.inner.version_key)
-            .arg(&self.inner.channel)
+            .key(key(&self.inner.base, "session"))
+            .key(key(&self.inner.base, "version"))
+            .arg(key(&self.inner.base, "changed"))
             .arg(FORMAT)
             .invoke_async::<String>(&mut self.connection())
             .await
@@ -638,7 +650,7 @@ impl TokenStore for RedisStore {
             .with_expiration(redis::SetExpiry::PX(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)));
         let taken: Option<String> = self
             .connection()
-            .set_options(&self.inner.lock_key, &owner, options)
+            .set_options(key(&self.inner.base, "lock"), &owner, options)
             .await
             .map_err(redis_error)?;
         Ok(match taken {
@@ -651,7 +663,7 @@ impl TokenStore for RedisStore {
         self.inner
             .hub
             .unlock_script
-            .key(&self.inner.lock_key)
+            .key(key(&self.inner.base, "lock"))
             .arg(lock.as_str())
             .invoke_async::<i64>(&mut self.connection())
             .await
@@ -664,18 +676,26 @@ impl TokenStore for RedisStore {
     }
 }
 
-/// How many channels one SUBSCRIBE names, and how many versions one pipeline reads.
+/// How many channels one SUBSCRIBE names, and how many versions are read at once.
 const BATCH: usize = 500;
+
+/// How often an idle subscription connection is checked with a PING: a connection that died
+/// without a word (a NAT's idle timeout, a failover that moved the address) is noticed, rather than
+/// leave every session deaf.
+const PING_EVERY: Duration = Duration::from_secs(30);
+
+/// Every this many pings, the versions of all sessions are read again, as after a reconnection.
+const CATCH_UP_EVERY: u32 = 10;
 
 /// Follow the channels of the sessions this process holds, on one connection, reconnecting with
 /// backoff. After each (re)subscription, and for each session subscribed later, read the current
-/// version, so a version published while not subscribed is not missed. Versions only grow, also
-/// across a loss of Redis's data (see [`NEXT_VERSION`]), so forwarding only greater ones drops
-/// nothing but repeats. Ends when the [`RedisSessions`] is dropped.
+/// version, so a version published while not subscribed is not missed; a session whose read fails
+/// is read again at the next ping. Versions only grow (see [`NEXT_VERSION`]), so forwarding only
+/// greater ones drops nothing but repeats. Ends when the [`RedisSessions`] is dropped.
 async fn subscribe(
     subscriptions: Subscriptions,
     options: RedisOptions,
-    mut connection: Commands,
+    connection: Commands,
     watchers: Arc<Watchers>,
     mut requests: mpsc::UnboundedReceiver<Request>,
 ) {
@@ -687,36 +707,67 @@ async fn subscribe(
             let (mut sink, mut stream) = pubsub.split();
             let live: Vec<String> = lock(&watchers).keys().cloned().collect();
             let mut following = true;
-            for channels in live.chunks(BATCH) {
-                following = following && command(options, sink.subscribe(channels)).await;
+            for bases in live.chunks(BATCH) {
+                let channels: Vec<String> = bases.iter().map(|b| key(b, "changed")).collect();
+                following = following && command(options, sink.subscribe(&channels)).await;
             }
-            // If the read fails (the command connection may still be the one a restart of Redis
-            // broke), a version may have been missed: start over rather than wait for the next one.
-            if following && catch_up(&mut connection, &watchers, &live).await {
+            // If no read succeeds (the command connection may still be the one a restart of Redis
+            // broke), versions may have been missed: start over rather than wait for the next one.
+            let mut stale = Vec::new();
+            if following && catch_up(&connection, &watchers, live, &mut stale).await {
                 waits.reset();
+                let mut pings = 0u32;
+                let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
                 loop {
                     tokio::select! {
                         message = stream.next() => match message {
                             Some(message) => route(&watchers, &message),
                             None => break,
                         },
-                        request = requests.recv() => match request {
-                            None => return,
-                            Some(Request::Subscribe(channel)) => {
-                                let channel = [channel];
-                                if !command(options, sink.subscribe(&channel)).await
-                                    || !catch_up(&mut connection, &watchers, &channel).await
+                        _ = ping.tick() => {
+                            let pinged = tokio::time::timeout(options.command_timeout, sink.ping::<redis::Value>()).await;
+                            if !matches!(pinged, Ok(Ok(_))) {
+                                break;
+                            }
+                            pings += 1;
+                            let again = if pings.is_multiple_of(CATCH_UP_EVERY) {
+                                lock(&watchers).keys().cloned().collect()
+                            } else {
+                                std::mem::take(&mut stale)
+                            };
+                            if !again.is_empty() && !catch_up(&connection, &watchers, again, &mut stale).await {
+                                break;
+                            }
+                        }
+                        request = requests.recv() => {
+                            let Some(request) = request else { return };
+                            // Sessions made together (at startup, say) are subscribed together.
+                            let mut added = Vec::new();
+                            let mut next = Some(request);
+                            while let Some(request) = next.take() {
+                                match request {
+                                    Request::Subscribe(base) => added.push(base),
+                                    Request::Unsubscribe(base) => {
+                                        added.retain(|b| *b != base);
+                                        // Unless the session came back meanwhile.
+                                        if !lock(&watchers).contains_key(&base) {
+                                            let _ = command(options, sink.unsubscribe(key(&base, "changed"))).await;
+                                        }
+                                    }
+                                }
+                                if added.len() < BATCH {
+                                    next = requests.try_recv().ok();
+                                }
+                            }
+                            if !added.is_empty() {
+                                let channels: Vec<String> = added.iter().map(|b| key(b, "changed")).collect();
+                                if !command(options, sink.subscribe(&channels)).await
+                                    || !catch_up(&connection, &watchers, added, &mut stale).await
                                 {
                                     break;
                                 }
                             }
-                            Some(Request::Unsubscribe(channel)) => {
-                                // Unless the session came back meanwhile.
-                                if !lock(&watchers).contains_key(&channel) {
-                                    let _ = command(options, sink.unsubscribe(&channel)).await;
-                                }
-                            }
-                        },
+                        }
                     }
                 }
             }
@@ -730,36 +781,37 @@ async fn command(options: RedisOptions, command: impl std::future::Future<Output
     matches!(tokio::time::timeout(options.command_timeout, command).await, Ok(Ok(())))
 }
 
-/// Read the current version of each of `channels`' sessions and hand it to its watcher.
-async fn catch_up(connection: &mut Commands, watchers: &Watchers, channels: &[String]) -> bool {
-    for channels in channels.chunks(BATCH) {
-        let keys: Vec<(String, String)> = {
-            let watchers = lock(watchers);
-            channels
-                .iter()
-                .filter_map(|c| watchers.get(c).map(|w| (c.clone(), w.session_key.clone())))
-                .collect()
-        };
+/// Read the current version of each of `bases`' sessions and hand it to its watcher; the sessions
+/// whose read failed go to `stale`, to be read again. False if every read failed: the connection,
+/// not a session, is the trouble.
+async fn catch_up(connection: &Commands, watchers: &Watchers, bases: Vec<String>, stale: &mut Vec<String>) -> bool {
+    let mut any_read = bases.is_empty();
+    for bases in bases.chunks(BATCH) {
         // One command each (multiplexed on the wire): in a Cluster, the keys are in many slots.
-        let reads = keys.iter().map(|(_, session_key)| {
+        let reads = bases.iter().map(|base| {
             let mut connection = connection.clone();
-            async move { connection.hget::<_, _, Option<String>>(session_key, "version").await }
+            async move {
+                connection
+                    .hget::<_, _, Option<String>>(key(base, "session"), "version")
+                    .await
+            }
         });
-        let Ok(versions) = futures_util::future::join_all(reads)
-            .await
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()
-        else {
-            return false;
-        };
+        let versions = futures_util::future::join_all(reads).await;
         let watchers = lock(watchers);
-        for ((channel, _), version) in keys.iter().zip(versions) {
-            if let (Some(watcher), Some(version)) = (watchers.get(channel), version.and_then(|v| v.parse().ok())) {
-                publish(watcher, version);
+        for (base, version) in bases.iter().zip(versions) {
+            match version {
+                Ok(version) => {
+                    any_read = true;
+                    if let (Some(watcher), Some(version)) = (watchers.get(base), version.and_then(|v| v.parse().ok())) {
+                        publish(watcher, version);
+                    }
+                }
+                Err(_) if watchers.contains_key(base) => stale.push(base.clone()),
+                Err(_) => {}
             }
         }
     }
-    true
+    any_read
 }
 
 /// A notification, to the one session whose channel it came on.
@@ -767,13 +819,16 @@ fn route(watchers: &Watchers, message: &redis::Msg) {
     let Ok(version) = message.get_payload::<Version>() else {
         return;
     };
-    if let Some(watcher) = lock(watchers).get(message.get_channel_name()) {
+    let Some(base) = message.get_channel_name().strip_suffix(":changed") else {
+        return;
+    };
+    if let Some(watcher) = lock(watchers).get(base) {
         publish(watcher, version);
     }
 }
 
-fn publish(watcher: &Watcher, version: Version) {
-    if let Some(versions) = watcher.versions.upgrade() {
+fn publish(watcher: &Weak<watch::Sender<Version>>, version: Version) {
+    if let Some(versions) = watcher.upgrade() {
         versions.send_if_modified(|newest| {
             let newer = version > *newest;
             if newer {
