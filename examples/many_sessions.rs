@@ -1,9 +1,9 @@
-//! `cargo run --release --example many_sessions -- [--sessions N] [--seconds S] [--concurrency C]`
+//! `cargo run --release --example many_sessions -- [--sessions N] [--seconds S] [--concurrency C] [--token-seconds T]`
 //!
 //! Thousands of sessions in one process: N sessions (default 10,000), each a user logged in through a
 //! `SessionRegistry` whose stores come from one `RedisSessions` handle, against the reference server
-//! (in a child process, so its memory is not counted) with access tokens of 30 s and refresh-token
-//! rotation, and a `redis-server` of its own. Logins are spread over the first 10 s, so renewals
+//! (in a child process, so its memory is not counted) with access tokens of T seconds (default 30)
+//! and refresh-token rotation, and a `redis-server` of its own. Logins are spread over the first 10 s, so renewals
 //! spread over time too. Then C workers (default 64) call `GET /v1/me` for S seconds (default 40)
 //! as random users; then the same load on one session, as the baseline. It prints:
 //!
@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 use oauth_sdk::{Client, RedisSessions, RedisStore, SessionRegistry};
 use taskboard_server::{DEMO_CLIENT, DEMO_USER, RedisServer};
 
-const LIFETIME: Duration = Duration::from_secs(30);
 const LOGINS_SPREAD: Duration = Duration::from_secs(10);
 
 fn arg(name: &str, default: u64) -> Result<u64, Box<dyn std::error::Error>> {
@@ -50,9 +49,9 @@ impl Drop for ServerProcess {
     }
 }
 
-fn start_server() -> Result<(ServerProcess, String), Box<dyn std::error::Error>> {
+fn start_server(token_seconds: u64) -> Result<(ServerProcess, String), Box<dyn std::error::Error>> {
     let mut child = Command::new(std::env::current_exe()?)
-        .arg("--serve")
+        .args(["--serve", "--token-seconds", &token_seconds.to_string()])
         .stdout(Stdio::piped())
         .stdin(Stdio::piped())
         .spawn()?;
@@ -73,7 +72,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// The child: serve until the parent closes stdin or is gone.
 async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     let server = taskboard_server::start(taskboard_server::Config {
-        access_token_lifetime: LIFETIME,
+        access_token_lifetime: Duration::from_secs(arg("--token-seconds", 30)?),
         ..Default::default()
     })
     .await?;
@@ -95,7 +94,8 @@ async fn measure() -> Result<(), Box<dyn std::error::Error>> {
     let seconds = arg("--seconds", 40)?;
     let concurrency = arg("--concurrency", 64)?;
     let redis = RedisServer::start();
-    let (_server, base_url) = start_server()?;
+    let token_seconds = arg("--token-seconds", 30)?;
+    let (_server, base_url) = start_server(token_seconds)?;
     let client = Client::builder(&base_url, DEMO_CLIENT.0)
         .client_secret(DEMO_CLIENT.1.into())
         .build()?;
@@ -140,6 +140,7 @@ async fn measure() -> Result<(), Box<dyn std::error::Error>> {
     let after = rss_kib();
     let kib_per_session = after.saturating_sub(before) as f64 / sessions as f64;
     let redis_connections = redis_connections(&redis).await?;
+    println!("access tokens live {token_seconds} s; {concurrency} workers; {seconds} s of load per run");
     println!(
         "{sessions} sessions logged in in {:.1} s; resident memory {before} KiB before, {after} KiB after: \
          {kib_per_session:.2} KiB per session; Redis connections: {redis_connections}",
@@ -179,6 +180,19 @@ async fn measure() -> Result<(), Box<dyn std::error::Error>> {
         percentile(0.99),
         registry.metrics()
     );
+    let (mut ahead, mut rejected, mut refreshes, mut adopted, mut resent) = (0, 0, 0, 0, 0);
+    for i in 0..sessions {
+        let m = registry.get(&format!("user-{i}")).await?.metrics();
+        ahead += m.renewals_ahead_of_expiry;
+        rejected += m.renewals_after_rejection;
+        refreshes += m.refreshes;
+        adopted += m.adopted_from_store;
+        resent += m.resent;
+    }
+    println!(
+        "over all sessions: {ahead} renewals ahead of expiry, {rejected} after a rejection; {refreshes} refreshes, \
+         {adopted} adopted from the store, {resent} requests resent"
+    );
     println!(
         "sessions={sessions} redis_connections={redis_connections} kib_per_session={kib_per_session:.2} throughput_ratio={ratio:.3}"
     );
@@ -204,15 +218,19 @@ where
     for worker in 0..concurrency {
         let (load, pick) = (load.clone(), pick.clone());
         workers.push(tokio::spawn(async move {
-            // A different stride per worker: the users called are spread over all sessions.
-            let mut n = worker.wrapping_mul(7919);
+            // Random users, a sequence of each worker's own (xorshift): workers that followed one
+            // sequence would queue behind one renewal and go on in a convoy.
+            let mut n = worker.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
             while started.elapsed() < duration {
-                n = n.wrapping_add(104_729);
+                n ^= n << 13;
+                n ^= n >> 7;
+                n ^= n << 17;
                 let Ok(api) = pick(n).await else {
                     load.failures.fetch_add(1, Relaxed);
                     continue;
                 };
-                let renewed_before = api.metrics().refreshes + api.metrics().adopted_from_store;
+                // A call that started a renewal ahead of expiry waited for it.
+                let renewed_before = api.metrics().renewals_ahead_of_expiry;
                 let call = Instant::now();
                 let outcome = api.get_me().await;
                 let took = call.elapsed();
@@ -220,7 +238,7 @@ where
                     load.failures.fetch_add(1, Relaxed);
                 }
                 load.calls.fetch_add(1, Relaxed);
-                if api.metrics().refreshes + api.metrics().adopted_from_store > renewed_before {
+                if api.metrics().renewals_ahead_of_expiry > renewed_before {
                     load.renewal_latencies.lock().unwrap().push(took);
                 }
             }

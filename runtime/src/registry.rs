@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use tokio::sync::OnceCell;
@@ -37,8 +37,12 @@ pub struct SessionRegistry<A: Api, S: TokenStore> {
     stores: Box<dyn Fn(&str) -> S + Send + Sync>,
     max_sessions: usize,
     idle_timeout: Option<Duration>,
-    entries: Mutex<Entries<A, S>>,
+    entries: RwLock<Entries<A, S>>,
     counters: RegistryCounters,
+    /// What `last_used` and `last_sweep` count from.
+    epoch: Instant,
+    /// When idle sessions were last looked for, in nanoseconds since `epoch`.
+    last_sweep: AtomicU64,
 }
 
 struct Entries<A: Api, S: TokenStore> {
@@ -46,13 +50,13 @@ struct Entries<A: Api, S: TokenStore> {
     /// Sessions let go, as long as something else (a request in flight, a caller's clone) still
     /// holds them: found again by `get`, rather than resumed a second time beside themselves.
     let_go: HashMap<String, WeakAuthenticated<A, S>>,
-    last_sweep: Instant,
 }
 
 struct Entry<A: Api, S: TokenStore> {
     /// Filled once, by the first `get` (a resume) or a `login`; concurrent `get`s share the resume.
     slot: Arc<OnceCell<A::Authenticated<S>>>,
-    last_used: Instant,
+    /// In nanoseconds since the registry's epoch: set under the read lock, by every `get`.
+    last_used: AtomicU64,
 }
 
 /// What a [`SessionRegistry`] has done.
@@ -103,12 +107,13 @@ impl<A: Api, S: TokenStore> SessionRegistry<A, S> {
             stores: Box::new(stores),
             max_sessions: usize::MAX,
             idle_timeout: None,
-            entries: Mutex::new(Entries {
+            entries: RwLock::new(Entries {
                 by_key: HashMap::new(),
                 let_go: HashMap::new(),
-                last_sweep: Instant::now(),
             }),
             counters: RegistryCounters::default(),
+            epoch: Instant::now(),
+            last_sweep: AtomicU64::new(0),
         }
     }
 
@@ -125,19 +130,31 @@ impl<A: Api, S: TokenStore> SessionRegistry<A, S> {
         self
     }
 
-    fn entries(&self) -> MutexGuard<'_, Entries<A, S>> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    fn entries(&self) -> RwLockWriteGuard<'_, Entries<A, S>> {
+        self.entries.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn read_entries(&self) -> RwLockReadGuard<'_, Entries<A, S>> {
+        self.entries.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Now, in nanoseconds since the registry's epoch.
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// The session of `key`: the one held, or else resumed from its store (concurrent calls for one
     /// key resume it once). Fails with [`Error::NoSession`] if the store holds none: log in first.
     pub async fn get(&self, key: &str) -> Result<A::Authenticated<S>, Error> {
+        let now = self.now();
+        self.sweep_idle_if_due(now);
+        if let Some(session) = self.held(key, now) {
+            return Ok(session);
+        }
         let slot = {
             let mut entries = self.entries();
-            let now = Instant::now();
-            self.sweep_idle(&mut entries, now);
-            if let Some(entry) = entries.by_key.get_mut(key) {
-                entry.last_used = now;
+            if let Some(entry) = entries.by_key.get(key) {
+                entry.last_used.store(now, Relaxed);
                 entry.slot.clone()
             } else {
                 // A session let go but still in use elsewhere is the one to use.
@@ -148,7 +165,7 @@ impl<A: Api, S: TokenStore> SessionRegistry<A, S> {
                 let slot = Arc::new(OnceCell::new_with(found.map(A::authenticated)));
                 let entry = Entry {
                     slot: slot.clone(),
-                    last_used: now,
+                    last_used: AtomicU64::new(now),
                 };
                 entries.by_key.insert(key.to_owned(), entry);
                 slot
@@ -183,6 +200,15 @@ impl<A: Api, S: TokenStore> SessionRegistry<A, S> {
         }
     }
 
+    /// The session held for `key`, if it is resumed already: nearly every call, under the read lock.
+    fn held(&self, key: &str, now: u64) -> Option<A::Authenticated<S>> {
+        let entries = self.read_entries();
+        let entry = entries.by_key.get(key)?;
+        let session = entry.slot.get()?.clone();
+        entry.last_used.store(now, Relaxed);
+        Some(session)
+    }
+
     /// Log `key` in with `login`, given a clone of the client and `key`'s store, and hold the
     /// session, replacing any held for `key`:
     /// `registry.login("user-42", |client, store| client.login_password(store, "ada", password))`.
@@ -193,14 +219,14 @@ impl<A: Api, S: TokenStore> SessionRegistry<A, S> {
     {
         let session = login(self.client.clone(), (self.stores)(key)).await?;
         self.counters.logged_in.fetch_add(1, Relaxed);
+        let now = self.now();
         let mut entries = self.entries();
-        let now = Instant::now();
         entries.let_go.remove(key);
         entries.by_key.insert(
             key.to_owned(),
             Entry {
                 slot: Arc::new(OnceCell::new_with(Some(session.clone()))),
-                last_used: now,
+                last_used: AtomicU64::new(now),
             },
         );
         self.evict_beyond_max(&mut entries, key);
@@ -219,7 +245,7 @@ impl<A: Api, S: TokenStore> SessionRegistry<A, S> {
     /// What the registry holds and has done.
     pub fn metrics(&self) -> RegistryMetrics {
         RegistryMetrics {
-            live: self.entries().by_key.len(),
+            live: self.read_entries().by_key.len(),
             resumed: self.counters.resumed.load(Relaxed),
             found_again: self.counters.found_again.load(Relaxed),
             logged_in: self.counters.logged_in.load(Relaxed),
@@ -232,16 +258,17 @@ impl<A: Api, S: TokenStore> SessionRegistry<A, S> {
     /// if any, have reached the store.
     fn evict_beyond_max(&self, entries: &mut Entries<A, S>, keep: &str) {
         while entries.by_key.len() > self.max_sessions {
-            let mut oldest: Option<(&String, Instant)> = None;
+            let mut oldest: Option<(&String, u64)> = None;
             let mut passed_over = false;
             for (key, entry) in &entries.by_key {
-                if key == keep || oldest.is_some_and(|(_, used)| used <= entry.last_used) {
+                let used = entry.last_used.load(Relaxed);
+                if key == keep || oldest.is_some_and(|(_, oldest)| oldest <= used) {
                     continue;
                 }
                 if unsaved(entry) {
                     passed_over = true;
                 } else {
-                    oldest = Some((key, entry.last_used));
+                    oldest = Some((key, used));
                 }
             }
             if passed_over {
@@ -259,21 +286,22 @@ impl<A: Api, S: TokenStore> SessionRegistry<A, S> {
 
     /// Let go of the sessions idle for longer than `idle_timeout`; looked at no more often than
     /// every quarter of it.
-    fn sweep_idle(&self, entries: &mut Entries<A, S>, now: Instant) {
+    fn sweep_idle_if_due(&self, now: u64) {
         let Some(idle) = self.idle_timeout else {
             return;
         };
-        if now.duration_since(entries.last_sweep) < idle / 4 {
+        let idle = u64::try_from(idle.as_nanos()).unwrap_or(u64::MAX);
+        let last = self.last_sweep.load(Relaxed);
+        if now.saturating_sub(last) < idle / 4 || self.last_sweep.compare_exchange(last, now, Relaxed, Relaxed).is_err()
+        {
             return;
         }
-        entries.last_sweep = now;
+        let mut entries = self.entries();
         let (mut evicted, mut deferred) = (0, 0);
-        let Entries {
-            by_key, let_go: gone, ..
-        } = entries;
+        let Entries { by_key, let_go: gone } = &mut *entries;
         gone.retain(|_, weak| !weak.is_gone());
         by_key.retain(|key, entry| {
-            if now.duration_since(entry.last_used) < idle {
+            if now.saturating_sub(entry.last_used.load(Relaxed)) < idle {
                 return true;
             }
             let keep = unsaved(entry);
