@@ -7,19 +7,10 @@ use std::time::Duration;
 use oauth_sdk::{AuthorizationError, Client, Error, Grant, MemoryStore, PendingLogin, TokenStore};
 use taskboard_server::{Config, DEMO_CLIENT, DEMO_USER, Server};
 
+use crate::support::reference;
+
 /// A redirect URI the reference server accepts (a loopback one, on any port).
 const REDIRECT_URI: &str = "http://127.0.0.1:8765/callback";
-
-async fn reference(config: Config) -> (Server, Client) {
-    let server = taskboard_server::start(config)
-        .await
-        .expect("the reference server starts");
-    let client = Client::builder(server.base_url(), DEMO_CLIENT.0)
-        .client_secret(DEMO_CLIENT.1.into())
-        .build()
-        .unwrap();
-    (server, client)
-}
 
 /// The browser: follow the authorization URL to the redirect it answers with, and return where it
 /// redirects to (the callback URL), without going there.

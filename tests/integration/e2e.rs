@@ -7,16 +7,9 @@ use oauth_sdk::types::{NewProject, NewTask, TaskPatch, TaskStatus};
 use oauth_sdk::{Authenticated, Client, Error, MemoryStore, SessionEnd, TokenStore};
 use taskboard_server::{Config, DEMO_CLIENT, DEMO_USER, Server};
 
+/// The reference server, and a client that revokes at logout.
 async fn reference(config: Config) -> (Server, Client) {
-    let server = taskboard_server::start(config)
-        .await
-        .expect("the reference server starts");
-    let client = Client::builder(server.base_url(), DEMO_CLIENT.0)
-        .client_secret(DEMO_CLIENT.1.into())
-        .revocation_url("/oauth/revoke")
-        .build()
-        .unwrap();
-    (server, client)
+    crate::support::reference_with(config, |builder| builder.revocation_url("/oauth/revoke")).await
 }
 
 async fn login(client: Client, store: MemoryStore) -> Authenticated<MemoryStore> {

@@ -102,12 +102,7 @@ async fn reference(lifetime: Duration) -> (Server, Client) {
 }
 
 async fn reference_with(config: Config) -> (Server, Client) {
-    let server = taskboard_server::start(config).await.unwrap();
-    let client = Client::builder(server.base_url(), DEMO_CLIENT.0)
-        .client_secret(DEMO_CLIENT.1.into())
-        .build()
-        .unwrap();
-    (server, client)
+    crate::support::reference(config).await
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use oauth_sdk::{
 use taskboard_server::{Config, DEMO_CLIENT, DEMO_USER, RedisServer, Server};
 
 use crate::sim_store::SimShared;
-use crate::support::t0;
+use crate::support::{reference, t0};
 
 fn tokens(access: &str) -> oauth_sdk::TokenSet {
     oauth_sdk::TokenSet::new(access.into(), oauth_sdk::Grant::Password, t0())
@@ -143,15 +143,6 @@ async fn a_session_subscribed_after_redis_restarts_still_hears_of_changes() {
         .expect("the version reaches the session subscribed after the restart")
         .unwrap();
     drop(store);
-}
-
-async fn reference(config: Config) -> (Server, Client) {
-    let server = taskboard_server::start(config).await.unwrap();
-    let client = Client::builder(server.base_url(), DEMO_CLIENT.0)
-        .client_secret(DEMO_CLIENT.1.into())
-        .build()
-        .unwrap();
-    (server, client)
 }
 
 #[tokio::test]

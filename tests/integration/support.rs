@@ -194,3 +194,23 @@ impl std::io::Write for Writer {
         Ok(())
     }
 }
+
+/// The reference server with `config`, and a client of it as its demo OAuth client, configured
+/// further by `configure`.
+pub async fn reference_with(
+    config: taskboard_server::Config,
+    configure: impl FnOnce(oauth_sdk::ClientBuilder<Client>) -> oauth_sdk::ClientBuilder<Client>,
+) -> (taskboard_server::Server, Client) {
+    let server = taskboard_server::start(config)
+        .await
+        .expect("the reference server starts");
+    let builder = Client::builder(server.base_url(), taskboard_server::DEMO_CLIENT.0)
+        .client_secret(taskboard_server::DEMO_CLIENT.1.into());
+    let client = configure(builder).build().expect("a valid configuration");
+    (server, client)
+}
+
+/// [`reference_with`], the client as it is.
+pub async fn reference(config: taskboard_server::Config) -> (taskboard_server::Server, Client) {
+    reference_with(config, |builder| builder).await
+}
