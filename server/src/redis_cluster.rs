@@ -10,8 +10,17 @@ use crate::RedisServer;
 
 /// Run `redis-cli -p PORT ARGS...` and return what it printed.
 fn cli(port: u16, args: &[&str]) -> String {
-    let output = Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+    cli_as(None, port, args)
+}
+
+/// [`cli`], with a password if the server wants one.
+fn cli_as(password: Option<&str>, port: u16, args: &[&str]) -> String {
+    let mut command = Command::new("redis-cli");
+    command.args(["-h", "127.0.0.1", "-p", &port.to_string()]);
+    if let Some(password) = password {
+        command.args(["--no-auth-warning", "-a", password]);
+    }
+    let output = command
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("cannot run redis-cli ({e}): install Redis 7 so that `redis-cli` is on PATH"));
@@ -141,6 +150,8 @@ pub struct RedisSentinel {
     sentinel: Child,
     sentinel_port: u16,
     dir: PathBuf,
+    /// The master's and the replica's password, if they want one (the Sentinel wants none).
+    password: Option<String>,
 }
 
 /// The name the Sentinel knows the master by.
@@ -149,10 +160,23 @@ pub const SENTINEL_MASTER: &str = "mymaster";
 impl RedisSentinel {
     /// Start the master, the replica and the Sentinel; returns once the Sentinel knows both.
     pub fn start() -> Self {
-        let master = RedisServer::start();
-        let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &master.port().to_string()]);
+        Self::start_with_password(None)
+    }
+
+    /// [`start`](Self::start), with the master and the replica wanting `password` (`requirepass`);
+    /// the Sentinel knows it (`auth-pass`), and clients must bring it.
+    pub fn start_with_password(password: Option<&str>) -> Self {
+        let mut auth: Vec<&str> = Vec::new();
+        if let Some(password) = password {
+            auth.extend(["--requirepass", password, "--masterauth", password]);
+        }
+        let master = RedisServer::start_with(&auth);
+        let master_port = master.port().to_string();
+        let mut replica_args = vec!["--replicaof", "127.0.0.1", &master_port];
+        replica_args.extend(&auth);
+        let replica = RedisServer::start_with(&replica_args);
         until("the replica's sync", || {
-            cli(replica.port(), &["INFO", "replication"]).contains("master_link_status:up")
+            cli_as(password, replica.port(), &["INFO", "replication"]).contains("master_link_status:up")
         });
         let dir = scratch("redis-sentinel");
         let sentinel_port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -164,9 +188,10 @@ impl RedisSentinel {
             &config,
             format!(
                 "port {sentinel_port}\nbind 127.0.0.1\ndir {}\nsentinel monitor {SENTINEL_MASTER} 127.0.0.1 {} 1\n\
-                 sentinel down-after-milliseconds {SENTINEL_MASTER} 2000\nsentinel failover-timeout {SENTINEL_MASTER} 10000\n",
+                 sentinel down-after-milliseconds {SENTINEL_MASTER} 2000\nsentinel failover-timeout {SENTINEL_MASTER} 10000\n{}",
                 dir.display(),
-                master.port()
+                master.port(),
+                password.map_or_else(String::new, |p| format!("sentinel auth-pass {SENTINEL_MASTER} {p}\n"))
             ),
         )
         .expect("write sentinel.conf");
@@ -182,6 +207,7 @@ impl RedisSentinel {
             sentinel,
             sentinel_port,
             dir,
+            password: password.map(str::to_owned),
         };
         until("the Sentinel's view of the replica", || {
             cli(sentinel_port, &["SENTINEL", "REPLICAS", SENTINEL_MASTER])
@@ -212,7 +238,7 @@ impl RedisSentinel {
         assert!(answer.contains("OK"), "SENTINEL FAILOVER: {answer}");
         until("the Sentinel's failover", || {
             let now = self.master_port();
-            now != before && now != 0 && cli(now, &["ROLE"]).starts_with("master")
+            now != before && now != 0 && cli_as(self.password.as_deref(), now, &["ROLE"]).starts_with("master")
         });
         let _ = (&self.master, &self.replica);
     }

@@ -532,3 +532,48 @@ async fn eviction_under_load_loses_no_renewal() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_sentinel_s_master_that_wants_a_password_is_reached_with_the_credentials_given() {
+    use oauth_sdk::redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+    let password = "sentinel-master-pass";
+    let topology =
+        tokio::task::spawn_blocking(move || taskboard_server::RedisSentinel::start_with_password(Some(password)))
+            .await
+            .unwrap();
+    let sentinel = topology.sentinel_url();
+    let options = RedisOptions::default()
+        .with_connect_timeout(Duration::from_secs(10))
+        .with_command_timeout(Duration::from_secs(10));
+    // Without the password, the master refuses, and the error says so without quoting anything.
+    let refused =
+        RedisSessions::connect_sentinel(&[sentinel.as_str()], taskboard_server::SENTINEL_MASTER, "test", options).await;
+    match refused {
+        Ok(sessions) => assert!(
+            sessions.session("ada").load().await.is_err(),
+            "the master took a command without its password"
+        ),
+        Err(error) => assert!(!error.to_string().contains(password), "{error}"),
+    }
+    let info = SentinelNodeConnectionInfo::default()
+        .set_redis_connection_info(oauth_sdk::redis::RedisConnectionInfo::default().set_password(password));
+    let client = SentinelClient::build(
+        vec![sentinel.as_str()],
+        String::from(taskboard_server::SENTINEL_MASTER),
+        Some(info),
+        SentinelServerType::Master,
+    )
+    .unwrap();
+    let sessions = RedisSessions::connect_sentinel_with(client, "test", options)
+        .await
+        .unwrap();
+    let ada = sessions.session("ada");
+    let mut versions = ada.versions().unwrap();
+    let Swap::Stored(version) = ada.store(Expect::Empty, &tokens("ada")).await.unwrap() else {
+        panic!("stored")
+    };
+    tokio::time::timeout(Duration::from_secs(30), versions.wait_for(|v| *v >= version))
+        .await
+        .expect("the subscription on the master, with its password, hears the write")
+        .unwrap();
+}

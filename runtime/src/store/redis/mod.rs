@@ -307,6 +307,18 @@ impl RedisSessions {
             redis::sentinel::SentinelServerType::Master,
         )
         .map_err(|e| invalid(format!("invalid Sentinel URL ({:?})", e.kind())))?;
+        Self::connect_sentinel_with(sentinel, prefix, options).await
+    }
+
+    /// Like [`connect_sentinel`](Self::connect_sentinel), with a `SentinelClient` built by the caller
+    /// (`oauth_sdk_runtime::redis::sentinel`), for what URLs cannot say: the master's password or
+    /// ACL user and its TLS, given as the client's `SentinelNodeConnectionInfo`. It must name
+    /// `SentinelServerType::Master`.
+    pub async fn connect_sentinel_with(
+        sentinel: redis::sentinel::SentinelClient,
+        prefix: &str,
+        options: RedisOptions,
+    ) -> Result<Self, StoreError> {
         let sentinel = Arc::new(tokio::sync::Mutex::new(sentinel));
         let connection = tokio::time::timeout(
             options.connect_timeout.saturating_mul(2),
