@@ -311,3 +311,27 @@ async fn a_declined_or_expired_device_login_is_a_typed_error_and_stores_nothing(
     );
     nothing_stored(&store).await;
 }
+
+#[tokio::test]
+async fn dropping_the_device_login_stops_its_polling() {
+    let (server, client) = reference(device_config(|_| {})).await;
+    let authorization = client.device_authorization(&[]).await.unwrap();
+    let store = MemoryStore::new();
+    let login = client.login_device(store.clone(), &authorization);
+    // Given up after its first poll at the latest (the interval is one second).
+    let gave_up = tokio::time::timeout(Duration::from_millis(1500), login).await;
+    assert!(
+        gave_up.is_err(),
+        "the user never approved, so the login cannot have finished"
+    );
+    let polls = server.counters().device_code_grants;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A poll in flight as the login was dropped may still reach the server; polling on would have
+    // sent at least two more in three seconds.
+    let after = server.counters().device_code_grants;
+    assert!(
+        after <= polls + 1,
+        "a dropped login went on polling: {polls} polls, then {after}"
+    );
+    nothing_stored(&store).await;
+}
