@@ -136,10 +136,7 @@ impl Drop for Finish<'_> {
             return;
         }
         match &self.outcome {
-            Some(Ok(token)) if !Arc::ptr_eq(&state.current, token) => {
-                state.current = token.clone();
-                self.session.publish(SessionState::Active(token.tokens.clone()));
-            }
+            Some(Ok(token)) if !Arc::ptr_eq(&state.current, token) => self.session.replace(&mut state, token),
             Some(Err(AuthError::SessionEnded(end))) => {
                 state.ended = Some(end.clone());
                 self.session.publish(SessionState::Ended(end.clone()));
@@ -183,7 +180,10 @@ pub(crate) struct Session {
     state: Mutex<State>,
     /// Versions other processes store, if the store pushes them.
     versions: Option<watch::Receiver<Version>>,
-    /// The newest store version this session has looked at.
+    /// The newest store version whose session this process holds, or holds a later renewal of. A
+    /// version read but not taken up (another process's renewal this one failed to renew) is not
+    /// acknowledged: the store has moved on from this process's copy, and were the store to lose its
+    /// data, that copy must not be put back as the newest.
     acknowledged: AtomicU64,
     /// The session's state, for the application to watch: made when first asked for (most
     /// sessions of a service are never watched, and each costs a copy of its tokens).
@@ -251,6 +251,15 @@ impl Session {
         });
     }
 
+    /// Make `token` the current one (the state's lock held), and tell whoever watches.
+    fn replace(&self, state: &mut State, token: &Arc<Token>) {
+        state.current = token.clone();
+        if let Some(version) = token.version() {
+            self.acknowledged.fetch_max(version, Relaxed);
+        }
+        self.publish(SessionState::Active(token.tokens.clone()));
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         // Every critical section is a few assignments that cannot panic half-way.
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -308,8 +317,8 @@ impl Session {
 
     /// Renew the session once, however many callers ask: the first starts the renewal, the others
     /// join it, and a caller whose token was already replaced gets the replacement. A caller that
-    /// joined a renewal started only to look at the store, and got its own token back, starts one
-    /// for its own reason.
+    /// joined a renewal started only to look at the store, and got its own token back or a passing
+    /// error, starts one for its own reason (once).
     async fn renew(self: &Arc<Self>, seen: &Arc<Token>, reason: Reason) -> Result<Arc<Token>, AuthError> {
         let mut joined_a_look = false;
         loop {
@@ -330,6 +339,11 @@ impl Session {
             let looked_only = started_for == Reason::StoreChanged && reason != Reason::StoreChanged;
             match &outcome {
                 Ok(token) if looked_only && !joined_a_look && Arc::ptr_eq(token, seen) => joined_a_look = true,
+                // A look that failed (begun, say, while the store was slow) is not this caller's
+                // renewal failing: it makes one attempt of its own.
+                Err(error) if looked_only && !joined_a_look && !matches!(error, AuthError::SessionEnded(_)) => {
+                    joined_a_look = true;
+                }
                 _ => return outcome,
             }
         }
@@ -469,6 +483,30 @@ impl Session {
             }
             Ok(Newest::Ours(expect)) => (seen.clone(), expect),
         };
+        let outcome = self.claim_and_refresh(&base, expect).await;
+        if let Some(Err(_)) = &outcome
+            && !Arc::ptr_eq(&base, seen)
+        {
+            // Renewing another process's renewal failed: hold that one from now on, not the copy
+            // whose refresh token it spent.
+            self.take_up(seen, &base);
+        }
+        match outcome {
+            Some(outcome) => Some(self.release(lease, outcome).await),
+            None => {
+                let _ = self.release(lease, Ok(seen.clone())).await;
+                None
+            }
+        }
+    }
+
+    /// Steps 4 and 5 for `base`, found in the store as `expect`: `None` if the store changed since.
+    async fn claim_and_refresh(
+        self: &Arc<Self>,
+        base: &Arc<Token>,
+        expect: Expect,
+    ) -> Option<Result<Arc<Token>, AuthError>> {
+        let alone = self.config.store_outage == StoreOutage::RefreshAlone;
         // 4. Claim the refresh token in the store (compare-and-set), so that no other process
         //    presents it, even one that took a lock this process lost.
         let claimed_at = Instant::now();
@@ -476,16 +514,13 @@ impl Session {
         let claimed = base.tokens.claimed(&self.id, SystemTime::now() + ttl);
         let claim = match self.write(expect, &claimed).await {
             Ok(Swap::Stored(version)) => Some(Expect::Version(version)),
-            Ok(Swap::Conflict(_)) => {
-                // The store changed since it was read: read it again.
-                let _ = self.release(lease, Ok(seen.clone())).await;
-                return None;
-            }
+            // The store changed since it was read: read it again.
+            Ok(Swap::Conflict(_)) => return None,
             Err(error) if alone => {
                 tracing::warn!(%error, "the token store failed; renewing alone, as configured");
                 None
             }
-            Err(error) => return Some(self.release(lease, Err(error.into())).await),
+            Err(error) => return Some(Err(error.into())),
         };
         // A process paused past the claim's margin may no longer be the only one renewing: it must
         // not send. Every attempt must end before the claim lapses, leaving time to store the result.
@@ -498,13 +533,21 @@ impl Session {
                 self.store.name(),
                 "the renewal's claim ran out before the refresh was sent",
             );
-            return Some(self.release(lease, Err(error.into())).await);
+            return Some(Err(error.into()));
         }
         // 5. Refresh, and store the result.
-        let outcome = self
-            .refresh_and_store(&claimed.unclaimed(), claim.unwrap_or(expect), deadline)
-            .await;
-        Some(self.release(lease, outcome).await)
+        Some(
+            self.refresh_and_store(&claimed.unclaimed(), claim.unwrap_or(expect), deadline)
+                .await,
+        )
+    }
+
+    /// Hold `newer`, a later session read from the store, in place of `seen`, without renewing it.
+    fn take_up(&self, seen: &Arc<Token>, newer: &Arc<Token>) {
+        let mut state = self.state();
+        if state.ended.is_none() && Arc::ptr_eq(&state.current, seen) {
+            self.replace(&mut state, newer);
+        }
     }
 
     /// Take the renewal lock: `None` if another process holds it. A store that cannot be reached is a
@@ -536,9 +579,19 @@ impl Session {
     async fn write(&self, expect: Expect, tokens: &TokenSet) -> Result<Swap, StoreError> {
         let swap = self.within(self.store.store(expect, tokens)).await?;
         if let Swap::Stored(version) = swap {
-            self.acknowledged.fetch_max(version, Relaxed);
+            self.acknowledge_if_held(version, tokens);
         }
         Ok(swap)
+    }
+
+    /// Acknowledge `version`, which holds `tokens`, if those are the session this process holds or
+    /// a later renewal of it: one this process is renewing, and holds once the renewal ends, whether
+    /// it succeeds (its result) or fails ([`Session::take_up`]).
+    fn acknowledge_if_held(&self, version: Version, tokens: &TokenSet) {
+        let state = self.state();
+        if tokens.is_same(&state.current.tokens) || tokens.succeeds(&state.current.tokens) {
+            self.acknowledged.fetch_max(version, Relaxed);
+        }
     }
 
     /// Withdraw this process's claim on `base` after a refresh that was not sent or failed before
@@ -594,19 +647,26 @@ impl Session {
         let Some(stored) = stored else {
             return Ok(Newest::Ours(Expect::Empty));
         };
-        self.acknowledged.fetch_max(stored.version, Relaxed);
         let Some(tokens) = stored.tokens else {
+            self.acknowledged.fetch_max(stored.version, Relaxed);
             return Ok(Newest::LoggedOut);
         };
         // An older renewal of this session, claimed or not, is to be written over: its refresh
         // token is spent.
         if seen.tokens.succeeds(&tokens) {
+            self.acknowledged.fetch_max(stored.version, Relaxed);
             return Ok(Newest::Ours(Expect::Version(stored.version)));
+        }
+        // From here on, a version is acknowledged only if it holds this very session: another
+        // process's renewal is acknowledged once this process takes it up.
+        let same = tokens.is_same(&seen.tokens);
+        if same {
+            self.acknowledged.fetch_max(stored.version, Relaxed);
         }
         if tokens.claimed_by_other(&self.id, SystemTime::now()) {
             return Ok(Newest::Claimed);
         }
-        if tokens.is_same(&seen.tokens) {
+        if same {
             seen.version.store(stored.version, Relaxed);
             return Ok(Newest::Ours(Expect::Version(stored.version)));
         }
@@ -699,10 +759,12 @@ impl Session {
                 }
                 Swap::Conflict(Some(held)) => held,
             };
-            self.acknowledged.fetch_max(held.version, Relaxed);
             match held.tokens {
                 None => return Ok(Saved::LoggedOut),
-                Some(stored) if stored.is_same(tokens) => return Ok(Saved::Stored(held.version)),
+                Some(stored) if stored.is_same(tokens) => {
+                    self.acknowledge_if_held(held.version, tokens);
+                    return Ok(Saved::Stored(held.version));
+                }
                 Some(stored) if tokens.succeeds(&stored) => expect = Expect::Version(held.version),
                 Some(stored) => {
                     return match self.stored_token(stored, held.version) {
@@ -806,8 +868,7 @@ impl Session {
         }
         tracing::info!("a new session in the store replaces the refused one");
         state.ended = None;
-        state.current = token.clone();
-        self.publish(SessionState::Active(token.tokens.clone()));
+        self.replace(&mut state, &token);
         Ok(token)
     }
 

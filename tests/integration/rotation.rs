@@ -643,3 +643,68 @@ async fn refresh_alone_renews_when_the_store_hangs() {
     api.get_me().await.expect("renewed alone");
     assert_eq!(server.counters().refreshes_accepted, 1);
 }
+
+/// Found by the fault simulation (seed 4908, under load): a process that read another's newer
+/// renewal from the store, and then failed to renew it, must not count that renewal as seen while
+/// it still holds its older copy. Otherwise, once the store loses its data, it puts the older copy
+/// back as the newest and presents a spent refresh token.
+#[tokio::test]
+async fn a_failed_renewal_of_a_newer_stored_session_keeps_that_session_not_the_spent_copy() {
+    let server = reference(Config::default()).await;
+    let clock = ManualClock::new(t0());
+    let shared = SimShared::new(27);
+    let a = login(&client(&server, &clock), shared.handle()).await;
+    let b = client(&server, &clock).resume(shared.handle()).await.unwrap();
+
+    // b hears nothing of a's renewal, so it still holds the first session.
+    shared.faults(|f| f.hold_notifications = true);
+    clock.advance(HOUR);
+    a.get_me().await.expect("a renews");
+    drop(a);
+
+    // b reads a's renewal from the store, but cannot renew it: the token endpoint misbehaves.
+    server.redirect_token_requests(true);
+    clock.advance(HOUR);
+    let failed = b.get_me().await.expect_err("the token endpoint redirects");
+    assert!(matches!(failed, Error::InvalidTokenResponse(_)), "{failed:?}");
+    server.redirect_token_requests(false);
+
+    // Redis restarts without persistence; b is the only process left holding the session.
+    shared.faults(|f| f.hold_notifications = false);
+    shared.wipe();
+    b.get_me().await.expect("b puts the newest session back and renews it");
+
+    assert_no_reuse(&server);
+    assert_eq!(server.counters().refreshes_accepted, 2);
+    assert!(server.refresh_token_is_current(&stored_refresh_token(&shared)));
+}
+
+/// Found by the fault simulation (seed 2764): a call whose token expired joined a look at the store
+/// that had begun while the store was slow, and failed with the look's timeout although the store
+/// had recovered. A failed look is not the caller's renewal: the caller makes one attempt of its own.
+#[tokio::test]
+async fn a_call_that_joins_a_failed_look_at_the_store_renews_on_its_own() {
+    let server = reference(Config::default()).await;
+    let clock = ManualClock::new(t0());
+    let shared = SimShared::new(28);
+    let client = builder(&server, &clock)
+        .store_timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let api = login(&client, shared.handle()).await;
+
+    // The store hangs, and a notification makes the session look at it in the background.
+    shared.faults(|f| f.latency = Duration::from_secs(60));
+    let before = shared.calls();
+    shared.notify_only();
+    while shared.calls() == before {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The store recovers while the look still waits on it; the token is due.
+    shared.faults(|f| f.latency = Duration::ZERO);
+    clock.advance(HOUR);
+    api.get_me().await.expect("renewed once the look failed");
+
+    assert_eq!(server.counters().refreshes_accepted, 1);
+    assert_no_reuse(&server);
+}

@@ -78,6 +78,8 @@ struct Data {
     rng: Option<Rng>,
     /// Calls that failed by a fault, for the test's bookkeeping.
     pub failed_calls: u64,
+    /// Calls begun, faulty or not.
+    calls: u64,
 }
 
 impl Data {
@@ -187,6 +189,11 @@ impl SimShared {
         self.data().record.clone()
     }
 
+    /// How many calls have begun.
+    pub fn calls(&self) -> u64 {
+        self.data().calls
+    }
+
     /// How many calls have failed by a fault.
     pub fn failed_calls(&self) -> u64 {
         self.data().failed_calls
@@ -217,7 +224,11 @@ impl SimStore {
     /// Wait out the latency, then fail if the store is down (or, for a write of the session, if
     /// writes fail).
     async fn enter(&self, writes: bool) -> Result<(), StoreError> {
-        let latency = self.shared.data().faults.latency;
+        let latency = {
+            let mut data = self.shared.data();
+            data.calls += 1;
+            data.faults.latency
+        };
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }

@@ -16,6 +16,7 @@
 //! cargo test --test integration simulation                       # 100 seeds
 //! SIM_SEEDS=10000 SIM_PARALLEL=12 cargo test --release --test integration simulation -- --nocapture
 //! SIM_SEED=4242 cargo test --test integration simulation -- --nocapture   # replay one, with its schedule
+//! SIM_SEED=4242 SIM_REPEAT=48 SIM_PARALLEL=12 cargo test --release --test integration simulation  # one, many times at once
 //! ```
 //!
 //! The schedule is a function of the seed; the interleaving of the processes' tasks within a step is
@@ -43,7 +44,9 @@ const FAULT_ECHO: Duration = Duration::from_secs(6);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulation() {
-    if let Some(seed) = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) {
+    let replay: Option<u64> = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok());
+    let repeat: Option<u64> = std::env::var("SIM_REPEAT").ok().and_then(|s| s.parse().ok());
+    if let (Some(seed), None) = (replay, repeat) {
         match run(seed, true).await {
             Ok(summary) => println!("seed {seed}: {summary}"),
             Err(failure) => panic!("seed {seed} failed: {failure}"),
@@ -65,7 +68,14 @@ async fn simulation() {
         .unwrap_or(4);
     let mut failures = Vec::new();
     let mut refreshes = 0;
-    let mut outcomes = futures::stream::iter(first..first + seeds)
+    // `SIM_SEED` with `SIM_REPEAT`: the one schedule many times over, side by side, to find an
+    // interleaving that only some runs of it take.
+    let schedule: Vec<u64> = match (replay, repeat) {
+        (Some(seed), Some(times)) => vec![seed; times as usize],
+        _ => (first..first + seeds).collect(),
+    };
+    let seeds = schedule.len() as u64;
+    let mut outcomes = futures::stream::iter(schedule)
         .map(|seed| async move {
             let started = Instant::now();
             let outcome = run(seed, false).await;
@@ -93,7 +103,7 @@ async fn simulation() {
     );
     assert!(failures.is_empty(), "failing seeds: {failures:?}");
     assert!(
-        refreshes > seeds,
+        repeat.is_some() || refreshes > seeds,
         "the schedules renewed too little to test anything: {refreshes}"
     );
 }
@@ -226,7 +236,15 @@ impl World {
                 self.started.elapsed().as_millis()
             );
         }
-        self.log.push(format!("{:>2}: {what}", self.step));
+        // The server's count of accepted refreshes and logins so far, to place a lost renewal.
+        let counted = self.server.counters();
+        self.log.push(format!(
+            "{:>2} [r{} l{} {:>5} ms]: {what}",
+            self.step,
+            counted.refreshes_accepted,
+            counted.password_grants,
+            self.started.elapsed().as_millis()
+        ));
     }
 
     async fn play(&mut self) -> Result<(), String> {
@@ -529,24 +547,26 @@ impl World {
         // Every live process renews once more: a spent refresh token anywhere shows now.
         self.clock.advance(LIFETIME);
         self.say("healed; the clock moves past expiry and every process calls".into());
-        if self.verbose {
-            for (p, process) in self.processes.iter().enumerate() {
+        // What each process and the store hold, in the schedule's log.
+        let short =
+            |t: &oauth_sdk::TokenSet| format!("{}#{}", &t.lineage()[..6.min(t.lineage().len())], t.generation());
+        let mut holdings: Vec<String> = self
+            .processes
+            .iter()
+            .enumerate()
+            .map(|(p, process)| {
                 let holds = process.api.as_ref().map(|api| match &*api.session_changes().borrow() {
-                    SessionState::Active(tokens) => format!(
-                        "{}#{}",
-                        &tokens.lineage()[..6.min(tokens.lineage().len())],
-                        tokens.generation()
-                    ),
+                    SessionState::Active(tokens) => short(tokens),
                     SessionState::Ended(end) => format!("ended: {end}"),
                     other => format!("{other:?}"),
                 });
-                println!("  p{p} holds {holds:?}");
-            }
-            let stored = self.shared.peek().map(|r| {
-                r.tokens
-                    .map(|t| format!("{}#{}", &t.lineage()[..6.min(t.lineage().len())], t.generation()))
-            });
-            println!("  the store holds {stored:?}");
+                format!("p{p} holds {holds:?}")
+            })
+            .collect();
+        let stored = self.shared.peek().map(|r| r.tokens.as_ref().map(short));
+        holdings.push(format!("the store holds {stored:?}"));
+        for holding in holdings {
+            self.say(holding);
         }
         for p in 0..self.processes.len() {
             self.call(p).await?;
