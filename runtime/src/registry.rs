@@ -1,8 +1,15 @@
 //! Many sessions in one service: a [`SessionRegistry`] finds a user's (or tenant's) live session by
 //! key, resumes it from its store on first use, and keeps at most so many, evicting the least
 //! recently used and the idle, but never one whose renewed tokens still wait to reach the store.
+//!
+//! A held session's last use is an atomic, set under the read lock, so the path of nearly every call
+//! takes no write lock. Eviction finds the least recently used through a min-heap of (last use as
+//! indexed, key), corrected lazily: the top's recorded use is compared with the entry's, and an entry
+//! used since goes back in under its newer use. Each eviction costs O(log n) amortised, not a scan
+//! of every session.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -47,6 +54,9 @@ pub struct SessionRegistry<A: Api, S: TokenStore> {
 
 struct Entries<A: Api, S: TokenStore> {
     by_key: HashMap<String, Entry<A, S>>,
+    /// (last use as indexed, key) of every entry, oldest on top, once the registry is bounded; a
+    /// record whose time is not its entry's `indexed` is left over from a removed or replaced entry.
+    by_use: BinaryHeap<Reverse<(u64, String)>>,
     /// Sessions let go, as long as something else (a request in flight, a caller's clone) still
     /// holds them: found again by `get`, rather than resumed a second time beside themselves.
     let_go: HashMap<String, WeakAuthenticated<A, S>>,
@@ -57,6 +67,8 @@ struct Entry<A: Api, S: TokenStore> {
     slot: Arc<OnceCell<A::Authenticated<S>>>,
     /// In nanoseconds since the registry's epoch: set under the read lock, by every `get`.
     last_used: AtomicU64,
+    /// The last use under which `by_use` holds it (changed under the write lock only).
+    indexed: u64,
 }
 
 /// What a [`SessionRegistry`] has done.
@@ -109,6 +121,7 @@ impl<A: Api, S: TokenStore> SessionRegistry<A, S> {
             idle_timeout: None,
             entries: RwLock::new(Entries {
                 by_key: HashMap::new(),
+                by_use: BinaryHeap::new(),
                 let_go: HashMap::new(),
             }),
             counters: RegistryCounters::default(),
@@ -163,11 +176,7 @@ impl<A: Api, S: TokenStore> SessionRegistry<A, S> {
                     self.counters.found_again.fetch_add(1, Relaxed);
                 }
                 let slot = Arc::new(OnceCell::new_with(found.map(A::authenticated)));
-                let entry = Entry {
-                    slot: slot.clone(),
-                    last_used: AtomicU64::new(now),
-                };
-                entries.by_key.insert(key.to_owned(), entry);
+                self.insert(&mut entries, key, slot.clone(), now);
                 slot
             }
         };
@@ -222,15 +231,35 @@ impl<A: Api, S: TokenStore> SessionRegistry<A, S> {
         let now = self.now();
         let mut entries = self.entries();
         entries.let_go.remove(key);
-        entries.by_key.insert(
-            key.to_owned(),
-            Entry {
-                slot: Arc::new(OnceCell::new_with(Some(session.clone()))),
-                last_used: AtomicU64::new(now),
-            },
-        );
+        let slot = Arc::new(OnceCell::new_with(Some(session.clone())));
+        self.insert(&mut entries, key, slot, now);
         self.evict_beyond_max(&mut entries, key);
         Ok(session)
+    }
+
+    /// Hold `slot` for `key` (replacing what was held), indexed by its use if the registry is
+    /// bounded.
+    fn insert(&self, entries: &mut Entries<A, S>, key: &str, slot: Arc<OnceCell<A::Authenticated<S>>>, now: u64) {
+        let entry = Entry {
+            slot,
+            last_used: AtomicU64::new(now),
+            indexed: now,
+        };
+        entries.by_key.insert(key.to_owned(), entry);
+        if self.max_sessions == usize::MAX && self.idle_timeout.is_none() {
+            return;
+        }
+        entries.by_use.push(Reverse((now, key.to_owned())));
+        // Records left over from removed or replaced entries: rebuild now and then, so that they
+        // never outnumber the entries.
+        if entries.by_use.len() > 2 * entries.by_key.len() + 64 {
+            let by_use = entries
+                .by_key
+                .iter()
+                .map(|(key, entry)| Reverse((entry.indexed, key.clone())))
+                .collect();
+            entries.by_use = by_use;
+        }
     }
 
     /// Let go of `key`'s session (it stays in its store; log it out to end it), returning it if one
@@ -257,31 +286,25 @@ impl<A: Api, S: TokenStore> SessionRegistry<A, S> {
     /// Beyond `max_sessions`, let go of the least recently used (never `keep`) whose renewed tokens,
     /// if any, have reached the store.
     fn evict_beyond_max(&self, entries: &mut Entries<A, S>, keep: &str) {
+        let mut passed_over = Vec::new();
         while entries.by_key.len() > self.max_sessions {
-            let mut oldest: Option<(&String, u64)> = None;
-            let mut passed_over = false;
-            for (key, entry) in &entries.by_key {
-                let used = entry.last_used.load(Relaxed);
-                if key == keep || oldest.is_some_and(|(_, oldest)| oldest <= used) {
-                    continue;
-                }
-                if unsaved(entry) {
-                    passed_over = true;
-                } else {
-                    oldest = Some((key, used));
-                }
-            }
-            if passed_over {
-                self.counters.evictions_deferred.fetch_add(1, Relaxed);
-            }
-            let Some(oldest) = oldest.map(|(key, _)| key.clone()) else {
-                return;
+            let Some(victim) = least_recently_used(entries, u64::MAX, Some(keep), &mut passed_over) else {
+                break;
             };
-            if let Some(entry) = entries.by_key.remove(&oldest) {
-                let_go(&mut entries.let_go, oldest, &entry);
-            }
+            evict(entries, victim);
             self.counters.evictions.fetch_add(1, Relaxed);
         }
+        self.put_back(entries, passed_over, Some(keep));
+    }
+
+    /// Put back the records `least_recently_used` passed over, counting the evictions put off.
+    fn put_back(&self, entries: &mut Entries<A, S>, passed_over: Vec<Reverse<(u64, String)>>, keep: Option<&str>) {
+        let deferred = passed_over
+            .iter()
+            .filter(|Reverse((_, key))| Some(key.as_str()) != keep)
+            .count();
+        self.counters.evictions_deferred.fetch_add(deferred as u64, Relaxed);
+        entries.by_use.extend(passed_over);
     }
 
     /// Let go of the sessions idle for longer than `idle_timeout`; looked at no more often than
@@ -297,25 +320,58 @@ impl<A: Api, S: TokenStore> SessionRegistry<A, S> {
             return;
         }
         let mut entries = self.entries();
-        let (mut evicted, mut deferred) = (0, 0);
-        let Entries { by_key, let_go: gone } = &mut *entries;
-        gone.retain(|_, weak| !weak.is_gone());
-        by_key.retain(|key, entry| {
-            if now.saturating_sub(entry.last_used.load(Relaxed)) < idle {
-                return true;
-            }
-            let keep = unsaved(entry);
-            if keep {
-                deferred += 1;
-            } else {
-                evicted += 1;
-                let_go(gone, key.clone(), entry);
-            }
-            keep
-        });
-        self.counters.evictions.fetch_add(evicted, Relaxed);
-        self.counters.evictions_deferred.fetch_add(deferred, Relaxed);
+        entries.let_go.retain(|_, weak| !weak.is_gone());
+        let mut passed_over = Vec::new();
+        while let Some(victim) = least_recently_used(&mut entries, now.saturating_sub(idle), None, &mut passed_over) {
+            evict(&mut entries, victim);
+            self.counters.evictions.fetch_add(1, Relaxed);
+        }
+        self.put_back(&mut entries, passed_over, None);
     }
+}
+
+/// Let go of `key`'s session.
+fn evict<A: Api, S: TokenStore>(entries: &mut Entries<A, S>, key: String) {
+    if let Some(entry) = entries.by_key.remove(&key) {
+        let_go(&mut entries.let_go, key, &entry);
+    }
+}
+
+/// The key of the least recently used session last used before `before`, never `keep` nor one with
+/// renewed tokens not yet in its store. Pops records off `by_use` until one is current: a leftover
+/// is dropped, a session used since goes back under its newer use, and `keep` and the unsaved go to
+/// `passed_over`, for the caller to put back once done.
+fn least_recently_used<A: Api, S: TokenStore>(
+    entries: &mut Entries<A, S>,
+    before: u64,
+    keep: Option<&str>,
+    passed_over: &mut Vec<Reverse<(u64, String)>>,
+) -> Option<String> {
+    let Entries { by_key, by_use, .. } = entries;
+    while let Some(Reverse((indexed, key))) = by_use.pop() {
+        let Some(entry) = by_key.get_mut(&key) else {
+            continue;
+        };
+        if entry.indexed != indexed {
+            continue;
+        }
+        let used = entry.last_used.load(Relaxed);
+        if used > indexed {
+            entry.indexed = used;
+            by_use.push(Reverse((used, key)));
+            continue;
+        }
+        if used >= before {
+            by_use.push(Reverse((indexed, key)));
+            return None;
+        }
+        if Some(key.as_str()) == keep || unsaved(entry) {
+            passed_over.push(Reverse((indexed, key)));
+            continue;
+        }
+        return Some(key);
+    }
+    None
 }
 
 /// Keep a weak handle of a session let go, and forget those nothing holds any more.

@@ -724,9 +724,14 @@ impl Session {
                 self.revoke_quietly(&tokens).await;
                 Err(logged_out())
             }
-            Err(error) if !error.is_unavailable() => Err(error.into()),
+            // Whatever the store's error, the renewed tokens are kept: the refresh token they
+            // replace is spent, and without them the next renewal would present it again.
             Err(error) => {
-                tracing::warn!(%error, "renewed token kept in memory: the token store failed; writing it back");
+                if error.is_unavailable() {
+                    tracing::warn!(%error, "renewed token kept in memory: the token store failed; writing it back");
+                } else {
+                    tracing::error!(%error, "renewed token kept in memory: the token store refused it; writing it back");
+                }
                 let token = Arc::new(Token::new(tokens, None, self.config.skew)?);
                 self.write_back(token.clone(), claimed);
                 // The claim in the store, not the lock, keeps other processes off the spent token.

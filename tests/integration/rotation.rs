@@ -708,3 +708,34 @@ async fn a_call_that_joins_a_failed_look_at_the_store_renews_on_its_own() {
     assert_eq!(server.counters().refreshes_accepted, 1);
     assert_no_reuse(&server);
 }
+
+/// A renewal whose result the store refuses for good (not a passing outage: a sealing key it lacks,
+/// a session it cannot read) keeps the renewed tokens: the refresh token they replace is spent, and
+/// dropping them would make the next renewal present it again.
+#[tokio::test]
+async fn a_renewal_the_store_refuses_is_kept_in_memory_and_written_back() {
+    let server = reference(Config::default()).await;
+    let clock = ManualClock::new(t0());
+    let shared = SimShared::new(29);
+    let api = login(&client(&server, &clock), shared.handle()).await;
+
+    // The claim lands; the write of the renewed session is refused.
+    shared.faults(|f| {
+        f.writes_left = Some(1);
+        f.writes_invalid = true;
+    });
+    clock.advance(HOUR);
+    api.get_me().await.expect("renewed, kept in memory");
+    let flushed = api.flush(Duration::from_millis(200)).await;
+    assert!(flushed.is_err(), "nothing could be written back yet");
+    clock.advance(Duration::from_secs(60));
+    api.get_me().await.expect("the renewed token is still used");
+
+    shared.faults(|f| *f = Default::default());
+    api.flush(Duration::from_secs(30)).await.expect("written back");
+    assert!(server.refresh_token_is_current(&stored_refresh_token(&shared)));
+    clock.advance(HOUR);
+    api.get_me().await.expect("renewed again from the written-back session");
+    assert_eq!(server.counters().refreshes_accepted, 2);
+    assert_no_reuse(&server);
+}

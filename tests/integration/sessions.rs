@@ -179,6 +179,47 @@ async fn the_registry_resumes_once_per_key_and_evicts_the_least_recently_used() 
     assert!(registry.remove("ada").is_none());
 }
 
+/// Eviction follows each session's last use, also uses recorded on the read path only (a held
+/// session's `get`, which takes no write lock and does not reorder the eviction index).
+#[tokio::test]
+async fn eviction_follows_last_use_across_many_sessions() {
+    let (_server, client) = reference(Config::default()).await;
+    let stores: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, MemoryStore>>> = Default::default();
+    let shared = stores.clone();
+    let registry = SessionRegistry::new(client, move |key: &str| {
+        shared.lock().unwrap().entry(key.to_owned()).or_default().clone()
+    })
+    .max_sessions(50);
+    let login = async |i: usize| {
+        registry
+            .login(&format!("user-{i}"), |client, store| {
+                client.login_password(store, DEMO_USER.0, DEMO_USER.1.into())
+            })
+            .await
+    };
+    for i in 0..50 {
+        login(i).await.expect("logged in");
+    }
+    // The first half is used again, the second is not.
+    for i in (0..25).rev() {
+        registry.get(&format!("user-{i}")).await.expect("held");
+    }
+    for i in 50..75 {
+        login(i).await.expect("logged in");
+    }
+    let metrics = registry.metrics();
+    assert_eq!(
+        (metrics.live, metrics.evictions, metrics.resumed),
+        (50, 25, 0),
+        "{metrics:?}"
+    );
+    let held: Vec<usize> = (0..75)
+        .filter(|i| registry.remove(&format!("user-{i}")).is_some())
+        .collect();
+    let expected: Vec<usize> = (0..25).chain(50..75).collect();
+    assert_eq!(held, expected, "the 25 least recently used were let go");
+}
+
 #[tokio::test]
 async fn eviction_never_lets_go_of_a_session_whose_renewal_is_not_in_its_store_yet() {
     let server = taskboard_server::start(Config::default()).await.unwrap();

@@ -50,6 +50,9 @@ pub struct Faults {
     pub writes_fail: bool,
     /// This many more writes succeed, then every write fails (as `writes_fail`).
     pub writes_left: Option<u32>,
+    /// A write that fails is refused as invalid (a sealing key missing, data it cannot read), not
+    /// as the store being unavailable.
+    pub writes_invalid: bool,
     /// Added to every call.
     pub latency: Duration,
     /// `try_lock` never answers.
@@ -236,6 +239,10 @@ impl SimStore {
         if writes && let Some(left) = data.faults.writes_left {
             data.faults.writes_left = left.checked_sub(1);
             data.faults.writes_fail |= left == 0;
+        }
+        if writes && data.faults.writes_fail && data.faults.writes_invalid {
+            data.failed_calls += 1;
+            return Err(StoreError::invalid("sim", "the simulated store refuses the write"));
         }
         if data.faults.down || (writes && data.faults.writes_fail) {
             data.failed_calls += 1;
