@@ -121,6 +121,8 @@ pub(crate) struct Config {
     pub allow_http: bool,
     pub revocation: Option<Url>,
     pub skew: Duration,
+    /// Calls in the first half of the renewal window go on while the token is renewed.
+    pub background_renewal: bool,
     pub triggers: Vec<StatusCode>,
     pub store_timeout: Duration,
     pub store_outage: StoreOutage,
@@ -221,6 +223,7 @@ pub struct ClientBuilder<A> {
     http: Option<reqwest::Client>,
     token_http: Option<reqwest::ClientBuilder>,
     skew: Duration,
+    background_renewal: bool,
     triggers: Vec<StatusCode>,
     clock: Arc<dyn Clock>,
     refresh_timeout: Duration,
@@ -256,6 +259,7 @@ impl<A> ClientBuilder<A> {
             http: None,
             token_http: None,
             skew: DEFAULT_REFRESH_SKEW,
+            background_renewal: true,
             triggers: DEFAULT_TRIGGER_STATUSES.to_vec(),
             clock: Arc::new(SystemClock),
             refresh_timeout: DEFAULT_REFRESH_TIMEOUT,
@@ -400,6 +404,21 @@ impl<A> ClientBuilder<A> {
     /// half a token's lifetime.
     pub fn refresh_skew(mut self, skew: Duration) -> Self {
         self.skew = skew;
+        self
+    }
+
+    /// Whether a token due for renewal is renewed in the background. Default: yes. In the first
+    /// half of the renewal window (the skew before expiry) the call that finds the token due starts
+    /// the renewal and is sent with the token, still good, and so are the calls that follow until
+    /// the renewal ends: no call waits for a renewal in the steady state. In the second half, and
+    /// once expired, calls wait for it. With `false`, every call from the start of the window waits.
+    ///
+    /// Against a server that revokes the old access token when it renews (few do), a call sent with
+    /// it that arrives after the renewal is rejected once and sent again with the new token,
+    /// without another refresh: `false` spares those calls the round trip, and makes every call at
+    /// the start of the window wait for the renewal instead.
+    pub fn background_renewal(mut self, background: bool) -> Self {
+        self.background_renewal = background;
         self
     }
 
@@ -583,6 +602,7 @@ impl<A> ClientBuilder<A> {
             allow_http,
             revocation,
             skew: self.skew,
+            background_renewal: self.background_renewal,
             triggers: self.triggers,
             store_timeout: self.store_timeout,
             store_outage: self.store_outage,

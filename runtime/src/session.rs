@@ -16,6 +16,11 @@
 //!
 //! A logout leaves a tombstone in the store, which every later renewal, here or in another process,
 //! reads as the end of the session.
+//!
+//! A token is renewed ahead of its expiry, in two halves of the renewal window (the skew): in the
+//! first, the call that finds the token due starts the renewal and goes on with the token, which is
+//! still good, so that no call waits for a renewal in the steady state; in the second, calls wait for
+//! it, as they do once the token has expired.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -47,6 +52,10 @@ const LOCK_POLL: Duration = Duration::from_millis(50);
 const WRITE_BACK_FIRST_DELAY: Duration = Duration::from_millis(50);
 const WRITE_BACK_MAX_DELAY: Duration = Duration::from_secs(2);
 
+/// After a renewal failed, how long calls in the first half of the renewal window go on without
+/// starting another one (calls that must wait for a renewal start one whenever they come).
+const BACKGROUND_RETRY: Duration = Duration::from_secs(1);
+
 /// A token as it is sent: the tokens, the header made once, and when to renew.
 pub(crate) struct Token {
     tokens: TokenSet,
@@ -54,6 +63,9 @@ pub(crate) struct Token {
     version: AtomicU64,
     header: HeaderValue,
     renew_at: Option<SystemTime>,
+    /// From when a call waits for the renewal instead of starting it and going on: half way from
+    /// `renew_at` to expiry.
+    wait_at: Option<SystemTime>,
 }
 
 impl Token {
@@ -64,19 +76,21 @@ impl Token {
         let renewable = tokens.refresh_token().is_some() || tokens.grant() == Grant::ClientCredentials;
         // Renew `skew` before expiry, but never earlier than half-way through the token's life. A
         // token that cannot be renewed is used until it expires.
-        let renew_at = tokens.expires_at().map(|expires| {
+        let window = tokens.expires_at().map(|expires| {
             let lifetime = expires.duration_since(tokens.issued_at()).unwrap_or_default();
-            if renewable {
-                expires - skew.min(lifetime / 2)
+            let skew = if renewable {
+                skew.min(lifetime / 2)
             } else {
-                expires
-            }
+                Duration::ZERO
+            };
+            (expires - skew, expires - skew / 2)
         });
         Ok(Self {
             tokens,
             version: AtomicU64::new(version.unwrap_or(0)),
             header,
-            renew_at,
+            renew_at: window.map(|(renew_at, _)| renew_at),
+            wait_at: window.map(|(_, wait_at)| wait_at),
         })
     }
 
@@ -90,6 +104,11 @@ impl Token {
 
     fn is_due(&self, now: SystemTime) -> bool {
         self.renew_at.is_some_and(|at| now >= at)
+    }
+
+    /// Due, and close enough to expiry that a call waits for the renewal.
+    fn is_pressing(&self, now: SystemTime) -> bool {
+        self.wait_at.is_some_and(|at| now >= at)
     }
 
     fn is_expired(&self, now: SystemTime) -> bool {
@@ -118,6 +137,8 @@ struct State {
     renewal: Option<(Renewal, Reason)>,
     /// Set once the session is over; every later call fails with it.
     ended: Option<SessionEnd>,
+    /// Until when no renewal is started in the background, after one failed (by the session's clock).
+    quiet_until: Option<SystemTime>,
 }
 
 /// Publishes a renewal's outcome and clears the renewal slot when the renewal task ends, also if it
@@ -135,6 +156,10 @@ impl Drop for Finish<'_> {
             // Logged out meanwhile: nothing a renewal brings back revives the session.
             return;
         }
+        state.quiet_until = match &self.outcome {
+            Some(Ok(_)) => None,
+            _ => Some(self.session.config.clock().now() + BACKGROUND_RETRY),
+        };
         match &self.outcome {
             Some(Ok(token)) if !Arc::ptr_eq(&state.current, token) => self.session.replace(&mut state, token),
             Some(Err(AuthError::SessionEnded(end))) => {
@@ -217,6 +242,7 @@ impl Session {
                 current,
                 renewal: None,
                 ended: None,
+                quiet_until: None,
             }),
             versions,
             acknowledged: AtomicU64::new(version),
@@ -280,8 +306,9 @@ impl Session {
             .is_some_and(|versions| *versions.borrow() > self.acknowledged.load(Relaxed))
     }
 
-    /// A token to send now. Within the skew of expiry it is renewed first; if that fails for a passing
-    /// reason while the token is still valid, the token is used anyway.
+    /// A token to send now. In the first half of the renewal window the renewal is started in the
+    /// background and the token used; in the second half (and once expired) it is renewed first, and
+    /// if that fails for a passing reason while the token is still valid, the token is used anyway.
     pub(crate) async fn token(self: &Arc<Self>) -> Result<Arc<Token>, AuthError> {
         let current = match self.current() {
             Err(AuthError::SessionEnded(SessionEnd::Refused(_))) => self.revive().await?,
@@ -290,6 +317,12 @@ impl Session {
         let now = self.config.clock().now();
         let reason = match (current.is_due(now), self.store_moved_on()) {
             (false, false) => return Ok(current),
+            // Unless another process stored something since (most likely the renewal, to adopt
+            // before sending rather than after).
+            (true, false) if self.config.background_renewal && !current.is_pressing(now) => {
+                self.renew_in_background(&current, now);
+                return Ok(current);
+            }
             (true, _) => Reason::AheadOfExpiry,
             (false, true) => Reason::StoreChanged,
         };
@@ -346,6 +379,16 @@ impl Session {
                 }
                 _ => return outcome,
             }
+        }
+    }
+
+    /// Start renewing `seen` without waiting for it, unless a renewal is under way already or one
+    /// failed a moment ago.
+    fn renew_in_background(self: &Arc<Self>, seen: &Arc<Token>, now: SystemTime) {
+        let mut state = self.state();
+        let quiet = state.quiet_until.is_some_and(|until| now < until);
+        if state.ended.is_none() && state.renewal.is_none() && !quiet && Arc::ptr_eq(&state.current, seen) {
+            state.renewal = Some((self.start_renewal(seen, Reason::AheadOfExpiry), Reason::AheadOfExpiry));
         }
     }
 

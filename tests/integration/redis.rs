@@ -218,7 +218,15 @@ async fn another_process_s_renewal_is_adopted_without_a_refresh_or_a_rejection()
     second.get_me().await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await; // both tokens are now past half-life
 
-    first.get_me().await.unwrap(); // renews, and the server revokes the old access token
+    // Renews (in the background: the token is still good), and the server revokes the old access
+    // token.
+    let mut first_changes = first.session_changes();
+    first_changes.borrow_and_update();
+    first.get_me().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), first_changes.changed())
+        .await
+        .expect("renewed")
+        .unwrap();
     let renewed = store(&redis, "s").await.load().await.unwrap().unwrap().version;
     until_pushed(&mut pushed_to_second, renewed).await;
     second.get_me().await.expect("uses the session `first` stored");

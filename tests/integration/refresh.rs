@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use httpmock::Method::POST;
-use oauth_sdk::{Error, ExposeSecret, SessionEnd, TokenStore};
+use oauth_sdk::{Error, ExposeSecret, SessionEnd, SessionState, TokenStore};
 use serde_json::json;
 
 use crate::support::{Harness, LIFETIME, token_body};
@@ -11,7 +11,7 @@ use crate::support::{Harness, LIFETIME, token_body};
 const SKEW: u64 = oauth_sdk::DEFAULT_REFRESH_SKEW.as_secs();
 
 #[tokio::test]
-async fn a_token_near_expiry_is_renewed_before_the_request_is_sent() {
+async fn a_token_near_expiry_is_renewed_ahead_and_calls_wait_only_once_expiry_is_close() {
     let h = Harness::start().await;
     let api = h.logged_in().await;
     let old = h.mock_me("at-1", 200).await;
@@ -23,11 +23,70 @@ async fn a_token_near_expiry_is_renewed_before_the_request_is_sent() {
     old.assert_calls_async(1).await;
     refresh.assert_calls_async(0).await;
 
-    h.clock.advance(Duration::from_secs(2)); // now within the skew of expiry
-    api.get_me().await.expect("renewed first");
+    // Within the skew of expiry, first half: the call starts the renewal and goes on with its token.
+    h.clock.advance(Duration::from_secs(2));
+    let mut changes = api.session_changes();
+    api.get_me().await.expect("sent with the token, still good");
+    old.assert_calls_async(2).await;
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        changes.wait_for(
+            |state| matches!(state, SessionState::Active(tokens) if tokens.access_token().expose_secret() == "at-2"),
+        ),
+    )
+    .await
+    .expect("renewed in the background")
+    .unwrap();
     refresh.assert_calls_async(1).await;
+    api.get_me().await.expect("sent with the new token");
     new.assert_calls_async(1).await;
-    old.assert_calls_async(1).await; // the old token was not sent again
+    assert_eq!(api.metrics().renewals_ahead_of_expiry, 1);
+
+    // Second half of the window: the call waits for the renewal, and is sent with its result.
+    let again = h.mock_refresh("rt-2", "at-3", "rt-3").await;
+    let newest = h.mock_me("at-3", 200).await;
+    h.clock.advance(Duration::from_secs(LIFETIME - SKEW / 2 + 1));
+    api.get_me().await.expect("renewed first");
+    again.assert_calls_async(1).await;
+    newest.assert_calls_async(1).await;
+    new.assert_calls_async(1).await;
+}
+
+/// A renewal started in the background that fails is not started again by every call that follows:
+/// calls go on with the token (still good) and try again a second later, by the session's clock.
+#[tokio::test]
+async fn a_failed_background_renewal_is_not_retried_by_every_call() {
+    let h = Harness::start().await;
+    let api = h.logged_in().await;
+    let old = h.mock_me("at-1", 200).await;
+    let unavailable = h
+        .server
+        .mock_async(|when, then| {
+            when.method(POST).path("/oauth/token");
+            then.status(503);
+        })
+        .await;
+    h.clock.advance(Duration::from_secs(LIFETIME - SKEW + 1));
+    api.get_me().await.expect("sent with the token, still good");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while api.metrics().refresh_transient == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the background renewal never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let attempts = unavailable.calls_async().await;
+    for _ in 0..5 {
+        api.get_me().await.expect("sent with the token, still good");
+    }
+    assert_eq!(api.metrics().renewals_ahead_of_expiry, 1);
+    assert_eq!(unavailable.calls_async().await, attempts);
+
+    h.clock.advance(Duration::from_secs(2));
+    api.get_me().await.expect("sent with the token, still good");
+    assert_eq!(api.metrics().renewals_ahead_of_expiry, 2);
+    old.assert_calls_async(7).await;
 }
 
 #[tokio::test]

@@ -618,11 +618,19 @@ async fn a_login_of_another_client_during_a_renewal_is_not_adopted() {
         )
         .await
         .unwrap();
-    match renewing.await.unwrap() {
+    // The renewal's result is kept (its refresh token is the only good one now), in memory: the
+    // other application's session is neither adopted nor written over.
+    renewing.await.unwrap().expect("renewed, kept in memory");
+    match &*mine.session_changes().borrow() {
+        SessionState::Active(tokens) => assert_eq!(tokens.access_token().expose_secret(), "at-2"),
+        other => panic!("expected the renewed session, got {other:?}"),
+    }
+    let stored = shared.peek().and_then(|r| r.tokens).expect("a session");
+    assert_eq!(stored.access_token().expose_secret(), "at-other");
+    match mine.refresh().await {
         Err(Error::Store(e)) => assert!(!e.is_unavailable(), "{e}"),
         other => panic!("expected the other client's session to be refused, got {other:?}"),
     }
-    let _ = mine.refresh().await;
     theirs.assert_calls_async(0).await;
 }
 
