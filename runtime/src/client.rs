@@ -418,9 +418,10 @@ impl<A: Api, S: TokenStore> Authenticated<A, S> {
         }
     }
 
-    /// Whether renewed tokens wait to be written to the store.
+    /// Whether renewed tokens wait to be written to the store, or a renewal is under way (whose
+    /// result may have to wait so too).
     pub(crate) fn has_unsaved(&self) -> bool {
-        self.session.has_unsaved()
+        self.session.has_unsaved() || self.session.is_renewing()
     }
 
     /// A handle that does not keep the session alive, but finds it again while anything else does.

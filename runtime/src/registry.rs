@@ -391,8 +391,10 @@ fn let_go<A: Api, S: TokenStore>(
     }
 }
 
-/// Whether `entry`'s session has renewed tokens that have not reached its store yet: letting it go
-/// would leave the store with a refresh token the server may already have rotated.
+/// Whether `entry`'s session has renewed tokens that have not reached its store yet, or is renewing
+/// (in the background, perhaps with no handle left but the registry's): letting it go would leave
+/// the store with a refresh token the server may already have rotated, and the next `get` would
+/// resume a second session beside it.
 fn unsaved<A: Api, S: TokenStore>(entry: &Entry<A, S>) -> bool {
     entry.slot.get().is_some_and(|session| session.has_unsaved())
 }

@@ -145,6 +145,7 @@ struct State {
 /// panicked or was cancelled (then the current token stays, and the next caller starts afresh).
 struct Finish<'a> {
     session: &'a Session,
+    reason: Reason,
     outcome: Option<Result<Arc<Token>, AuthError>>,
 }
 
@@ -156,10 +157,12 @@ impl Drop for Finish<'_> {
             // Logged out meanwhile: nothing a renewal brings back revives the session.
             return;
         }
-        state.quiet_until = match &self.outcome {
-            Some(Ok(_)) => None,
-            _ => Some(self.session.config.clock().now() + BACKGROUND_RETRY),
-        };
+        if self.reason == Reason::AheadOfExpiry {
+            state.quiet_until = match &self.outcome {
+                Some(Ok(_)) => None,
+                _ => Some(self.session.config.clock().now() + BACKGROUND_RETRY),
+            };
+        }
         match &self.outcome {
             Some(Ok(token)) if !Arc::ptr_eq(&state.current, token) => self.session.replace(&mut state, token),
             Some(Err(AuthError::SessionEnded(end))) => {
@@ -194,6 +197,9 @@ enum Saved {
     Stored(Version),
     /// The store holds a session that is not an older renewal of this one: a new login.
     Superseded(Arc<Token>),
+    /// The store holds a session this process refuses (another client's): a write would clobber
+    /// it, and waiting will not change it.
+    Refused(StoreError),
     LoggedOut,
 }
 
@@ -328,6 +334,12 @@ impl Session {
         };
         match self.renew(&current, reason).await {
             Err(error) if error.is_passing() && !current.is_expired(now) => Ok(current),
+            // A look at the store for a token that is not due: only the session's end stops the call
+            // (a session there that this client refuses, say, leaves the token as good as it was).
+            Err(error) if reason == Reason::StoreChanged && !matches!(error, AuthError::SessionEnded(_)) => {
+                tracing::warn!(?error, "looking at the token store failed; the token is used as it is");
+                Ok(current)
+            }
             outcome => outcome,
         }
     }
@@ -368,7 +380,15 @@ impl Session {
                     .get_or_insert_with(|| (self.start_renewal(seen, reason), reason))
                     .clone()
             };
-            let outcome = renewal.await;
+            let outcome = renewal.clone().await;
+            if let Err(AuthError::Aborted) = &outcome {
+                // The renewal's task was dropped before it could clear its slot (a runtime shut down
+                // before running it): clear it, or every later caller would join it.
+                let mut state = self.state();
+                if state.renewal.as_ref().is_some_and(|(slot, _)| slot.ptr_eq(&renewal)) {
+                    state.renewal = None;
+                }
+            }
             let looked_only = started_for == Reason::StoreChanged && reason != Reason::StoreChanged;
             match &outcome {
                 Ok(token) if looked_only && !joined_a_look && Arc::ptr_eq(token, seen) => joined_a_look = true,
@@ -417,6 +437,7 @@ impl Session {
     ) -> Result<Arc<Token>, AuthError> {
         let mut finish = Finish {
             session: &self,
+            reason,
             outcome: None,
         };
         let outcome = tracing::Instrument::instrument(self.renewed(&seen, reason), span.clone()).await;
@@ -678,6 +699,7 @@ impl Session {
                         Ok(seen.clone())
                     }
                     Saved::Superseded(newer) => Ok(newer),
+                    Saved::Refused(error) => Err(error.into()),
                     Saved::LoggedOut => Err(logged_out()),
                 }
             }
@@ -713,7 +735,14 @@ impl Session {
             seen.version.store(stored.version, Relaxed);
             return Ok(Newest::Ours(Expect::Version(stored.version)));
         }
-        self.stored_token(tokens, stored.version).map(Newest::Stored)
+        let stored_token = self.stored_token(tokens, stored.version);
+        if stored_token.is_err() {
+            // Looked at, and refused (another client's session): nothing to take up, and no reason
+            // to look again at every call. Were the store to lose it, this process's copy is still
+            // the newest of its own session.
+            self.acknowledged.fetch_max(stored.version, Relaxed);
+        }
+        stored_token.map(Newest::Stored)
     }
 
     /// Another session from the store, as this process would send it; refused if it belongs to
@@ -767,6 +796,11 @@ impl Session {
                 self.revoke_quietly(&tokens).await;
                 Err(logged_out())
             }
+            Ok(Saved::Refused(error)) => {
+                // Kept, in this process only: the refresh token they replace is spent.
+                tracing::error!(%error, "renewed token kept in memory only: the store holds a session this client refuses");
+                Token::new(tokens, None, self.config.skew).map(Arc::new)
+            }
             // Whatever the store's error, the renewed tokens are kept: the refresh token they
             // replace is spent, and without them the next renewal would present it again.
             Err(error) => {
@@ -817,11 +851,11 @@ impl Session {
                 Some(stored) => {
                     return match self.stored_token(stored, held.version) {
                         Ok(token) => Ok(Saved::Superseded(token)),
-                        Err(AuthError::Store(error)) => Err(error),
-                        Err(_) => Err(StoreError::invalid(
+                        Err(AuthError::Store(error)) => Ok(Saved::Refused(error)),
+                        Err(_) => Ok(Saved::Refused(StoreError::invalid(
                             self.store.name(),
                             "the stored session cannot be used",
-                        )),
+                        ))),
                     };
                 }
             }
@@ -869,11 +903,20 @@ impl Session {
                 self.end(SessionEnd::LoggedOut);
                 true
             }
+            Ok(Saved::Refused(error)) => {
+                tracing::error!(%error, "renewed token kept in memory only: the store holds a session this client refuses");
+                true
+            }
             Err(error) => {
                 tracing::debug!(%error, "token store still failing; will write back later");
                 false
             }
         }
+    }
+
+    /// Whether a renewal is under way.
+    pub(crate) fn is_renewing(&self) -> bool {
+        self.state().renewal.is_some()
     }
 
     /// Whether a renewed session kept in memory waits to be written to the store.

@@ -627,6 +627,11 @@ async fn a_login_of_another_client_during_a_renewal_is_not_adopted() {
     }
     let stored = shared.peek().and_then(|r| r.tokens).expect("a session");
     assert_eq!(stored.access_token().expose_secret(), "at-other");
+    // Calls go on with it: the refused session is looked at once, not at every call.
+    let me = h.mock_me("at-2", 200).await;
+    mine.get_me().await.expect("sent with the renewed token");
+    mine.get_me().await.expect("sent with the renewed token");
+    me.assert_calls_async(2).await;
     match mine.refresh().await {
         Err(Error::Store(e)) => assert!(!e.is_unavailable(), "{e}"),
         other => panic!("expected the other client's session to be refused, got {other:?}"),

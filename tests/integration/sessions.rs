@@ -179,6 +179,35 @@ async fn the_registry_resumes_once_per_key_and_evicts_the_least_recently_used() 
     assert!(registry.remove("ada").is_none());
 }
 
+/// A session renewing in the background, with no handle left but the registry's, is not let go:
+/// the next `get` would resume a second session beside it, which would find the old refresh token
+/// claimed, and present it once the claim lapsed if the renewal's result never reached the store.
+#[tokio::test]
+async fn eviction_never_lets_go_of_a_session_renewing_in_the_background() {
+    let h = crate::support::Harness::start().await;
+    let _login = h.mock_password_grant().await;
+    h.mock_slow_refresh("rt-1", "at-2", "rt-2", Duration::from_secs(60))
+        .await;
+    let _me = h.mock_me("at-1", 200).await;
+    let registry = SessionRegistry::new(h.client(), |_: &str| MemoryStore::new()).max_sessions(1);
+    let login = async |user: &str| {
+        registry
+            .login(user, |client, store| {
+                client.login_password(store, crate::support::USERNAME, crate::support::PASSWORD.into())
+            })
+            .await
+            .expect("logged in")
+    };
+    login("ada").await;
+    // Due, still good: the call goes on, and the renewal (a minute at the token endpoint) with it.
+    h.clock.advance(Duration::from_secs(crate::support::LIFETIME - 20));
+    registry.get("ada").await.unwrap().get_me().await.expect("sent");
+    login("bob").await;
+    let metrics = registry.metrics();
+    assert_eq!((metrics.live, metrics.evictions), (2, 0), "{metrics:?}");
+    assert!(metrics.evictions_deferred >= 1, "{metrics:?}");
+}
+
 /// Eviction follows each session's last use, also uses recorded on the read path only (a held
 /// session's `get`, which takes no write lock and does not reorder the eviction index).
 #[tokio::test]
