@@ -9,7 +9,7 @@
 //! sessions renew at the steady rate N / (T - 30 s) (`--token-seconds 300 --logins-over 270`: five-
 //! minute tokens, 37 renewals a second for 10,000 sessions). Then C workers (default 64) call
 //! `GET /v1/me` as random users, and the same load on one session (the baseline), for S seconds each
-//! (default 40), alternating in four rounds. It prints:
+//! (default 40), alternating in four rounds after an uncounted one of 5 s each. It prints:
 //!
 //! - the Redis connections open (target: at most 4, whatever N);
 //! - resident memory per idle session (target: at most 4 KiB);
@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use oauth_sdk::{Client, RedisSessions, RedisStore, SessionRegistry};
+use oauth_sdk::{Client, RedisSessions, SessionRegistry};
 use taskboard_server::{DEMO_CLIENT, DEMO_USER, RedisServer};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
@@ -124,6 +124,8 @@ struct Load {
 
 /// How many times the load on N sessions and the load on one alternate.
 const ROUNDS: u32 = 4;
+/// Each load's first, uncounted round.
+const WARM_UP: Duration = Duration::from_secs(5);
 
 async fn measure() -> Result<(), Box<dyn std::error::Error>> {
     let renewal_times = RenewalTimes::default();
@@ -190,33 +192,35 @@ async fn measure() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // The two loads alternate in rounds, and the ratio is the median of each round's, so that a
-    // shared machine's drift hits both alike.
-    let phase = Duration::from_secs(seconds) / ROUNDS;
-    let (mut many, mut one) = (Outcome::default(), Outcome::default());
-    let (mut ratios, mut latencies) = (Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
-        renewal_times.0.lock().unwrap().clear();
-        let round = load(concurrency, phase, {
+    // shared machine's drift hits both alike. A first round of a few seconds each, not counted,
+    // warms what sat idle since the logins.
+    renewal_times.0.lock().unwrap().clear();
+    let (many, one, ratios) = rounds(
+        concurrency,
+        Duration::from_secs(seconds),
+        {
             let registry = registry.clone();
             move |n| {
                 let registry = registry.clone();
-                async move { registry.get(&format!("user-{}", n % sessions)).await }
+                async move {
+                    match registry.get(&format!("user-{}", n % sessions)).await {
+                        Ok(api) => api.get_me().await.is_ok(),
+                        Err(_) => false,
+                    }
+                }
             }
-        })
-        .await;
-        latencies.append(&mut renewal_times.0.lock().unwrap());
-        let warm = warm.clone();
-        let baseline = load(concurrency, phase, move |_| {
+        },
+        {
             let warm = warm.clone();
-            async move { Ok::<_, oauth_sdk::Error>(warm) }
-        })
-        .await;
-        ratios.push(round.rate / baseline.rate);
-        many.add(&round, ROUNDS);
-        one.add(&baseline, ROUNDS);
-    }
-    ratios.sort_by(f64::total_cmp);
-    let ratio = (ratios[ratios.len() / 2] + ratios[(ratios.len() - 1) / 2]) / 2.0;
+            move |_| {
+                let warm = warm.clone();
+                async move { warm.get_me().await.is_ok() }
+            }
+        },
+    )
+    .await;
+    let mut latencies = std::mem::take(&mut *renewal_times.0.lock().unwrap());
+    let ratio = median(&ratios);
     let (many_rate, one_rate) = (many.rate, one.rate);
     latencies.sort();
     let percentile = |p: f64| {
@@ -236,6 +240,50 @@ async fn measure() -> Result<(), Box<dyn std::error::Error>> {
         percentile(0.99),
         registry.metrics()
     );
+    // What the server and the load themselves make of many tokens against one, without the SDK:
+    // plain reqwest with each session's access token, while those outlive the run.
+    if token_seconds >= 600 {
+        let http = reqwest::Client::new();
+        let url = format!("{base_url}/v1/me");
+        let mut headers = Vec::new();
+        for i in 0..sessions {
+            let api = registry.get(&format!("user-{i}")).await?;
+            if let oauth_sdk::SessionState::Active(tokens) = &*api.session_changes().borrow() {
+                let bearer = format!(
+                    "Bearer {}",
+                    oauth_sdk::ExposeSecret::expose_secret(tokens.access_token())
+                );
+                headers.push(reqwest::header::HeaderValue::try_from(bearer)?);
+            }
+        }
+        let headers = Arc::new(headers);
+        let raw = |pick: fn(u64, usize) -> usize| {
+            let (http, url, headers) = (http.clone(), url.clone(), headers.clone());
+            move |n: u64| {
+                let request = http
+                    .get(&url)
+                    .header(reqwest::header::AUTHORIZATION, &headers[pick(n, headers.len())]);
+                async move { request.send().await.is_ok_and(|r| r.status().is_success()) }
+            }
+        };
+        let (raw_many, raw_one, raw_ratios) = rounds(
+            concurrency,
+            Duration::from_secs(seconds),
+            raw(|n, len| (n % len as u64) as usize),
+            raw(|_, _| 0),
+        )
+        .await;
+        println!(
+            "plain reqwest, {} tokens: {:.0} calls/s ({} failed); one token: {:.0} calls/s ({} failed); ratio per round \
+             {raw_ratios:.3?}, median {:.3}",
+            headers.len(),
+            raw_many.rate,
+            raw_many.failures,
+            raw_one.rate,
+            raw_one.failures,
+            median(&raw_ratios)
+        );
+    }
     let (mut ahead, mut rejected, mut refreshes, mut adopted, mut resent) = (0, 0, 0, 0, 0);
     for i in 0..sessions {
         let m = registry.get(&format!("user-{i}")).await?.metrics();
@@ -269,18 +317,47 @@ impl Outcome {
     }
 }
 
-/// `concurrency` workers calling `GET /v1/me` for `duration` on the session `pick(n)` gives for the
-/// n-th call.
-async fn load<F, Fut>(concurrency: u64, duration: Duration, pick: F) -> Outcome
+/// The median of `values`.
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    (sorted[sorted.len() / 2] + sorted[(sorted.len() - 1) / 2]) / 2.0
+}
+
+/// `many` and `one` in turn for `seconds` each in all, over an uncounted warm-up round and
+/// `ROUNDS` counted ones: their mean outcomes, and each round's ratio of rates.
+async fn rounds<F, Fut, G, Gut>(concurrency: u64, seconds: Duration, many: F, one: G) -> (Outcome, Outcome, Vec<f64>)
 where
     F: Fn(u64) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = Result<oauth_sdk::Authenticated<RedisStore>, oauth_sdk::Error>> + Send,
+    Fut: std::future::Future<Output = bool> + Send,
+    G: Fn(u64) -> Gut + Clone + Send + 'static,
+    Gut: std::future::Future<Output = bool> + Send,
+{
+    let (mut many_total, mut one_total, mut ratios) = (Outcome::default(), Outcome::default(), Vec::new());
+    for round in 0..=ROUNDS {
+        let phase = if round == 0 { WARM_UP } else { seconds / ROUNDS };
+        let a = load(concurrency, phase, many.clone()).await;
+        let b = load(concurrency, phase, one.clone()).await;
+        if round > 0 {
+            ratios.push(a.rate / b.rate);
+            many_total.add(&a, ROUNDS);
+            one_total.add(&b, ROUNDS);
+        }
+    }
+    (many_total, one_total, ratios)
+}
+
+/// `concurrency` workers making the call `call(n)` makes for the n-th, for `duration`.
+async fn load<F, Fut>(concurrency: u64, duration: Duration, call: F) -> Outcome
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
 {
     let load = Arc::new(Load::default());
     let started = Instant::now();
     let mut workers = Vec::new();
     for worker in 0..concurrency {
-        let (load, pick) = (load.clone(), pick.clone());
+        let (load, call) = (load.clone(), call.clone());
         workers.push(tokio::spawn(async move {
             // Random users, a sequence of each worker's own (xorshift): workers that followed one
             // sequence would queue behind one renewal and go on in a convoy.
@@ -289,11 +366,7 @@ where
                 n ^= n << 13;
                 n ^= n >> 7;
                 n ^= n << 17;
-                let Ok(api) = pick(n).await else {
-                    load.failures.fetch_add(1, Relaxed);
-                    continue;
-                };
-                if api.get_me().await.is_err() {
+                if !call(n).await {
                     load.failures.fetch_add(1, Relaxed);
                 }
                 load.calls.fetch_add(1, Relaxed);
