@@ -568,8 +568,16 @@ impl World {
         for holding in holdings {
             self.say(holding);
         }
+        // A call may still fail by a fault of before the healing: a renewal it joined had begun
+        // under it (seed 9887). Once healed, each process goes on calling until one gets through.
         for p in 0..self.processes.len() {
-            self.call(p).await?;
+            for _ in 0..3 {
+                let failed = self.failed_calls;
+                self.call(p).await?;
+                if self.failed_calls == failed {
+                    break;
+                }
+            }
         }
         self.settle().await;
 
