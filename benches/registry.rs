@@ -8,8 +8,12 @@
 //! session) would show as a ratio growing tenfold from one size to the next; a flat ratio is the
 //! O(log n) heap. For scale, the last column times what eviction did before the heap: one pass over
 //! N entries' keys and atomic last uses for the oldest, on a map of the same shape.
+//!
+//! First, the read path: the time per `get` of a session picked at random among N held, against
+//! `get` of the one session of a registry that holds one (each an owned handle, dropped at once).
 
 use std::collections::HashMap;
+use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -57,6 +61,33 @@ async fn per_login(client: &Client, held: usize, bounded: bool) -> Duration {
     took
 }
 
+/// The time per `get` of a session held among `held`, picked at random, against `get` of one held
+/// alone: what finding and handing out a session costs per call as their number grows.
+async fn per_get(client: &Client, held: usize) -> Duration {
+    let registry = SessionRegistry::new(client.clone(), |_: &str| MemoryStore::new());
+    for i in 0..held {
+        registry
+            .login(&format!("user-{i}"), |client, store| {
+                client.start_session(store, tokens(i))
+            })
+            .await
+            .expect("a session from tokens");
+    }
+    let gets = 400_000;
+    let mut n: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut key = String::with_capacity(24);
+    let started = Instant::now();
+    for _ in 0..gets {
+        n ^= n << 13;
+        n ^= n >> 7;
+        n ^= n << 17;
+        key.clear();
+        let _ = write!(key, "user-{}", n % held as u64);
+        std::hint::black_box(registry.get(&key).await.expect("a held session"));
+    }
+    started.elapsed() / gets
+}
+
 /// One pass for the oldest over `held` entries shaped like the registry's (key, last use).
 fn scan(held: usize) -> Duration {
     let map: HashMap<String, AtomicU64> = (0..held)
@@ -88,6 +119,16 @@ fn main() {
         let client = Client::builder("http://127.0.0.1:9/", "bench")
             .build()
             .expect("a client");
+        let one = per_get(&client, 1).await;
+        for held in [10_000, 100_000] {
+            let random = per_get(&client, held).await;
+            println!(
+                "get among {held}: {:.0} ns; of one held alone: {:.0} ns",
+                random.as_secs_f64() * 1e9,
+                one.as_secs_f64() * 1e9
+            );
+        }
+        println!();
         println!("| sessions held | login, unbounded | login, evicting one | ratio | one scan of every entry |");
         println!("| ---: | ---: | ---: | ---: | ---: |");
         for held in [10_000, 100_000] {

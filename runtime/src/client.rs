@@ -71,7 +71,7 @@ impl<A: Api> ApiFor<A> for Client<A> {
 
 impl<A: Api, S: TokenStore> ApiFor<A> for Authenticated<A, S> {
     fn api_for(&self, attempt: Attempt) -> &A::Raw {
-        self.apis.get(attempt)
+        self.0.apis.get(attempt)
     }
 }
 
@@ -312,12 +312,12 @@ impl<A: Api> Client<A> {
         let dyn_store: Arc<dyn DynStore> = store.clone();
         let session = Session::new(self.config.clone(), dyn_store, version, tokens)?;
         let apis = Attempts::new(&self.http, &session, self.timeout);
-        Ok(A::authenticated(Authenticated {
+        Ok(A::authenticated(Authenticated(Arc::new(Parts {
             apis,
             http: self.http,
             session,
             store,
-        }))
+        }))))
     }
 }
 
@@ -344,7 +344,11 @@ pub(crate) fn login_error(failure: TokenFailure) -> Error {
 /// There is no way to build one but the generated logins and [`Client::resume`]. Cheap to clone;
 /// clones share the session, so concurrent requests from all of them renew the token once. `S` is
 /// the [`TokenStore`] the session lives in.
-pub struct Authenticated<A: Api, S: TokenStore> {
+pub struct Authenticated<A: Api, S: TokenStore>(Arc<Parts<A, S>>);
+
+/// What a session's clients share, in one allocation: cloning one, as a registry does for every call,
+/// touches one reference count.
+struct Parts<A: Api, S: TokenStore> {
     apis: Attempts<A>,
     http: reqwest::Client,
     session: Arc<Session>,
@@ -353,19 +357,14 @@ pub struct Authenticated<A: Api, S: TokenStore> {
 
 impl<A: Api, S: TokenStore> Clone for Authenticated<A, S> {
     fn clone(&self) -> Self {
-        Self {
-            apis: self.apis.clone(),
-            http: self.http.clone(),
-            session: self.session.clone(),
-            store: self.store.clone(),
-        }
+        Self(self.0.clone())
     }
 }
 
 impl<A: Api, S: TokenStore> fmt::Debug for Authenticated<A, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Authenticated")
-            .field("base_url", &self.session.config().base_url)
+            .field("base_url", &self.0.session.config().base_url)
             .field("store", &std::any::type_name::<S>())
             .finish_non_exhaustive()
     }
@@ -377,29 +376,32 @@ impl<A: Api, S: TokenStore> Authenticated<A, S> {
     /// client's (see [`ClientBuilder::api_timeout`]): `api.with_timeout(d).upload(..)` for one slow
     /// call. The session is shared: renewals in one are renewals in the other.
     pub fn with_timeout(&self, timeout: Duration) -> Self {
-        Self {
-            apis: Attempts::new(&self.http, &self.session, Some(timeout)),
-            ..self.clone()
-        }
+        let parts = &self.0;
+        Self(Arc::new(Parts {
+            apis: Attempts::new(&parts.http, &parts.session, Some(timeout)),
+            http: parts.http.clone(),
+            session: parts.session.clone(),
+            store: parts.store.clone(),
+        }))
     }
 
     /// The store the session lives in.
     pub fn store(&self) -> &S {
-        &self.store
+        &self.0.store
     }
 
     /// The session's state, published whenever it changes: each renewed (or adopted) token set, and
     /// the end of the session. Subscribe to persist tokens elsewhere, or to log out the user
     /// interface when the session ends.
     pub fn session_changes(&self) -> tokio::sync::watch::Receiver<crate::SessionState> {
-        self.session.changes()
+        self.0.session.changes()
     }
 
     /// Renew the session now, whatever its token's expiry: after the user's permissions changed, say.
     /// Concurrent requests join this renewal; another process's newer session in a shared store is
     /// adopted rather than refreshed again.
     pub async fn refresh(&self) -> Result<(), Error> {
-        self.session.force_renewal().await.map(drop).map_err(Error::from)
+        self.0.session.force_renewal().await.map(drop).map_err(Error::from)
     }
 
     /// Wait, for at most `timeout`, until a renewed session that the store could not take at the
@@ -408,7 +410,7 @@ impl<A: Api, S: TokenStore> Authenticated<A, S> {
     /// next process to resume would present. Fails with a (transient) store error if the write is
     /// still pending at the timeout.
     pub async fn flush(&self, timeout: Duration) -> Result<(), Error> {
-        if self.session.flush(timeout).await {
+        if self.0.session.flush(timeout).await {
             Ok(())
         } else {
             Err(Error::Store(crate::StoreError::new(
@@ -421,22 +423,17 @@ impl<A: Api, S: TokenStore> Authenticated<A, S> {
     /// Whether renewed tokens wait to be written to the store, or a renewal is under way (whose
     /// result may have to wait so too).
     pub(crate) fn has_unsaved(&self) -> bool {
-        self.session.has_unsaved() || self.session.is_renewing()
+        self.0.session.has_unsaved() || self.0.session.is_renewing()
     }
 
     /// A handle that does not keep the session alive, but finds it again while anything else does.
     pub(crate) fn downgrade(&self) -> WeakAuthenticated<A, S> {
-        WeakAuthenticated {
-            apis: Arc::downgrade(&self.apis.0),
-            http: self.http.clone(),
-            session: Arc::downgrade(&self.session),
-            store: Arc::downgrade(&self.store),
-        }
+        WeakAuthenticated(Arc::downgrade(&self.0))
     }
 
     /// Counters since this process logged in or resumed the session.
     pub fn metrics(&self) -> crate::Metrics {
-        self.session.counters().snapshot()
+        self.0.session.counters().snapshot()
     }
 
     /// End the session: revoke the refresh token (or, without one, the access token) at the
@@ -448,17 +445,17 @@ impl<A: Api, S: TokenStore> Authenticated<A, S> {
     /// here or in another process cannot overwrite, and which ends the session in every process
     /// that looks at the store.
     pub async fn logout(self) -> Result<(), Error> {
-        let held = self.session.tokens();
-        self.session.end(SessionEnd::LoggedOut);
+        let held = self.0.session.tokens();
+        self.0.session.end(SessionEnd::LoggedOut);
         // Another process may have renewed the session since this one last looked: the store's is
         // the newest, and the one to revoke.
-        let stored = TokenStore::load(&*self.store)
+        let stored = TokenStore::load(&*self.0.store)
             .await
             .ok()
             .flatten()
             .and_then(|s| s.tokens);
-        let cleared = TokenStore::clear(&*self.store).await.map_err(Error::Store);
-        let config = self.session.config();
+        let cleared = TokenStore::clear(&*self.0.store).await.map_err(Error::Store);
+        let config = self.0.session.config();
         let mut revoked = Ok(());
         if let Some(url) = &config.revocation {
             let newest = stored.iter().filter(|stored| !stored.is_same(&held));
@@ -479,39 +476,23 @@ impl<A: Api, S: TokenStore> Authenticated<A, S> {
 /// second time beside it.
 ///
 /// [`SessionRegistry`]: crate::SessionRegistry
-pub(crate) struct WeakAuthenticated<A: Api, S: TokenStore> {
-    apis: std::sync::Weak<[A::Raw; 3]>,
-    http: reqwest::Client,
-    session: std::sync::Weak<Session>,
-    store: std::sync::Weak<S>,
-}
+pub(crate) struct WeakAuthenticated<A: Api, S: TokenStore>(std::sync::Weak<Parts<A, S>>);
 
 impl<A: Api, S: TokenStore> WeakAuthenticated<A, S> {
     /// The session, if anything still holds it.
     pub(crate) fn upgrade(&self) -> Option<Authenticated<A, S>> {
-        Some(Authenticated {
-            apis: Attempts(self.apis.upgrade()?),
-            http: self.http.clone(),
-            session: self.session.upgrade()?,
-            store: self.store.upgrade()?,
-        })
+        self.0.upgrade().map(Authenticated)
     }
 
     /// Whether nothing holds the session any more.
     pub(crate) fn is_gone(&self) -> bool {
-        self.session.strong_count() == 0
+        self.0.strong_count() == 0
     }
 }
 
 /// A logged-in session's progenitor client, once per [`Attempt`] (they differ only in their
-/// [`Executor`]). Cheap to clone.
-pub(crate) struct Attempts<A: Api>(Arc<[A::Raw; 3]>);
-
-impl<A: Api> Clone for Attempts<A> {
-    fn clone(&self) -> Self {
-        Self(self.0.clone())
-    }
-}
+/// [`Executor`]).
+pub(crate) struct Attempts<A: Api>([A::Raw; 3]);
 
 impl<A: Api> Attempts<A> {
     pub(crate) fn new(http: &reqwest::Client, session: &Arc<Session>, timeout: Option<Duration>) -> Self {
@@ -520,11 +501,7 @@ impl<A: Api> Attempts<A> {
             let executor = Executor::logged_in(session.clone(), attempt, A::access, timeout);
             A::raw(base_url, http.clone(), executor)
         };
-        Self(Arc::new([
-            client(Attempt::First),
-            client(Attempt::Only),
-            client(Attempt::Resend),
-        ]))
+        Self([client(Attempt::First), client(Attempt::Only), client(Attempt::Resend)])
     }
 
     pub(crate) fn get(&self, attempt: Attempt) -> &A::Raw {

@@ -65,6 +65,9 @@ struct Entries<A: Api, S: TokenStore> {
 struct Entry<A: Api, S: TokenStore> {
     /// Filled once, by the first `get` (a resume) or a `login`; concurrent `get`s share the resume.
     slot: Arc<OnceCell<A::Authenticated<S>>>,
+    /// The slot's session once it is filled: what nearly every call reads, without going through the
+    /// slot (a cache line fewer to fetch per call, with thousands of sessions).
+    ready: Option<A::Authenticated<S>>,
     /// In nanoseconds since the registry's epoch: set under the read lock, by every `get`.
     last_used: AtomicU64,
     /// The last use under which `by_use` holds it (changed under the write lock only).
@@ -191,6 +194,11 @@ impl<A: Api, S: TokenStore> SessionRegistry<A, S> {
         match resumed {
             Ok(session) => {
                 let session = session.clone();
+                if let Some(entry) = entries.by_key.get_mut(key)
+                    && Arc::ptr_eq(&entry.slot, &slot)
+                {
+                    entry.ready.get_or_insert_with(|| session.clone());
+                }
                 // Only now, so that asking for keys that have no session lets no session go.
                 self.evict_beyond_max(&mut entries, key);
                 Ok(session)
@@ -213,7 +221,7 @@ impl<A: Api, S: TokenStore> SessionRegistry<A, S> {
     fn held(&self, key: &str, now: u64) -> Option<A::Authenticated<S>> {
         let entries = self.read_entries();
         let entry = entries.by_key.get(key)?;
-        let session = entry.slot.get()?.clone();
+        let session = entry.ready.clone()?;
         entry.last_used.store(now, Relaxed);
         Some(session)
     }
@@ -241,6 +249,7 @@ impl<A: Api, S: TokenStore> SessionRegistry<A, S> {
     /// bounded.
     fn insert(&self, entries: &mut Entries<A, S>, key: &str, slot: Arc<OnceCell<A::Authenticated<S>>>, now: u64) {
         let entry = Entry {
+            ready: slot.get().cloned(),
             slot,
             last_used: AtomicU64::new(now),
             indexed: now,
