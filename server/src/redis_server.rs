@@ -46,6 +46,11 @@ impl RedisServer {
         self.port
     }
 
+    /// The process's id, while it runs (to read its CPU time, say).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Start one that persists to `dir` (append-only file), so that it comes back from
     /// [`restart`](Self::restart) with its data.
     pub fn start_persistent(dir: &Path) -> Self {
