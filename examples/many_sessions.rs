@@ -21,23 +21,18 @@
 //!
 //! and ends with one line: `sessions=N redis_connections=M kib_per_session=K throughput_ratio=R`.
 
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{ServerProcess, arg, is_server, serve};
 use oauth_sdk::{Client, RedisSessions, SessionRegistry};
 use taskboard_server::{DEMO_CLIENT, DEMO_USER, RedisServer};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
-
-fn arg(name: &str, default: u64) -> Result<u64, Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().collect();
-    let value = args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
-    Ok(value.map(|v| v.parse()).transpose()?.unwrap_or(default))
-}
 
 /// Resident memory of this process, in KiB.
 fn rss_kib() -> u64 {
@@ -45,28 +40,6 @@ fn rss_kib() -> u64 {
         .ok()
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
         .map_or(0, |pages| pages * 4)
-}
-
-/// The reference server, in a child process (this same program with `--serve`).
-struct ServerProcess(Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_server(token_seconds: u64) -> Result<(ServerProcess, String), Box<dyn std::error::Error>> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(["--serve", "--token-seconds", &token_seconds.to_string()])
-        .stdout(Stdio::piped())
-        .stdin(Stdio::piped())
-        .spawn()?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let mut line = String::new();
-    std::io::BufReader::new(stdout).read_line(&mut line)?;
-    Ok((ServerProcess(child), line.trim().to_owned()))
 }
 
 /// The duration of every renewal: the SDK's `renewal` spans, from start to close. Filtered to that
@@ -98,22 +71,10 @@ impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> Layer<S> for RenewalTimes 
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Runtime::new()?;
-    if std::env::args().any(|a| a == "--serve") {
+    if is_server() {
         return runtime.block_on(serve());
     }
     runtime.block_on(measure())
-}
-
-/// The child: serve until the parent closes stdin or is gone.
-async fn serve() -> Result<(), Box<dyn std::error::Error>> {
-    let server = taskboard_server::start(taskboard_server::Config {
-        access_token_lifetime: Duration::from_secs(arg("--token-seconds", 30)?),
-        ..Default::default()
-    })
-    .await?;
-    println!("{}", server.base_url());
-    tokio::task::spawn_blocking(|| std::io::stdin().read_line(&mut String::new())).await??;
-    Ok(())
 }
 
 /// Calls and the latencies of calls that renewed a token, from the workers.
@@ -147,7 +108,7 @@ async fn measure() -> Result<(), Box<dyn std::error::Error>> {
     let redis = RedisServer::start();
     let token_seconds = arg("--token-seconds", 30)?;
     let logins_over = Duration::from_secs(arg("--logins-over", 10)?);
-    let (_server, base_url) = start_server(token_seconds)?;
+    let (_server, base_url) = ServerProcess::start(token_seconds)?;
     let client = Client::builder(&base_url, DEMO_CLIENT.0)
         .client_secret(DEMO_CLIENT.1.into())
         .build()?;

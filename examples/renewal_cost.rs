@@ -12,20 +12,15 @@
 //!
 //! CPU times come from `/proc` (10 ms ticks), so they are only as fine as the counts allow.
 
-use std::io::BufRead;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{ServerProcess, arg, is_server, serve};
 use oauth_sdk::{Client, RedisSessions};
 use taskboard_server::{DEMO_CLIENT, DEMO_USER, RedisServer};
-
-fn arg(name: &str, default: u64) -> Result<u64, Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().collect();
-    let value = args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
-    Ok(value.map(|v| v.parse()).transpose()?.unwrap_or(default))
-}
 
 /// The CPU time `pid` has used, in ticks of 10 ms.
 fn ticks(pid: u32) -> u64 {
@@ -49,28 +44,10 @@ fn idle_ticks() -> u64 {
     cpu.get(3).copied().unwrap_or(0) + cpu.get(4).copied().unwrap_or(0)
 }
 
-struct ServerProcess(std::process::Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Runtime::new()?;
-    if std::env::args().any(|a| a == "--serve") {
-        return runtime.block_on(async {
-            let server = taskboard_server::start(taskboard_server::Config {
-                access_token_lifetime: Duration::from_secs(3600),
-                ..Default::default()
-            })
-            .await?;
-            println!("{}", server.base_url());
-            tokio::task::spawn_blocking(|| std::io::stdin().read_line(&mut String::new())).await??;
-            Ok(())
-        });
+    if is_server() {
+        return runtime.block_on(serve());
     }
     runtime.block_on(measure())
 }
@@ -79,16 +56,8 @@ async fn measure() -> Result<(), Box<dyn std::error::Error>> {
     let rate = arg("--rate", 770)?.max(1);
     let seconds = Duration::from_secs(arg("--seconds", 5)?);
     let redis = RedisServer::start();
-    let mut child = Command::new(std::env::current_exe()?)
-        .arg("--serve")
-        .stdout(Stdio::piped())
-        .stdin(Stdio::piped())
-        .spawn()?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let server = ServerProcess(child);
-    let mut base_url = String::new();
-    std::io::BufReader::new(stdout).read_line(&mut base_url)?;
-    let client = Client::builder(base_url.trim(), DEMO_CLIENT.0)
+    let (server, base_url) = ServerProcess::start(3600)?;
+    let client = Client::builder(&base_url, DEMO_CLIENT.0)
         .client_secret(DEMO_CLIENT.1.into())
         .build()?;
     let handle = RedisSessions::connect(&redis.url(), "renewal-cost").await?;
@@ -104,7 +73,7 @@ async fn measure() -> Result<(), Box<dyn std::error::Error>> {
     for i in 0..200 {
         renewers.push(login(format!("renewer-{i}")).await?);
     }
-    let (me, server_pid) = (std::process::id(), server.0.id());
+    let (me, server_pid) = (std::process::id(), server.pid());
 
     // Alone.
     let alone = arg("--alone", 4_000)?.max(64);
