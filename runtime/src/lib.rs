@@ -100,7 +100,7 @@ pub use secrecy::{ExposeSecret, SecretString};
 #[cfg(feature = "encryption")]
 pub use store::SealingKeys;
 pub use store::{
-    Expect, FileStore, LockAttempt, LockToken, MemoryStore, StoreError, Swap, TokenStore, Version, Versioned,
+    Expect, FileStore, LockAttempt, LockToken, Locked, MemoryStore, StoreError, Swap, TokenStore, Version, Versioned,
     version_floor,
 };
 #[cfg(feature = "redis")]

@@ -5,14 +5,18 @@
 //! renewal ([`Session::renewed`]):
 //! 1. takes the store's renewal lock, waiting while another process holds it (and adopting what that
 //!    process stores);
-//! 2. reads the store and starts from the session it holds: never from this process's copy, unless
-//!    the store holds nothing (it lost its data) or an older renewal of this very session;
+//! 2. reads the store (in the same step as 1, where the store can) and starts from the session it
+//!    holds: never from this process's copy, unless the store holds nothing (it lost its data) or an
+//!    older renewal of this very session;
 //! 3. adopts that session if it is good for why the renewal was started;
 //! 4. else claims the session's refresh token in the store (a compare-and-set, so that no other
 //!    process presents it, even one that took a lock this process lost) and, unless the claim has
 //!    run out meanwhile (a paused process), presents it;
-//! 5. stores the result (compare-and-set), or keeps it in memory and writes it back, the claim still
-//!    standing, until the store takes it.
+//! 5. stores the result (compare-and-set, releasing the lock in the same step where the store can),
+//!    or keeps it in memory and writes it back, the claim still standing, until the store takes it.
+//!
+//! With Redis, a renewal is three round trips: the lock and the read, the claim, the result and the
+//! unlock.
 //!
 //! A logout leaves a tombstone in the store, which every later renewal, here or in another process,
 //! reads as the end of the session.
@@ -39,7 +43,7 @@ use crate::config::{Config, StoreOutage};
 use crate::error::{AuthError, ConfigError, SessionEnd};
 use crate::metrics::{Counters, SessionState};
 use crate::protocol::{GrantRequest, TokenFailure};
-use crate::store::{DynStore, Expect, LockAttempt, LockToken, StoreError, Swap, Version, Versioned};
+use crate::store::{DynStore, Expect, LockToken, Locked, StoreError, Swap, Version, Versioned};
 use crate::token::{Grant, TokenSet};
 
 /// How often a process waiting for another one's renewal looks at the store, when the store pushes
@@ -470,8 +474,8 @@ impl Session {
         }
         let give_up = Instant::now() + self.config.lock_ttl() + LOCK_POLL;
         loop {
-            if let Some(lease) = self.lock().await?
-                && let Some(outcome) = self.renew_holding(seen, lease).await
+            if let Some((lease, stored)) = self.lock().await?
+                && let Some(outcome) = self.renew_holding(seen, lease, stored).await
             {
                 return outcome;
             }
@@ -495,11 +499,17 @@ impl Session {
         }
     }
 
-    /// Steps 2 to 5, holding the lock; `None` if another process turns out to be renewing.
-    async fn renew_holding(self: &Arc<Self>, seen: &Arc<Token>, lease: Lease) -> Option<Result<Arc<Token>, AuthError>> {
+    /// Steps 2 to 5, holding the lock, from `stored` (read under it); `None` if another process
+    /// turns out to be renewing.
+    async fn renew_holding(
+        self: &Arc<Self>,
+        seen: &Arc<Token>,
+        mut lease: Lease,
+        stored: Result<Option<Versioned>, StoreError>,
+    ) -> Option<Result<Arc<Token>, AuthError>> {
         let alone = self.config.store_outage == StoreOutage::RefreshAlone;
         // 2. The newest session.
-        let newest = match self.load().await {
+        let newest = match stored {
             Ok(stored) => self.newest(seen, stored),
             Err(error) if alone => {
                 tracing::warn!(%error, "the token store failed; renewing alone, as configured");
@@ -547,7 +557,7 @@ impl Session {
             }
             Ok(Newest::Ours(expect)) => (seen.clone(), expect),
         };
-        let outcome = self.claim_and_refresh(&base, expect).await;
+        let outcome = self.claim_and_refresh(&base, expect, &mut lease).await;
         if let Some(Err(_)) = &outcome
             && !Arc::ptr_eq(&base, seen)
         {
@@ -569,6 +579,7 @@ impl Session {
         self: &Arc<Self>,
         base: &Arc<Token>,
         expect: Expect,
+        lease: &mut Lease,
     ) -> Option<Result<Arc<Token>, AuthError>> {
         let alone = self.config.store_outage == StoreOutage::RefreshAlone;
         // 4. Claim the refresh token in the store (compare-and-set), so that no other process
@@ -601,7 +612,7 @@ impl Session {
         }
         // 5. Refresh, and store the result.
         Some(
-            self.refresh_and_store(&claimed.unclaimed(), claim.unwrap_or(expect), deadline)
+            self.refresh_and_store(&claimed.unclaimed(), claim.unwrap_or(expect), deadline, lease)
                 .await,
         )
     }
@@ -614,16 +625,17 @@ impl Session {
         }
     }
 
-    /// Take the renewal lock: `None` if another process holds it. A store that cannot be reached is a
-    /// store error, unless [`StoreOutage::RefreshAlone`].
-    async fn lock(&self) -> Result<Option<Lease>, AuthError> {
-        match self.within(self.store.try_lock(self.config.lock_ttl())).await {
-            Ok(LockAttempt::Acquired(lock)) => Ok(Some(Lease { lock: Some(lock) })),
-            Ok(LockAttempt::NotShared) => Ok(Some(Lease { lock: None })),
-            Ok(LockAttempt::Busy) => Ok(None),
+    /// Take the renewal lock, and read the store under it (one step, where the store can): `None`
+    /// if another process holds it. A store that cannot be reached is a store error, unless
+    /// [`StoreOutage::RefreshAlone`].
+    async fn lock(&self) -> Result<Option<(Lease, Result<Option<Versioned>, StoreError>)>, AuthError> {
+        match self.within(self.store.try_lock_and_load(self.config.lock_ttl())).await {
+            Ok(Locked::Taken(lock, stored)) => Ok(Some((Lease { lock }, stored))),
+            Ok(Locked::Busy) => Ok(None),
             Err(error) if self.config.store_outage == StoreOutage::RefreshAlone => {
                 tracing::warn!(%error, "no renewal lock: the token store failed; renewing alone, as configured");
-                Ok(Some(Lease { lock: None }))
+                // Read all the same: the store may be back, with another process's renewal.
+                Ok(Some((Lease { lock: None }, self.load().await)))
             }
             Err(error) => Err(error.into()),
         }
@@ -641,8 +653,25 @@ impl Session {
 
     /// A compare-and-set write, bounded by the store timeout.
     async fn write(&self, expect: Expect, tokens: &TokenSet) -> Result<Swap, StoreError> {
-        let swap = self.within(self.store.store(expect, tokens)).await?;
+        self.write_releasing(expect, tokens, None).await
+    }
+
+    /// [`Session::write`], releasing the renewal lock `lease` holds (if any) in the same step if the
+    /// write is stored.
+    async fn write_releasing(
+        &self,
+        expect: Expect,
+        tokens: &TokenSet,
+        lease: Option<&mut Lease>,
+    ) -> Result<Swap, StoreError> {
+        let swap = match lease.as_ref().and_then(|lease| lease.lock.as_ref()) {
+            Some(lock) => self.within(self.store.store_and_unlock(expect, tokens, lock)).await?,
+            None => self.within(self.store.store(expect, tokens)).await?,
+        };
         if let Swap::Stored(version) = swap {
+            if let Some(lease) = lease {
+                lease.lock = None;
+            }
             self.acknowledge_if_held(version, tokens);
         }
         Ok(swap)
@@ -693,7 +722,7 @@ impl Session {
             // the newest first).
             Newest::Ours(Expect::Empty) if self.store_moved_on() => Ok(seen.clone()),
             Newest::Ours(expect) if expect != seen.version().map_or(Expect::Empty, Expect::Version) => {
-                match self.save(expect, &seen.tokens).await? {
+                match self.save(expect, &seen.tokens, None).await? {
                     Saved::Stored(version) => {
                         seen.version.store(version, Relaxed);
                         Ok(seen.clone())
@@ -764,6 +793,7 @@ impl Session {
         base: &TokenSet,
         claimed: Expect,
         deadline: Option<Instant>,
+        lease: &mut Lease,
     ) -> Result<Arc<Token>, AuthError> {
         let tokens = match self.request_renewal(base, deadline).await {
             Ok(tokens) => tokens.succeeding(base),
@@ -788,7 +818,7 @@ impl Session {
             }
         };
         Counters::bump(&self.counters.refreshes);
-        match self.save(claimed, &tokens).await {
+        match self.save(claimed, &tokens, Some(lease)).await {
             Ok(Saved::Stored(version)) => Token::new(tokens, Some(version), self.config.skew).map(Arc::new),
             Ok(Saved::Superseded(newer)) => Ok(newer),
             Ok(Saved::LoggedOut) => {
@@ -830,10 +860,15 @@ impl Session {
     /// Store `tokens` expecting `expect`, and settle a conflict: the store lost its data (write into
     /// the empty store), holds an older renewal of this session (write over it), holds exactly these
     /// tokens (an earlier write that timed out landed), or holds a tombstone or a new login (which
-    /// win).
-    async fn save(&self, mut expect: Expect, tokens: &TokenSet) -> Result<Saved, StoreError> {
+    /// win). A renewal lock `lease` holds is released with the write that stores them.
+    async fn save(
+        &self,
+        mut expect: Expect,
+        tokens: &TokenSet,
+        mut lease: Option<&mut Lease>,
+    ) -> Result<Saved, StoreError> {
         for _ in 0..4 {
-            let held = match self.write(expect, tokens).await? {
+            let held = match self.write_releasing(expect, tokens, lease.as_deref_mut()).await? {
                 Swap::Stored(version) => return Ok(Saved::Stored(version)),
                 Swap::Conflict(None) => {
                     expect = Expect::Empty;
@@ -892,7 +927,7 @@ impl Session {
                 return true;
             }
         }
-        match self.save(expect, &token.tokens).await {
+        match self.save(expect, &token.tokens, None).await {
             Ok(Saved::Stored(version)) => {
                 token.version.store(version, Relaxed);
                 tracing::info!(version, "renewed token written back to the token store");

@@ -113,6 +113,20 @@ pub enum LockAttempt {
     NotShared,
 }
 
+/// The answer to [`TokenStore::try_lock_and_load`].
+#[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per renewal, as Swap: boxing would cost every store an allocation for nothing"
+)]
+pub enum Locked {
+    /// Another process holds the lock and is renewing; nothing was read.
+    Busy,
+    /// The lock is this caller's (`None`: the store is not shared, [`LockAttempt::NotShared`]), and
+    /// the session as read under it. A read that failed leaves the lock taken, to be released.
+    Taken(Option<LockToken>, Result<Option<Versioned>, StoreError>),
+}
+
 /// Proof of holding a renewal lock: the owner token the store checks when it is released.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockToken(String);
@@ -230,6 +244,45 @@ pub trait TokenStore: Send + Sync + 'static {
         async { Ok(()) }
     }
 
+    /// [`try_lock`](TokenStore::try_lock) and, unless the lock is busy,
+    /// [`load`](TokenStore::load), in one step where the store can (Redis: one script, one round
+    /// trip), for a renewal starts with both. Default: the two calls one after the other.
+    ///
+    /// The SDK bounds the whole call with its store timeout, dropping it if it takes longer: a store
+    /// whose lock does not expire by itself (a file lock) overrides this so that a call dropped
+    /// between the two steps leaves no lock held.
+    fn try_lock_and_load(&self, ttl: Duration) -> impl Future<Output = Result<Locked, StoreError>> + Send {
+        async move {
+            let lock = match self.try_lock(ttl).await? {
+                LockAttempt::Busy => return Ok(Locked::Busy),
+                LockAttempt::Acquired(lock) => Some(lock),
+                LockAttempt::NotShared => None,
+            };
+            Ok(Locked::Taken(lock, self.load().await))
+        }
+    }
+
+    /// [`store`](TokenStore::store) and, if the write is stored, [`unlock`](TokenStore::unlock)
+    /// `lock`, in one step where the store can (Redis: one script), for a renewal ends with both. A
+    /// conflict or an error leaves the lock as it was. Default: the two calls one after the other;
+    /// an unlock that fails is only logged, since the lock expires by itself.
+    fn store_and_unlock(
+        &self,
+        expect: Expect,
+        tokens: &TokenSet,
+        lock: &LockToken,
+    ) -> impl Future<Output = Result<Swap, StoreError>> + Send {
+        async move {
+            let swap = self.store(expect, tokens).await?;
+            if let Swap::Stored(_) = swap
+                && let Err(error) = self.unlock(lock.clone()).await
+            {
+                tracing::warn!(%error, "could not release the renewal lock; it expires by itself");
+            }
+            Ok(swap)
+        }
+    }
+
     /// The newest version anyone has stored, pushed by the store (Redis pub/sub, say), so that each
     /// process adopts a session another one renewed without asking the store on every request.
     /// Default: `None` (the session then learns of it on its next renewal or rejected token).
@@ -257,6 +310,19 @@ impl<S: TokenStore> TokenStore for Arc<S> {
 
     fn unlock(&self, lock: LockToken) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).unlock(lock)
+    }
+
+    fn try_lock_and_load(&self, ttl: Duration) -> impl Future<Output = Result<Locked, StoreError>> + Send {
+        (**self).try_lock_and_load(ttl)
+    }
+
+    fn store_and_unlock(
+        &self,
+        expect: Expect,
+        tokens: &TokenSet,
+        lock: &LockToken,
+    ) -> impl Future<Output = Result<Swap, StoreError>> + Send {
+        (**self).store_and_unlock(expect, tokens, lock)
     }
 
     fn versions(&self) -> Option<watch::Receiver<Version>> {
@@ -337,8 +403,14 @@ pub(crate) trait DynStore: Send + Sync {
     fn load(&self) -> BoxFuture<'_, Result<Option<Versioned>, StoreError>>;
     fn store<'a>(&'a self, expect: Expect, tokens: &'a TokenSet) -> BoxFuture<'a, Result<Swap, StoreError>>;
     fn clear(&self) -> BoxFuture<'_, Result<(), StoreError>>;
-    fn try_lock(&self, ttl: Duration) -> BoxFuture<'_, Result<LockAttempt, StoreError>>;
     fn unlock(&self, lock: LockToken) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn try_lock_and_load(&self, ttl: Duration) -> BoxFuture<'_, Result<Locked, StoreError>>;
+    fn store_and_unlock<'a>(
+        &'a self,
+        expect: Expect,
+        tokens: &'a TokenSet,
+        lock: &'a LockToken,
+    ) -> BoxFuture<'a, Result<Swap, StoreError>>;
     fn versions(&self) -> Option<watch::Receiver<Version>>;
     fn name(&self) -> &'static str;
 }
@@ -356,12 +428,21 @@ impl<S: TokenStore> DynStore for S {
         Box::pin(TokenStore::clear(self))
     }
 
-    fn try_lock(&self, ttl: Duration) -> BoxFuture<'_, Result<LockAttempt, StoreError>> {
-        Box::pin(TokenStore::try_lock(self, ttl))
-    }
-
     fn unlock(&self, lock: LockToken) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(TokenStore::unlock(self, lock))
+    }
+
+    fn try_lock_and_load(&self, ttl: Duration) -> BoxFuture<'_, Result<Locked, StoreError>> {
+        Box::pin(TokenStore::try_lock_and_load(self, ttl))
+    }
+
+    fn store_and_unlock<'a>(
+        &'a self,
+        expect: Expect,
+        tokens: &'a TokenSet,
+        lock: &'a LockToken,
+    ) -> BoxFuture<'a, Result<Swap, StoreError>> {
+        Box::pin(TokenStore::store_and_unlock(self, expect, tokens, lock))
     }
 
     fn versions(&self) -> Option<watch::Receiver<Version>> {

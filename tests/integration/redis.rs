@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use oauth_sdk::redis::AsyncCommands;
 use oauth_sdk::{
-    Client, Expect, ExposeSecret, LockAttempt, RedisOptions, RedisStore, Swap, TokenStore, Versioned, version_floor,
+    Client, Expect, ExposeSecret, LockAttempt, Locked, RedisOptions, RedisStore, Swap, TokenStore, Versioned,
+    version_floor,
 };
 use taskboard_server::{Config, DEMO_CLIENT, DEMO_USER, RedisServer, Server};
 
@@ -152,6 +153,133 @@ async fn sessions_in_one_redis_stay_isolated() {
         bob.try_lock(Duration::from_secs(5)).await.unwrap(),
         LockAttempt::Acquired(_)
     ));
+}
+
+#[tokio::test]
+async fn the_lock_is_taken_with_the_read_and_released_with_the_write_that_stores() {
+    let redis = RedisServer::start();
+    let (ada, bob) = (store(&redis, "s").await, store(&redis, "s").await);
+    let ttl = Duration::from_secs(30);
+    let Locked::Taken(Some(lock), Ok(None)) = ada.try_lock_and_load(ttl).await.unwrap() else {
+        panic!("the lock, and nothing in the store")
+    };
+    // Busy for another process, which reads nothing.
+    assert!(matches!(bob.try_lock_and_load(ttl).await.unwrap(), Locked::Busy));
+
+    // A write in conflict keeps the lock; a write that stores releases it with the same step.
+    let Swap::Conflict(None) = ada
+        .store_and_unlock(Expect::Version(version_floor()), &tokens("one"), &lock)
+        .await
+        .unwrap()
+    else {
+        panic!("a conflict with the empty store")
+    };
+    assert!(matches!(bob.try_lock(ttl).await.unwrap(), LockAttempt::Busy));
+    let Swap::Stored(version) = ada
+        .store_and_unlock(Expect::Empty, &tokens("one"), &lock)
+        .await
+        .unwrap()
+    else {
+        panic!("stored")
+    };
+    let Locked::Taken(Some(bobs), Ok(Some(stored))) = bob.try_lock_and_load(ttl).await.unwrap() else {
+        panic!("the lock, released by the write, and the session read under it")
+    };
+    assert_eq!(stored.version, version);
+    assert_eq!(live(&stored).access_token().expose_secret(), "one");
+
+    // A write naming a lock that is no longer its owner's leaves the new owner's lock alone.
+    let Swap::Stored(_) = ada.store_and_unlock(Expect::Any, &tokens("two"), &lock).await.unwrap() else {
+        panic!("stored")
+    };
+    assert!(matches!(ada.try_lock(ttl).await.unwrap(), LockAttempt::Busy));
+
+    // A tombstone is read as one.
+    bob.unlock(bobs).await.unwrap();
+    ada.clear().await.unwrap();
+    let Locked::Taken(Some(_), Ok(Some(tombstone))) = ada.try_lock_and_load(ttl).await.unwrap() else {
+        panic!("the lock and the tombstone")
+    };
+    assert!(tombstone.is_logged_out());
+}
+
+#[tokio::test]
+async fn a_session_unreadable_under_the_lock_is_an_invalid_error_with_the_lock_taken_or_none_taken() {
+    let redis = RedisServer::start();
+    let (ada, bob) = (store(&redis, "s").await, store(&redis, "s").await);
+    let ttl = Duration::from_secs(30);
+    let mut connection = raw(&redis).await;
+    let _: () = connection
+        .hset_multiple(
+            "test:{s}:session",
+            &[("version", b"7".as_slice()), ("format", b"1"), ("tokens", b"\xff\xfe")],
+        )
+        .await
+        .unwrap();
+    let Locked::Taken(Some(lock), Err(error)) = ada.try_lock_and_load(ttl).await.unwrap() else {
+        panic!("the lock, and the read's error")
+    };
+    assert!(!error.is_unavailable(), "{error}");
+    assert!(matches!(bob.try_lock(ttl).await.unwrap(), LockAttempt::Busy));
+    ada.unlock(lock).await.unwrap();
+
+    // A key of another type fails the read before the lock is taken.
+    let _: () = connection.del("test:{s}:session").await.unwrap();
+    let _: () = connection.set("test:{s}:session", "not a hash").await.unwrap();
+    ada.try_lock_and_load(ttl).await.unwrap_err();
+    assert!(matches!(bob.try_lock(ttl).await.unwrap(), LockAttempt::Acquired(_)));
+}
+
+/// Have Redis log every command from now on in its slow log.
+async fn log_every_command(connection: &mut oauth_sdk::redis::aio::MultiplexedConnection) {
+    let _: () = oauth_sdk::redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("slowlog-log-slower-than")
+        .arg(0)
+        .query_async(connection)
+        .await
+        .unwrap();
+    let _: () = oauth_sdk::redis::cmd("SLOWLOG")
+        .arg("RESET")
+        .query_async(connection)
+        .await
+        .unwrap();
+}
+
+/// The commands clients sent since [`log_every_command`], oldest first: not those scripts ran (logged
+/// as from client `?:0`), nor the pushes' `PING`s and version reads, nor the test's own.
+async fn commands_sent(connection: &mut oauth_sdk::redis::aio::MultiplexedConnection) -> Vec<String> {
+    type Entry = (u64, u64, u64, Vec<String>, String, String);
+    let entries: Vec<Entry> = oauth_sdk::redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(1000)
+        .query_async(connection)
+        .await
+        .unwrap();
+    entries
+        .into_iter()
+        .rev()
+        .filter(|(_, _, _, _, client, _)| client != "?:0")
+        .map(|(_, _, _, arguments, _, _)| arguments[0].to_lowercase())
+        .filter(|command| !["slowlog", "config", "ping", "hget", "subscribe"].contains(&command.as_str()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_renewal_asks_redis_three_times() {
+    let redis = RedisServer::start();
+    let (server, client) = reference(Duration::from_secs(3600)).await;
+    let api = client
+        .login_password(store(&redis, "s").await, DEMO_USER.0, DEMO_USER.1.into())
+        .await
+        .unwrap();
+    api.refresh().await.unwrap(); // the scripts are loaded
+    let mut connection = raw(&redis).await;
+    log_every_command(&mut connection).await;
+    api.refresh().await.unwrap();
+    // The lock taken with the read, the claim, the result stored with the lock released.
+    assert_eq!(commands_sent(&mut connection).await, ["evalsha"; 3]);
+    assert_eq!(server.counters().refreshes_accepted, 2);
 }
 
 #[tokio::test]

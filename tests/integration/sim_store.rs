@@ -4,12 +4,16 @@
 //! loss of every key (a restart without persistence).
 //!
 //! Each simulated process gets its own handle ([`SimShared::handle`]); the handles share the data.
+//!
+//! The lock taken with the read, and the write that releases the lock, are two calls each, as the
+//! trait's defaults make them, or ([`SimShared::combining`]) one atomic step each, as Redis's
+//! scripts make them.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use oauth_sdk::{
-    Expect, LockAttempt, LockToken, StoreError, Swap, TokenSet, TokenStore, Version, Versioned, version_floor,
+    Expect, LockAttempt, LockToken, Locked, StoreError, Swap, TokenSet, TokenStore, Version, Versioned, version_floor,
 };
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -83,6 +87,8 @@ struct Data {
     pub failed_calls: u64,
     /// Calls begun, faulty or not.
     calls: u64,
+    /// The lock and the read, and the write and the unlock, are one step each.
+    combining: bool,
 }
 
 impl Data {
@@ -139,6 +145,12 @@ impl SimShared {
             index: data.feeds.len() - 1,
             versions,
         }
+    }
+
+    /// Make the lock and the read, and the write and the unlock, one atomic step each, as Redis does.
+    pub fn combining(self) -> Self {
+        self.data().combining = true;
+        self
     }
 
     /// Change the faults in force.
@@ -251,6 +263,28 @@ impl SimStore {
         Ok(())
     }
 
+    /// Take the lock unless another owner holds it (the data's lock held), with the faults about
+    /// locks; whether the owner is to stall once it has read.
+    fn take_lock(&self, data: &mut Data, ttl: Duration) -> Option<(LockToken, Option<Duration>)> {
+        let now = Instant::now();
+        if data.lock.as_ref().is_some_and(|(_, expires)| *expires > now) {
+            return None;
+        }
+        let owner = uuid::Uuid::new_v4().simple().to_string();
+        let mut stall = None;
+        if std::mem::take(&mut data.faults.lose_next_lock) {
+            // Granted, but the key is gone at once: the next process gets it too.
+            data.lock = None;
+        } else if let Some(stalled) = data.faults.stall_next_owner.take() {
+            // The owner stalls past its lock's TTL.
+            data.lock = None;
+            stall = Some(stalled);
+        } else {
+            data.lock = Some((owner.clone(), now + ttl));
+        }
+        Some((LockToken::new(owner), stall))
+    }
+
     /// Whether the reply to a write that landed is lost.
     fn reply_lost(&self) -> bool {
         let mut data = self.shared.data();
@@ -260,6 +294,18 @@ impl SimStore {
             data.failed_calls += 1;
         }
         lost
+    }
+}
+
+/// The compare-and-set write (the data's lock held).
+fn write(data: &mut Data, expect: Expect, tokens: &TokenSet) -> Swap {
+    if expect.matches(data.record.as_ref()) {
+        let version = data.next_version();
+        data.record = Some(Versioned::live(version, tokens.clone()));
+        data.publish(version);
+        Swap::Stored(version)
+    } else {
+        Swap::Conflict(data.record.clone())
     }
 }
 
@@ -285,14 +331,7 @@ impl TokenStore for SimStore {
         self.enter(true).await?;
         let swap = {
             let mut data = self.shared.data();
-            if expect.matches(data.record.as_ref()) {
-                let version = data.next_version();
-                data.record = Some(Versioned::live(version, tokens.clone()));
-                data.publish(version);
-                Swap::Stored(version)
-            } else {
-                Swap::Conflict(data.record.clone())
-            }
+            write(&mut data, expect, tokens)
         };
         if matches!(swap, Swap::Stored(_)) && self.reply_lost() {
             return Err(unavailable("the reply to a write was lost"));
@@ -315,22 +354,64 @@ impl TokenStore for SimStore {
         }
         self.enter(false).await?;
         let mut data = self.shared.data();
-        let now = Instant::now();
-        if data.lock.as_ref().is_some_and(|(_, expires)| *expires > now) {
+        let Some((lock, stall)) = self.take_lock(&mut data, ttl) else {
             return Ok(LockAttempt::Busy);
-        }
-        let owner = uuid::Uuid::new_v4().simple().to_string();
-        if std::mem::take(&mut data.faults.lose_next_lock) {
-            // Granted, but the key is gone at once: the next process gets it too.
-            data.lock = None;
-        } else if let Some(stall) = data.faults.stall_next_owner.take() {
-            // The owner stalls past its lock's TTL.
-            data.lock = None;
+        };
+        if let Some(stall) = stall {
+            // On its next call, the read.
             data.stalled = Some((self.index, stall));
-        } else {
-            data.lock = Some((owner.clone(), now + ttl));
         }
-        Ok(LockAttempt::Acquired(LockToken::new(owner)))
+        Ok(LockAttempt::Acquired(lock))
+    }
+
+    async fn try_lock_and_load(&self, ttl: Duration) -> Result<Locked, StoreError> {
+        if !self.shared.data().combining {
+            let lock = match self.try_lock(ttl).await? {
+                LockAttempt::Busy => return Ok(Locked::Busy),
+                LockAttempt::Acquired(lock) => Some(lock),
+                LockAttempt::NotShared => None,
+            };
+            return Ok(Locked::Taken(lock, self.load().await));
+        }
+        if self.shared.data().faults.lock_hangs {
+            std::future::pending::<()>().await;
+        }
+        self.enter(false).await?;
+        let (taken, record) = {
+            let mut data = self.shared.data();
+            (self.take_lock(&mut data, ttl), data.record.clone())
+        };
+        let Some((lock, stall)) = taken else {
+            return Ok(Locked::Busy);
+        };
+        if let Some(stall) = stall {
+            // Read, then stalled: the process goes on with what it read, now old.
+            tokio::time::sleep(stall).await;
+        }
+        Ok(Locked::Taken(Some(lock), Ok(record)))
+    }
+
+    async fn store_and_unlock(&self, expect: Expect, tokens: &TokenSet, lock: &LockToken) -> Result<Swap, StoreError> {
+        if !self.shared.data().combining {
+            let swap = self.store(expect, tokens).await?;
+            if let Swap::Stored(_) = swap {
+                let _ = self.unlock(lock.clone()).await;
+            }
+            return Ok(swap);
+        }
+        self.enter(true).await?;
+        let swap = {
+            let mut data = self.shared.data();
+            let swap = write(&mut data, expect, tokens);
+            if matches!(swap, Swap::Stored(_)) && data.lock.as_ref().is_some_and(|(owner, _)| owner == lock.as_str()) {
+                data.lock = None;
+            }
+            swap
+        };
+        if matches!(swap, Swap::Stored(_)) && self.reply_lost() {
+            return Err(unavailable("the reply to a write was lost"));
+        }
+        Ok(swap)
     }
 
     async fn unlock(&self, lock: LockToken) -> Result<(), StoreError> {

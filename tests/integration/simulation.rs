@@ -185,7 +185,12 @@ impl World {
         .await
         .expect("the reference server starts");
         let clock = ManualClock::new(t0());
-        let shared = SimShared::new(seed);
+        // Even seeds: a store that takes the lock with the read, and releases it with the write, in
+        // one step each (Redis); odd seeds: in two calls each (the trait's defaults).
+        let shared = match seed % 2 {
+            0 => SimShared::new(seed).combining(),
+            _ => SimShared::new(seed),
+        };
         let mut rng = Rng::new(seed);
         let count = 2 + rng.below(3) as usize;
         let processes = (0..count)

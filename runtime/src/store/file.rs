@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::store::sealing::{self, SealingKeys};
-use crate::store::{Expect, LockAttempt, LockToken, StoreError, Swap, TokenStore, Version, Versioned, version_floor};
+use crate::store::{
+    Expect, LockAttempt, LockToken, Locked, StoreError, Swap, TokenStore, Version, Versioned, version_floor,
+};
 use crate::token::TokenSet;
 
 const FORMAT: u32 = 1;
@@ -153,6 +155,17 @@ impl FileStore {
         tokio::task::spawn_blocking(move || work(&path))
             .await
             .map_err(unavailable)?
+    }
+
+    /// Keep the locked renewal file until [`unlock`](TokenStore::unlock) names its owner.
+    fn hold(&self, file: File) -> LockToken {
+        let owner = uuid::Uuid::new_v4().simple().to_string();
+        self.inner
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(owner.clone(), file);
+        LockToken::new(owner)
     }
 }
 
@@ -349,6 +362,17 @@ fn open_lock_file(path: &Path) -> Result<File, StoreError> {
     Ok(file)
 }
 
+/// The renewal lock's file, locked; `None` if another holder has it.
+fn take_renewal_lock(path: &Path) -> Result<Option<File>, StoreError> {
+    let renew_path = sibling(path, ".renew");
+    let file = open_lock_file(&renew_path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(io_error("lock", &renew_path, e)),
+    }
+}
+
 /// Hold the store's write lock for the duration of `work`, waiting at most `timeout` for it.
 ///
 /// Polls rather than blocking in `flock`, which cannot be given a timeout.
@@ -455,27 +479,31 @@ impl TokenStore for FileStore {
     async fn try_lock(&self, ttl: Duration) -> Result<LockAttempt, StoreError> {
         // The operating system releases the lock of a process that dies: no TTL is needed.
         let _ = ttl;
+        let taken = self.blocking(take_renewal_lock).await?;
+        Ok(match taken {
+            Some(file) => LockAttempt::Acquired(self.hold(file)),
+            None => LockAttempt::Busy,
+        })
+    }
+
+    /// One blocking task for both: a call dropped before it ends (timed out) leaves no lock held, as
+    /// this lock has no TTL to end it.
+    async fn try_lock_and_load(&self, ttl: Duration) -> Result<Locked, StoreError> {
+        let _ = ttl;
+        let keys = self.sealing.clone();
         let taken = self
-            .blocking(|path| {
-                let renew_path = sibling(path, ".renew");
-                let file = open_lock_file(&renew_path)?;
-                match file.try_lock() {
-                    Ok(()) => Ok(Some(file)),
-                    Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-                    Err(std::fs::TryLockError::Error(e)) => Err(io_error("lock", &renew_path, e)),
-                }
+            .blocking(move |path| {
+                let Some(file) = take_renewal_lock(path)? else {
+                    return Ok(None);
+                };
+                let stored = read(path).and_then(|s| s.map(|s| s.versioned(path, keys.as_ref())).transpose());
+                Ok(Some((file, stored)))
             })
             .await?;
-        let Some(file) = taken else {
-            return Ok(LockAttempt::Busy);
-        };
-        let owner = uuid::Uuid::new_v4().simple().to_string();
-        self.inner
-            .held
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(owner.clone(), file);
-        Ok(LockAttempt::Acquired(LockToken::new(owner)))
+        Ok(match taken {
+            Some((file, stored)) => Locked::Taken(Some(self.hold(file)), stored),
+            None => Locked::Busy,
+        })
     }
 
     async fn unlock(&self, lock: LockToken) -> Result<(), StoreError> {

@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 use self::topology::{Commands, SentinelMaster, Subscriptions};
 use crate::backoff::Backoff;
 use crate::store::sealing::{self, SealingKeys};
-use crate::store::{Expect, LockAttempt, LockToken, StoreError, Swap, TokenStore, Version, Versioned};
+use crate::store::{Expect, LockAttempt, LockToken, Locked, StoreError, Swap, TokenStore, Version, Versioned};
 use crate::token::TokenSet;
 
 /// The stored form's format; a store written by a newer format is refused, not misread.
@@ -54,9 +54,10 @@ local function next_version(session_version)
 end
 ";
 
-/// ARGV: the expected version (`*` any, empty: nothing at all), the tokens, the channel, the format.
-/// A conflict returns what is there: nothing, or its version and format, and its tokens unless it is
-/// a tombstone.
+/// ARGV: the expected version (`*` any, empty: nothing at all), the tokens, the channel, the format,
+/// and optionally a lock owner: a write that is stored then releases the lock (KEYS[3]) if it is that
+/// owner's. A conflict returns what is there: nothing, or its version and format, and its tokens
+/// unless it is a tombstone.
 const STORE_SCRIPT: &str = r"
 local current = redis.call('HGET', KEYS[1], 'version')
 local ok
@@ -70,9 +71,11 @@ if not ok then
   if tokens then reply[4] = tokens end
   return reply
 end
+local release = ARGV[5] and redis.call('GET', KEYS[3]) == ARGV[5]
 local version = next_version(current)
 redis.call('HSET', KEYS[1], 'version', version, 'format', ARGV[4], 'tokens', ARGV[2])
 redis.call('PUBLISH', ARGV[3], version)
+if release then redis.call('DEL', KEYS[3]) end
 return {'stored', version}
 ";
 
@@ -84,6 +87,23 @@ redis.call('HSET', KEYS[1], 'version', version, 'format', ARGV[2])
 redis.call('HDEL', KEYS[1], 'tokens')
 redis.call('PUBLISH', ARGV[1], version)
 return version
+";
+
+/// KEYS: the lock, the session. ARGV: the owner, the TTL in milliseconds. `busy`, or `taken` and
+/// what the session holds: nothing, or its version and format, and its tokens unless it is a
+/// tombstone (no `false` in the reply, which a RESP3 connection would get as a boolean). Read first,
+/// so that a read that fails takes no lock; a lock this owner holds already (the script run again
+/// after a lost reply) is taken.
+const LOCK_AND_LOAD_SCRIPT: &str = r"
+local fields = redis.call('HMGET', KEYS[2], 'version', 'format', 'tokens')
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
+  and redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return {'busy'}
+end
+if not (fields[1] or fields[2] or fields[3]) then return {'taken'} end
+local reply = {'taken', fields[1] or '', fields[2] or ''}
+if fields[3] then reply[4] = fields[3] end
+return reply
 ";
 
 const UNLOCK_SCRIPT: &str = r"
@@ -176,6 +196,7 @@ struct Hub {
     store_script: Script,
     clear_script: Script,
     unlock_script: Script,
+    lock_and_load_script: Script,
     watchers: Arc<Watchers>,
     requests: mpsc::UnboundedSender<Request>,
     subscriber: JoinHandle<()>,
@@ -353,6 +374,7 @@ impl RedisSessions {
                 store_script: script(STORE_SCRIPT),
                 clear_script: script(CLEAR_SCRIPT),
                 unlock_script: Script::new(UNLOCK_SCRIPT),
+                lock_and_load_script: Script::new(LOCK_AND_LOAD_SCRIPT),
                 watchers,
                 requests,
                 subscriber,
@@ -543,7 +565,30 @@ impl RedisStore {
     }
 }
 
+/// A session's fields as read: version, format, tokens.
+type Fields = (Option<String>, Option<String>, Option<String>);
+
+/// A new lock owner: random.
+fn new_owner() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+fn ttl_millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)
+}
+
 impl Inner {
+    /// The session its fields hold: none, or a version with its tokens or its tombstone.
+    fn read(&self, fields: Fields) -> Result<Option<Versioned>, StoreError> {
+        match fields {
+            (None, None, None) => Ok(None),
+            (Some(version), format, tokens) => self
+                .parse(&version, format.as_deref().unwrap_or_default(), tokens.as_deref())
+                .map(Some),
+            (None, _, _) => Err(invalid("the stored session has no version")),
+        }
+    }
+
     /// Read the stored form: the version, and the tokens (none: a tombstone) if their format is one
     /// this SDK reads, opened if sealed.
     fn parse(&self, version: &str, format: &str, tokens: Option<&str>) -> Result<Versioned, StoreError> {
@@ -585,25 +630,14 @@ fn parse(
     Ok(Versioned::live(version, tokens))
 }
 
-impl TokenStore for RedisStore {
-    async fn load(&self) -> Result<Option<Versioned>, StoreError> {
-        let fields: (Option<String>, Option<String>, Option<String>) = redis::cmd("HMGET")
-            .arg(key(&self.inner.base, "session"))
-            .arg(&["version", "format", "tokens"])
-            .query_async(&mut self.connection())
-            .await
-            .map_err(redis_error)?;
-        match fields {
-            (None, None, None) => Ok(None),
-            (Some(version), format, tokens) => self
-                .inner
-                .parse(&version, format.as_deref().unwrap_or_default(), tokens.as_deref())
-                .map(Some),
-            (None, _, _) => Err(invalid("the stored session has no version")),
-        }
-    }
-
-    async fn store(&self, expect: Expect, tokens: &TokenSet) -> Result<Swap, StoreError> {
+impl RedisStore {
+    /// The store script, releasing `unlock` if the write is stored.
+    async fn store_script(
+        &self,
+        expect: Expect,
+        tokens: &TokenSet,
+        unlock: Option<&LockToken>,
+    ) -> Result<Swap, StoreError> {
         let expect = match expect {
             Expect::Any => "*".to_owned(),
             Expect::Empty => String::new(),
@@ -611,16 +645,18 @@ impl TokenStore for RedisStore {
         };
         let session_key = key(&self.inner.base, "session");
         let json = sealing::encode(self.inner.sealing.as_ref(), tokens, &session_key, "redis")?.to_string();
-        let reply: Vec<String> = self
-            .inner
-            .hub
-            .store_script
+        let mut invocation = self.inner.hub.store_script.prepare_invoke();
+        invocation
             .key(session_key)
             .key(key(&self.inner.base, "version"))
             .arg(expect)
             .arg(json)
             .arg(key(&self.inner.base, "changed"))
-            .arg(FORMAT)
+            .arg(FORMAT);
+        if let Some(lock) = unlock {
+            invocation.key(key(&self.inner.base, "lock")).arg(lock.as_str());
+        }
+        let reply: Vec<String> = invocation
             .invoke_async(&mut self.connection())
             .await
             .map_err(redis_error)?;
@@ -640,6 +676,60 @@ impl TokenStore for RedisStore {
             _ => Err(invalid("unexpected reply from the store script")),
         }
     }
+}
+
+impl TokenStore for RedisStore {
+    async fn load(&self) -> Result<Option<Versioned>, StoreError> {
+        let fields: Fields = redis::cmd("HMGET")
+            .arg(key(&self.inner.base, "session"))
+            .arg(&["version", "format", "tokens"])
+            .query_async(&mut self.connection())
+            .await
+            .map_err(redis_error)?;
+        self.inner.read(fields)
+    }
+
+    async fn store(&self, expect: Expect, tokens: &TokenSet) -> Result<Swap, StoreError> {
+        self.store_script(expect, tokens, None).await
+    }
+
+    async fn try_lock_and_load(&self, ttl: Duration) -> Result<Locked, StoreError> {
+        let owner = new_owner();
+        // As bytes, so that fields that are no text are the read's error, with the lock taken.
+        let reply: Vec<Vec<u8>> = self
+            .inner
+            .hub
+            .lock_and_load_script
+            .key(key(&self.inner.base, "lock"))
+            .key(key(&self.inner.base, "session"))
+            .arg(&owner)
+            .arg(ttl_millis(ttl))
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(redis_error)?;
+        let mut reply = reply.into_iter();
+        match reply.next().as_deref() {
+            Some(b"busy") => Ok(Locked::Busy),
+            Some(b"taken") => {
+                let mut field = || {
+                    reply
+                        .next()
+                        .map(|field| String::from_utf8(field).map_err(|_| invalid("the stored session is not text")))
+                        .transpose()
+                };
+                let stored = (|| {
+                    let version = field()?.filter(|version| !version.is_empty());
+                    self.inner.read((version, field()?, field()?))
+                })();
+                Ok(Locked::Taken(Some(LockToken::new(owner)), stored))
+            }
+            _ => Err(invalid("unexpected reply from the lock script")),
+        }
+    }
+
+    async fn store_and_unlock(&self, expect: Expect, tokens: &TokenSet, lock: &LockToken) -> Result<Swap, StoreError> {
+        self.store_script(expect, tokens, Some(lock)).await
+    }
 
     async fn clear(&self) -> Result<(), StoreError> {
         self.inner
@@ -656,10 +746,10 @@ impl TokenStore for RedisStore {
     }
 
     async fn try_lock(&self, ttl: Duration) -> Result<LockAttempt, StoreError> {
-        let owner = uuid::Uuid::new_v4().simple().to_string();
+        let owner = new_owner();
         let options = redis::SetOptions::default()
             .conditional_set(redis::ExistenceCheck::NX)
-            .with_expiration(redis::SetExpiry::PX(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)));
+            .with_expiration(redis::SetExpiry::PX(ttl_millis(ttl)));
         let taken: Option<String> = self
             .connection()
             .set_options(key(&self.inner.base, "lock"), &owner, options)
