@@ -1,8 +1,13 @@
-//! What every token store must do with a logout, checked the same way for each: the Redis and file
-//! modules call these with their stores, and the tests here run them on `MemoryStore` and on the
-//! simulation's store.
+//! What every token store must do with a logout, and every store with a lock with its lock, checked
+//! the same way for each: the Redis and file modules call these with their stores, and the tests here
+//! run them on `MemoryStore` and on the simulation's store.
 
-use oauth_sdk::{Expect, ExposeSecret, MemoryStore, Swap, TokenSet, TokenStore, Versioned, version_floor};
+use std::time::Duration;
+
+use oauth_sdk::{
+    Expect, ExposeSecret, LockAttempt, LockToken, Locked, MemoryStore, Swap, TokenSet, TokenStore, Versioned,
+    version_floor,
+};
 
 use crate::sim_store::SimShared;
 use crate::support::t0;
@@ -65,6 +70,50 @@ pub async fn the_tombstone_holds(
         "{} below the floor {floor}",
         tombstone.version
     );
+}
+
+/// `ada` and `bob`, two handles on one empty session of a store with a renewal lock: the lock is
+/// taken with the read, kept by a write in conflict and released by a write that stores. Returns
+/// the lock `ada` held, now released, and the one `bob` then took.
+pub async fn the_lock_comes_with_the_read_and_goes_with_the_write(
+    ada: &impl TokenStore,
+    bob: &impl TokenStore,
+) -> (LockToken, LockToken) {
+    let ttl = Duration::from_secs(30);
+    let Locked::Taken(Some(lock), Ok(None)) = ada.try_lock_and_load(ttl).await.unwrap() else {
+        panic!("the lock, and nothing in the store")
+    };
+    // Busy for another process, which reads nothing.
+    assert!(matches!(bob.try_lock_and_load(ttl).await.unwrap(), Locked::Busy));
+
+    let Swap::Conflict(None) = ada
+        .store_and_unlock(Expect::Version(version_floor()), &tokens("one"), &lock)
+        .await
+        .unwrap()
+    else {
+        panic!("a conflict with the empty store")
+    };
+    assert!(matches!(bob.try_lock(ttl).await.unwrap(), LockAttempt::Busy));
+    let Swap::Stored(version) = ada
+        .store_and_unlock(Expect::Empty, &tokens("one"), &lock)
+        .await
+        .unwrap()
+    else {
+        panic!("stored")
+    };
+    let Locked::Taken(Some(bobs), Ok(Some(stored))) = bob.try_lock_and_load(ttl).await.unwrap() else {
+        panic!("the lock, released by the write, and the session read under it")
+    };
+    assert_eq!(stored.version, version);
+    assert_eq!(live(&stored).access_token().expose_secret(), "one");
+    (lock, bobs)
+}
+
+#[tokio::test]
+async fn the_simulations_store_takes_the_lock_with_the_read_in_two_calls_or_one_step() {
+    for shared in [SimShared::new(0), SimShared::new(0).combining()] {
+        the_lock_comes_with_the_read_and_goes_with_the_write(&shared.handle(), &shared.handle()).await;
+    }
 }
 
 #[tokio::test]

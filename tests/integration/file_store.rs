@@ -3,10 +3,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use oauth_sdk::{
-    Client, Expect, ExposeSecret, FileStore, LockAttempt, Locked, StoreError, Swap, TokenStore, Versioned,
-    version_floor,
-};
+use oauth_sdk::{Client, Expect, ExposeSecret, FileStore, StoreError, Swap, TokenStore, Versioned, version_floor};
 use taskboard_server::{Config, DEMO_CLIENT, DEMO_USER};
 
 use crate::contract;
@@ -403,8 +400,8 @@ async fn a_write_lock_held_elsewhere_fails_after_the_timeout_instead_of_hanging(
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The file store has no one-step lock-and-read or write-and-unlock: the trait's defaults make them of
-/// its single calls, with the same meaning as Redis's scripts.
+/// The file store takes its lock and reads in one blocking task, and writes and unlocks by the
+/// trait's default.
 #[tokio::test]
 async fn the_lock_is_taken_with_the_read_and_released_with_the_write_that_stores() {
     let dir = scratch();
@@ -412,29 +409,6 @@ async fn the_lock_is_taken_with_the_read_and_released_with_the_write_that_stores
         FileStore::new(dir.join("session.json")),
         FileStore::new(dir.join("session.json")),
     );
-    let ttl = Duration::from_secs(30);
-    let Locked::Taken(Some(lock), Ok(None)) = ada.try_lock_and_load(ttl).await.unwrap() else {
-        panic!("the lock, and nothing in the store")
-    };
-    assert!(matches!(bob.try_lock_and_load(ttl).await.unwrap(), Locked::Busy));
-    let Swap::Conflict(None) = ada
-        .store_and_unlock(Expect::Version(version_floor()), &tokens("one"), &lock)
-        .await
-        .unwrap()
-    else {
-        panic!("a conflict with the empty store")
-    };
-    assert!(matches!(bob.try_lock(ttl).await.unwrap(), LockAttempt::Busy));
-    let Swap::Stored(version) = ada
-        .store_and_unlock(Expect::Empty, &tokens("one"), &lock)
-        .await
-        .unwrap()
-    else {
-        panic!("stored")
-    };
-    let Locked::Taken(Some(_), Ok(Some(stored))) = bob.try_lock_and_load(ttl).await.unwrap() else {
-        panic!("the lock, released by the write, and the session read under it")
-    };
-    assert_eq!(stored.version, version);
+    contract::the_lock_comes_with_the_read_and_goes_with_the_write(&ada, &bob).await;
     let _ = std::fs::remove_dir_all(&dir);
 }

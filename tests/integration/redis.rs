@@ -160,33 +160,7 @@ async fn the_lock_is_taken_with_the_read_and_released_with_the_write_that_stores
     let redis = RedisServer::start();
     let (ada, bob) = (store(&redis, "s").await, store(&redis, "s").await);
     let ttl = Duration::from_secs(30);
-    let Locked::Taken(Some(lock), Ok(None)) = ada.try_lock_and_load(ttl).await.unwrap() else {
-        panic!("the lock, and nothing in the store")
-    };
-    // Busy for another process, which reads nothing.
-    assert!(matches!(bob.try_lock_and_load(ttl).await.unwrap(), Locked::Busy));
-
-    // A write in conflict keeps the lock; a write that stores releases it with the same step.
-    let Swap::Conflict(None) = ada
-        .store_and_unlock(Expect::Version(version_floor()), &tokens("one"), &lock)
-        .await
-        .unwrap()
-    else {
-        panic!("a conflict with the empty store")
-    };
-    assert!(matches!(bob.try_lock(ttl).await.unwrap(), LockAttempt::Busy));
-    let Swap::Stored(version) = ada
-        .store_and_unlock(Expect::Empty, &tokens("one"), &lock)
-        .await
-        .unwrap()
-    else {
-        panic!("stored")
-    };
-    let Locked::Taken(Some(bobs), Ok(Some(stored))) = bob.try_lock_and_load(ttl).await.unwrap() else {
-        panic!("the lock, released by the write, and the session read under it")
-    };
-    assert_eq!(stored.version, version);
-    assert_eq!(live(&stored).access_token().expose_secret(), "one");
+    let (lock, bobs) = contract::the_lock_comes_with_the_read_and_goes_with_the_write(&ada, &bob).await;
 
     // A write naming a lock that is no longer its owner's leaves the new owner's lock alone.
     let Swap::Stored(_) = ada.store_and_unlock(Expect::Any, &tokens("two"), &lock).await.unwrap() else {
