@@ -629,7 +629,10 @@ impl Session {
     /// if another process holds it. A store that cannot be reached is a store error, unless
     /// [`StoreOutage::RefreshAlone`].
     async fn lock(&self) -> Result<Option<(Lease, Result<Option<Versioned>, StoreError>)>, AuthError> {
-        match self.within(self.store.try_lock_and_load(self.config.lock_ttl())).await {
+        match self
+            .within_steps(2, self.store.try_lock_and_load(self.config.lock_ttl()))
+            .await
+        {
             Ok(Locked::Taken(lock, stored)) => Ok(Some((Lease { lock }, stored))),
             Ok(Locked::Busy) => Ok(None),
             Err(error) if self.config.store_outage == StoreOutage::RefreshAlone => {
@@ -665,7 +668,10 @@ impl Session {
         lease: Option<&mut Lease>,
     ) -> Result<Swap, StoreError> {
         let swap = match lease.as_ref().and_then(|lease| lease.lock.as_ref()) {
-            Some(lock) => self.within(self.store.store_and_unlock(expect, tokens, lock)).await?,
+            Some(lock) => {
+                self.within_steps(2, self.store.store_and_unlock(expect, tokens, lock))
+                    .await?
+            }
             None => self.within(self.store.store(expect, tokens)).await?,
         };
         if let Swap::Stored(version) = swap {
@@ -1004,7 +1010,17 @@ impl Session {
 
     /// A store call, bounded by the store timeout: a store that does not answer is unavailable.
     async fn within<T>(&self, call: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
-        tokio::time::timeout(self.config.store_timeout, call)
+        self.within_steps(1, call).await
+    }
+
+    /// A store call of up to `steps` calls (the lock and the read are two unless the store makes them
+    /// one), bounded by a store timeout for each.
+    async fn within_steps<T>(
+        &self,
+        steps: u32,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(self.config.store_timeout.saturating_mul(steps), call)
             .await
             .unwrap_or_else(|_| {
                 Err(StoreError::new(

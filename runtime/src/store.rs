@@ -246,11 +246,11 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// [`try_lock`](TokenStore::try_lock) and, unless the lock is busy,
     /// [`load`](TokenStore::load), in one step where the store can (Redis: one script, one round
-    /// trip), for a renewal starts with both. Default: the two calls one after the other.
+    /// trip), as a renewal starts with both. Default: the two calls one after the other.
     ///
-    /// The SDK bounds the whole call with its store timeout, dropping it if it takes longer: a store
-    /// whose lock does not expire by itself (a file lock) overrides this so that a call dropped
-    /// between the two steps leaves no lock held.
+    /// The SDK bounds the whole call with two store timeouts (one per call) and drops it if it takes
+    /// longer; a lock taken by a call it dropped is held until it expires. A store whose lock does
+    /// not expire by itself (a file lock) overrides this, so that a dropped call leaves no lock.
     fn try_lock_and_load(&self, ttl: Duration) -> impl Future<Output = Result<Locked, StoreError>> + Send {
         async move {
             let lock = match self.try_lock(ttl).await? {
@@ -263,9 +263,11 @@ pub trait TokenStore: Send + Sync + 'static {
     }
 
     /// [`store`](TokenStore::store) and, if the write is stored, [`unlock`](TokenStore::unlock)
-    /// `lock`, in one step where the store can (Redis: one script), for a renewal ends with both. A
-    /// conflict or an error leaves the lock as it was. Default: the two calls one after the other;
-    /// an unlock that fails is only logged, since the lock expires by itself.
+    /// `lock`, in one step where the store can (Redis: one script), as a renewal ends with both. A
+    /// conflict leaves the lock as it was; so does an error, unless the write was stored after all
+    /// (its answer lost), when the lock may be released too. Default: the two calls one after the
+    /// other; an unlock that fails is only logged, since the lock expires by itself. Bounded by two
+    /// store timeouts, as [`try_lock_and_load`](TokenStore::try_lock_and_load).
     fn store_and_unlock(
         &self,
         expect: Expect,

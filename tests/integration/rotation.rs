@@ -14,7 +14,7 @@ use oauth_sdk::{
 use taskboard_server::{Config, DEMO_CLIENT, DEMO_USER, Server};
 
 use crate::sim_store::SimShared;
-use crate::support::{Harness, LIFETIME, t0, token_body};
+use crate::support::{Harness, LIFETIME, Traces, t0, token_body};
 
 /// The reference server's token lifetime; the clients' clock decides when a token is due.
 const HOUR: Duration = Duration::from_secs(3600);
@@ -655,6 +655,28 @@ async fn refresh_alone_renews_when_the_store_hangs() {
     clock.advance(HOUR + Duration::from_secs(1));
     api.get_me().await.expect("renewed alone");
     assert_eq!(server.counters().refreshes_accepted, 1);
+}
+
+/// A store without a one-step lock-and-read, or write-and-unlock (the trait's defaults make each two
+/// calls), has a store timeout for each call: calls that each take most of the timeout still renew,
+/// and the write that stores the result is not taken for a failure.
+#[tokio::test]
+async fn a_store_whose_every_call_takes_most_of_the_timeout_still_renews() {
+    let server = reference(Config::default()).await;
+    let clock = ManualClock::new(t0());
+    let shared = SimShared::new(28);
+    let patient = builder(&server, &clock)
+        .store_timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let api = login(&patient, shared.handle()).await;
+    let traces = Traces::capture(tracing::Level::WARN);
+    shared.faults(|f| f.latency = Duration::from_millis(1800));
+    clock.advance(HOUR + Duration::from_secs(1));
+    api.get_me().await.expect("renewed, each call within its timeout");
+    assert!(!traces.text().contains("kept in memory"), "{}", traces.text());
+    assert_eq!(server.counters().refreshes_accepted, 1);
+    assert!(server.refresh_token_is_current(&stored_refresh_token(&shared)));
 }
 
 /// Found by the fault simulation (seed 4908, under load): a process that read another's newer

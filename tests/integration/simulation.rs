@@ -315,7 +315,9 @@ impl World {
             }),
             1 => self.shared.faults(|f| {
                 f.latency = if f.latency.is_zero() {
-                    STORE_TIMEOUT * 2
+                    // Past the timeout even of a call the session allows two (the lock with the
+                    // read, the write with the unlock).
+                    STORE_TIMEOUT * 3
                 } else {
                     Duration::ZERO
                 };

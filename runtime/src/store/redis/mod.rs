@@ -92,8 +92,8 @@ return version
 /// KEYS: the lock, the session. ARGV: the owner, the TTL in milliseconds. `busy`, or `taken` and
 /// what the session holds: nothing, or its version and format, and its tokens unless it is a
 /// tombstone (no `false` in the reply, which a RESP3 connection would get as a boolean). Read first,
-/// so that a read that fails takes no lock; a lock this owner holds already (the script run again
-/// after a lost reply) is taken.
+/// so that a read that fails takes no lock; a lock this owner holds already (the script sent again
+/// by the cluster client's retry after a lost reply) is taken.
 const LOCK_AND_LOAD_SCRIPT: &str = r"
 local fields = redis.call('HMGET', KEYS[2], 'version', 'format', 'tokens')
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
