@@ -362,6 +362,11 @@ fn open_lock_file(path: &Path) -> Result<File, StoreError> {
     Ok(file)
 }
 
+/// The session the file holds, opened with `keys` if sealed.
+fn read_session(path: &Path, keys: Option<&SealingKeys>) -> Result<Option<Versioned>, StoreError> {
+    read(path)?.map(|s| s.versioned(path, keys)).transpose()
+}
+
 /// The renewal lock's file, locked; `None` if another holder has it.
 fn take_renewal_lock(path: &Path) -> Result<Option<File>, StoreError> {
     let renew_path = sibling(path, ".renew");
@@ -410,8 +415,7 @@ fn next_version(current: Option<&Versioned>) -> Version {
 impl TokenStore for FileStore {
     async fn load(&self) -> Result<Option<Versioned>, StoreError> {
         let keys = self.sealing.clone();
-        self.blocking(move |path| read(path)?.map(|s| s.versioned(path, keys.as_ref())).transpose())
-            .await
+        self.blocking(move |path| read_session(path, keys.as_ref())).await
     }
 
     async fn store(&self, expect: Expect, tokens: &TokenSet) -> Result<Swap, StoreError> {
@@ -496,7 +500,7 @@ impl TokenStore for FileStore {
                 let Some(file) = take_renewal_lock(path)? else {
                     return Ok(None);
                 };
-                let stored = read(path).and_then(|s| s.map(|s| s.versioned(path, keys.as_ref())).transpose());
+                let stored = read_session(path, keys.as_ref());
                 Ok(Some((file, stored)))
             })
             .await?;
