@@ -3,11 +3,10 @@
 //! but reports failure, a lock key lost, a lock owner that stalls, notifications held back, and the
 //! loss of every key (a restart without persistence).
 //!
-//! Each simulated process gets its own handle ([`SimShared::handle`]); the handles share the data.
-//!
-//! The lock taken with the read, and the write that releases the lock, are two calls each, as the
-//! trait's defaults make them, or ([`SimShared::combining`]) one atomic step each, as Redis's
-//! scripts make them.
+//! Each simulated process gets its own handle; the handles share the data. A [`SimStore`]
+//! ([`SimShared::handle`]) takes the lock with the read, and releases it with the write, in two calls
+//! each: it leaves both to the trait's defaults, as a store written by an application would. A
+//! [`OneStep`] ([`SimShared::one_step`]) makes each one atomic step, as Redis's scripts do.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -50,7 +49,8 @@ impl Rng {
 pub struct Faults {
     /// Every call fails, as against a Redis that is down.
     pub down: bool,
-    /// Every call fails to write, reads still work.
+    /// Every call that writes fails, reads still work (a read-only replica): the session's writes,
+    /// and taking or releasing the lock.
     pub writes_fail: bool,
     /// This many more writes succeed, then every write fails (as `writes_fail`).
     pub writes_left: Option<u32>,
@@ -61,7 +61,8 @@ pub struct Faults {
     pub latency: Duration,
     /// `try_lock` never answers.
     pub lock_hangs: bool,
-    /// Percent of writes that land but report a failure (a timeout after the server applied it).
+    /// Percent of writes that land but report a failure (a timeout after the server applied it):
+    /// the session's writes, and taking or releasing the lock.
     pub lost_write_replies: u64,
     /// The next lock taken is lost at once (a failover to a replica that never saw it).
     pub lose_next_lock: bool,
@@ -87,8 +88,6 @@ struct Data {
     pub failed_calls: u64,
     /// Calls begun, faulty or not.
     calls: u64,
-    /// The lock and the read, and the write and the unlock, are one step each.
-    combining: bool,
 }
 
 impl Data {
@@ -147,10 +146,10 @@ impl SimShared {
         }
     }
 
-    /// Make the lock and the read, and the write and the unlock, one atomic step each, as Redis does.
-    pub fn combining(self) -> Self {
-        self.data().combining = true;
-        self
+    /// A handle for one simulated process that takes the lock with the read, and releases it with
+    /// the write, in one atomic step each, as Redis does.
+    pub fn one_step(&self) -> OneStep {
+        OneStep(self.handle())
     }
 
     /// Change the faults in force.
@@ -235,24 +234,41 @@ fn unavailable(what: &str) -> StoreError {
     StoreError::new("sim", what)
 }
 
+/// What a call does to the store, for the faults.
+#[derive(Clone, Copy, PartialEq)]
+enum Call {
+    Read,
+    /// Writes the session.
+    Write,
+    /// Takes or releases the lock.
+    Lock,
+}
+
 impl SimStore {
-    /// Wait out the latency, then fail if the store is down (or, for a write of the session, if
-    /// writes fail).
-    async fn enter(&self, writes: bool) -> Result<(), StoreError> {
+    /// Wait out the latency, then fail if the store is down, or for a call that writes, if writes
+    /// fail.
+    async fn enter(&self, call: Call) -> Result<(), StoreError> {
         let latency = {
             let mut data = self.shared.data();
             data.calls += 1;
             data.faults.latency
         };
-        if !latency.is_zero() {
+        if latency.is_zero() {
+            // A real store's call waits on a socket: other tasks run meanwhile (a task the caller
+            // just spawned, say, which a call that never yields would keep waiting until after it).
+            tokio::task::yield_now().await;
+        } else {
             tokio::time::sleep(latency).await;
         }
         let mut data = self.shared.data();
-        if writes && let Some(left) = data.faults.writes_left {
+        let writes = call != Call::Read;
+        if call == Call::Write
+            && let Some(left) = data.faults.writes_left
+        {
             data.faults.writes_left = left.checked_sub(1);
             data.faults.writes_fail |= left == 0;
         }
-        if writes && data.faults.writes_fail && data.faults.writes_invalid {
+        if call == Call::Write && data.faults.writes_fail && data.faults.writes_invalid {
             data.failed_calls += 1;
             return Err(StoreError::invalid("sim", "the simulated store refuses the write"));
         }
@@ -311,7 +327,7 @@ fn write(data: &mut Data, expect: Expect, tokens: &TokenSet) -> Swap {
 
 impl TokenStore for SimStore {
     async fn load(&self) -> Result<Option<Versioned>, StoreError> {
-        self.enter(false).await?;
+        self.enter(Call::Read).await?;
         let (record, stall) = {
             let mut data = self.shared.data();
             let stall = match data.stalled {
@@ -328,7 +344,7 @@ impl TokenStore for SimStore {
     }
 
     async fn store(&self, expect: Expect, tokens: &TokenSet) -> Result<Swap, StoreError> {
-        self.enter(true).await?;
+        self.enter(Call::Write).await?;
         let swap = {
             let mut data = self.shared.data();
             write(&mut data, expect, tokens)
@@ -340,7 +356,7 @@ impl TokenStore for SimStore {
     }
 
     async fn clear(&self) -> Result<(), StoreError> {
-        self.enter(true).await?;
+        self.enter(Call::Write).await?;
         let mut data = self.shared.data();
         let version = data.next_version();
         data.record = Some(Versioned { version, tokens: None });
@@ -352,38 +368,84 @@ impl TokenStore for SimStore {
         if self.shared.data().faults.lock_hangs {
             std::future::pending::<()>().await;
         }
-        self.enter(false).await?;
-        let mut data = self.shared.data();
-        let Some((lock, stall)) = self.take_lock(&mut data, ttl) else {
+        self.enter(Call::Lock).await?;
+        let taken = self.take_lock(&mut self.shared.data(), ttl);
+        let Some((lock, stall)) = taken else {
             return Ok(LockAttempt::Busy);
         };
+        if self.reply_lost() {
+            // Taken all the same, by an owner nobody knows: it expires by itself.
+            return Err(unavailable("the reply to a lock was lost"));
+        }
         if let Some(stall) = stall {
             // On its next call, the read.
-            data.stalled = Some((self.index, stall));
+            self.shared.data().stalled = Some((self.index, stall));
         }
         Ok(LockAttempt::Acquired(lock))
     }
 
-    async fn try_lock_and_load(&self, ttl: Duration) -> Result<Locked, StoreError> {
-        if !self.shared.data().combining {
-            let lock = match self.try_lock(ttl).await? {
-                LockAttempt::Busy => return Ok(Locked::Busy),
-                LockAttempt::Acquired(lock) => Some(lock),
-                LockAttempt::NotShared => None,
-            };
-            return Ok(Locked::Taken(lock, self.load().await));
+    async fn unlock(&self, lock: LockToken) -> Result<(), StoreError> {
+        self.enter(Call::Lock).await?;
+        {
+            let mut data = self.shared.data();
+            if data.lock.as_ref().is_some_and(|(owner, _)| owner == lock.as_str()) {
+                data.lock = None;
+            }
         }
-        if self.shared.data().faults.lock_hangs {
+        if self.reply_lost() {
+            return Err(unavailable("the reply to an unlock was lost"));
+        }
+        Ok(())
+    }
+
+    fn versions(&self) -> Option<watch::Receiver<Version>> {
+        Some(self.versions.clone())
+    }
+}
+
+/// One process's handle on the shared store that takes the lock with the read, and releases it with
+/// the write that stores, in one atomic step each, as `RedisStore`'s scripts do.
+#[derive(Clone, Debug)]
+pub struct OneStep(SimStore);
+
+impl TokenStore for OneStep {
+    async fn load(&self) -> Result<Option<Versioned>, StoreError> {
+        self.0.load().await
+    }
+
+    async fn store(&self, expect: Expect, tokens: &TokenSet) -> Result<Swap, StoreError> {
+        self.0.store(expect, tokens).await
+    }
+
+    async fn clear(&self) -> Result<(), StoreError> {
+        self.0.clear().await
+    }
+
+    async fn try_lock(&self, ttl: Duration) -> Result<LockAttempt, StoreError> {
+        self.0.try_lock(ttl).await
+    }
+
+    async fn unlock(&self, lock: LockToken) -> Result<(), StoreError> {
+        self.0.unlock(lock).await
+    }
+
+    async fn try_lock_and_load(&self, ttl: Duration) -> Result<Locked, StoreError> {
+        let store = &self.0;
+        if store.shared.data().faults.lock_hangs {
             std::future::pending::<()>().await;
         }
-        self.enter(false).await?;
+        store.enter(Call::Lock).await?;
         let (taken, record) = {
-            let mut data = self.shared.data();
-            (self.take_lock(&mut data, ttl), data.record.clone())
+            let mut data = store.shared.data();
+            (store.take_lock(&mut data, ttl), data.record.clone())
         };
         let Some((lock, stall)) = taken else {
             return Ok(Locked::Busy);
         };
+        if store.reply_lost() {
+            // Taken all the same, by an owner nobody knows: it expires by itself.
+            return Err(unavailable("the reply to a lock was lost"));
+        }
         if let Some(stall) = stall {
             // Read, then stalled: the process goes on with what it read, now old.
             tokio::time::sleep(stall).await;
@@ -392,38 +454,40 @@ impl TokenStore for SimStore {
     }
 
     async fn store_and_unlock(&self, expect: Expect, tokens: &TokenSet, lock: &LockToken) -> Result<Swap, StoreError> {
-        if !self.shared.data().combining {
-            let swap = self.store(expect, tokens).await?;
-            if let Swap::Stored(_) = swap {
-                let _ = self.unlock(lock.clone()).await;
-            }
-            return Ok(swap);
-        }
-        self.enter(true).await?;
+        let store = &self.0;
+        store.enter(Call::Write).await?;
         let swap = {
-            let mut data = self.shared.data();
+            let mut data = store.shared.data();
             let swap = write(&mut data, expect, tokens);
             if matches!(swap, Swap::Stored(_)) && data.lock.as_ref().is_some_and(|(owner, _)| owner == lock.as_str()) {
                 data.lock = None;
             }
             swap
         };
-        if matches!(swap, Swap::Stored(_)) && self.reply_lost() {
+        if matches!(swap, Swap::Stored(_)) && store.reply_lost() {
             return Err(unavailable("the reply to a write was lost"));
         }
         Ok(swap)
     }
 
-    async fn unlock(&self, lock: LockToken) -> Result<(), StoreError> {
-        self.enter(false).await?;
-        let mut data = self.shared.data();
-        if data.lock.as_ref().is_some_and(|(owner, _)| owner == lock.as_str()) {
-            data.lock = None;
-        }
-        Ok(())
-    }
-
     fn versions(&self) -> Option<watch::Receiver<Version>> {
-        Some(self.versions.clone())
+        self.0.versions()
+    }
+}
+
+/// A handle of either kind, made for each simulated process.
+pub trait SimHandle: TokenStore + Clone + std::fmt::Debug {
+    fn of(shared: &SimShared) -> Self;
+}
+
+impl SimHandle for SimStore {
+    fn of(shared: &SimShared) -> Self {
+        shared.handle()
+    }
+}
+
+impl SimHandle for OneStep {
+    fn of(shared: &SimShared) -> Self {
+        shared.one_step()
     }
 }

@@ -3,10 +3,13 @@
 //!
 //! Each seed decides a schedule: a few simulated processes (each its own `Client` and session, on one
 //! shared store and one clock), calls alone and in bursts, idle gaps, forced refreshes, restarts,
-//! logins and logouts, and store faults (outages, latency past the timeout, writes that land but
-//! report failure, lost and stalled lock owners, held-back notifications, loss of every key) and a
-//! token endpoint that redirects. The reference server rotates refresh tokens and revokes a token's
-//! whole family when one is presented twice.
+//! logins and logouts, and store faults (outages, latency past the timeout, a read-only store that
+//! refuses the session's writes and the lock, writes and locks that land but report failure, lost and
+//! stalled lock owners, held-back notifications, loss of every key) and a token endpoint that
+//! redirects. The reference server rotates refresh tokens and revokes a token's whole family when one
+//! is presented twice. Even seeds run on a store that takes the lock with the read, and releases it
+//! with the write, in one step each (as Redis does); odd seeds on one that leaves both to the trait's
+//! defaults.
 //!
 //! After every schedule, from the server's point of view: no refresh token was presented twice, no
 //! family was revoked, no credential followed a redirect; the store holds the newest session (or the
@@ -30,7 +33,7 @@ use oauth_sdk::{Authenticated, Client, Error, ExposeSecret, ManualClock, Session
 use taskboard_server::{Config, DEMO_CLIENT, DEMO_USER, Server};
 use tokio::time::Instant;
 
-use crate::sim_store::{Rng, SimShared, SimStore};
+use crate::sim_store::{OneStep, Rng, SimHandle, SimShared, SimStore};
 use crate::support::t0;
 
 const DEFAULT_SEEDS: u64 = 100;
@@ -125,20 +128,20 @@ impl std::fmt::Display for Summary {
     }
 }
 
-struct Process {
+struct Process<S: SimHandle> {
     client: Client,
-    store: SimStore,
-    api: Option<Authenticated<SimStore>>,
+    store: S,
+    api: Option<Authenticated<S>>,
     /// The step its session began at.
     since: usize,
 }
 
-/// The world of one schedule.
-struct World {
+/// The world of one schedule, whose processes hold stores of kind `S`.
+struct World<S: SimHandle> {
     server: Server,
     clock: ManualClock,
     shared: SimShared,
-    processes: Vec<Process>,
+    processes: Vec<Process<S>>,
     rng: Rng,
     log: Vec<String>,
     step: usize,
@@ -161,8 +164,17 @@ struct World {
     started: Instant,
 }
 
+/// Even seeds: stores that take the lock with the read, and release it with the write, in one step
+/// each (as Redis does); odd seeds: in two calls each (the trait's defaults).
 async fn run(seed: u64, verbose: bool) -> Result<Summary, String> {
-    let mut world = World::new(seed, verbose).await;
+    match seed % 2 {
+        0 => run_on::<OneStep>(seed, verbose).await,
+        _ => run_on::<SimStore>(seed, verbose).await,
+    }
+}
+
+async fn run_on<S: SimHandle>(seed: u64, verbose: bool) -> Result<Summary, String> {
+    let mut world = World::<S>::new(seed, verbose).await;
     let outcome = world.play().await;
     let outcome = match outcome {
         Ok(()) => world.check().await,
@@ -176,7 +188,7 @@ async fn run(seed: u64, verbose: bool) -> Result<Summary, String> {
         .map_err(|e| format!("{e}\n  schedule:\n    {}", world.log.join("\n    ")))
 }
 
-impl World {
+impl<S: SimHandle> World<S> {
     async fn new(seed: u64, verbose: bool) -> Self {
         let server = taskboard_server::start(Config {
             access_token_lifetime: LIFETIME,
@@ -185,12 +197,7 @@ impl World {
         .await
         .expect("the reference server starts");
         let clock = ManualClock::new(t0());
-        // Even seeds: a store that takes the lock with the read, and releases it with the write, in
-        // one step each (Redis); odd seeds: in two calls each (the trait's defaults).
-        let shared = match seed % 2 {
-            0 => SimShared::new(seed).combining(),
-            _ => SimShared::new(seed),
-        };
+        let shared = SimShared::new(seed);
         let mut rng = Rng::new(seed);
         let count = 2 + rng.below(3) as usize;
         let processes = (0..count)
@@ -205,7 +212,7 @@ impl World {
                     .expect("a valid configuration");
                 Process {
                     client,
-                    store: shared.handle(),
+                    store: S::of(&shared),
                     api: None,
                     since: 0,
                 }
@@ -325,11 +332,11 @@ impl World {
             }),
             2 => self.shared.faults(|f| {
                 f.writes_fail = !f.writes_fail;
-                said = format!("store writes fail: {}", f.writes_fail);
+                said = format!("store writes (and locks) fail: {}", f.writes_fail);
             }),
             3 => self.shared.faults(|f| {
                 f.lost_write_replies = if f.lost_write_replies == 0 { percent } else { 0 };
-                said = format!("lost write replies: {}%", f.lost_write_replies);
+                said = format!("lost write (and lock) replies: {}%", f.lost_write_replies);
             }),
             4 => self.shared.faults(|f| {
                 f.lose_next_lock = true;
@@ -364,7 +371,7 @@ impl World {
     }
 }
 
-impl World {
+impl<S: SimHandle> World<S> {
     /// Whether the faults of the moment explain `error` in process `p`.
     fn explains<E: std::fmt::Debug>(&self, p: usize, error: &Error<E>) -> bool {
         let recent = |at: Option<Instant>| at.is_some_and(|at| at.elapsed() < FAULT_ECHO);
