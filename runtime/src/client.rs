@@ -443,7 +443,9 @@ impl<A: Api, S: TokenStore> Authenticated<A, S> {
     /// The local session ends whatever happens; an error says the server or the store could not be
     /// told. Logout wins over any renewal in flight: the store keeps a tombstone, which a renewal
     /// here or in another process cannot overwrite, and which ends the session in every process
-    /// that looks at the store.
+    /// that looks at the store. If the store could not take the tombstone, the other processes go on
+    /// with the session, and a renewal this process could not store yet is still written back for
+    /// them (it replaces a refresh token spent here), unless a tombstone gets there first.
     pub async fn logout(self) -> Result<(), Error> {
         let held = self.0.session.tokens();
         self.0.session.end(SessionEnd::LoggedOut);

@@ -27,7 +27,7 @@
 //! it, as they do once the token has expired.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -65,6 +65,9 @@ pub(crate) struct Token {
     tokens: TokenSet,
     /// The store version it was last seen as; 0 while it is not in the store.
     version: AtomicU64,
+    /// Set once another token took its place as the session's current one: a token being written
+    /// back is written until then, also before it first becomes current (its renewal still ending).
+    replaced: AtomicBool,
     header: HeaderValue,
     renew_at: Option<SystemTime>,
     /// From when a call waits for the renewal instead of starting it and going on: half way from
@@ -92,6 +95,7 @@ impl Token {
         Ok(Self {
             tokens,
             version: AtomicU64::new(version.unwrap_or(0)),
+            replaced: AtomicBool::new(false),
             header,
             renew_at: window.map(|(renew_at, _)| renew_at),
             wait_at: window.map(|(_, wait_at)| wait_at),
@@ -289,6 +293,7 @@ impl Session {
 
     /// Make `token` the current one (the state's lock held), and tell whoever watches.
     fn replace(&self, state: &mut State, token: &Arc<Token>) {
+        state.current.replaced.store(true, Relaxed);
         state.current = token.clone();
         if let Some(version) = token.version() {
             self.acknowledged.fetch_max(version, Relaxed);
@@ -907,7 +912,8 @@ impl Session {
         ))
     }
 
-    /// Keep trying to store `token` (with backoff) while it is the current token. The task holds the
+    /// Keep trying to store `token` (with backoff) until another token replaces it as the current one
+    /// (it becomes current only once its renewal has ended, after this starts). The task holds the
     /// session, so it goes on after the application drops its last handle (for as long as the
     /// runtime runs); [`Session::flush`] waits for it.
     fn write_back(self: &Arc<Self>, token: Arc<Token>, expect: Expect) {
@@ -926,13 +932,14 @@ impl Session {
 
     /// One attempt at the write-back: true once there is nothing left to write.
     async fn write_back_once(&self, token: &Arc<Token>, expect: Expect) -> bool {
-        {
-            let state = self.state();
-            if state.ended.is_some() || !Arc::ptr_eq(&state.current, token) {
-                // Logged out, or replaced by a session adopted from the store.
-                return true;
-            }
+        if token.replaced.load(Relaxed) {
+            // Replaced: by a session adopted from the store, or by its own renewal.
+            return true;
         }
+        // A session ended here (a logout whose tombstone the store did not take, say) still writes
+        // its renewal back: the store holds a claim on the refresh token it spent, and the other
+        // processes go on from the renewal, not from that token once the claim lapses. A tombstone
+        // in the store stops it (`Saved::LoggedOut`).
         match self.save(expect, &token.tokens, None).await {
             Ok(Saved::Stored(version)) => {
                 token.version.store(version, Relaxed);

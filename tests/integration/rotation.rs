@@ -774,3 +774,41 @@ async fn a_renewal_the_store_refuses_is_kept_in_memory_and_written_back() {
     assert_eq!(server.counters().refreshes_accepted, 2);
     assert_no_reuse(&server);
 }
+
+/// Found by killing a Redis master mid-renewals: the write-back of a renewal whose store write
+/// failed was started before the renewed token became the session's current one, and its first
+/// attempt, run while the renewal was still releasing its lock (a store call, which yields), took
+/// the token it was to write for one replaced by another session, and stopped. The renewed pair was
+/// then in memory only, the claim on the spent refresh token lapsed, and the next renewal elsewhere
+/// presented that token again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_back_begun_before_the_renewal_ends_is_not_dropped() {
+    let server = reference(Config::default()).await;
+    let clock = ManualClock::new(t0());
+    let shared = SimShared::new(30);
+    let api = login(&client(&server, &clock), shared.handle()).await;
+
+    // Every store call takes a while (well within the timeout), so that releasing the lock yields;
+    // the claim lands, the renewed session's write does not, nor does the unlock.
+    shared.faults(|f| {
+        f.latency = Duration::from_millis(300);
+        f.writes_left = Some(1);
+    });
+    clock.advance(HOUR);
+    api.get_me().await.expect("renewed, kept in memory");
+    let pending = api.flush(Duration::from_millis(100)).await;
+    assert!(pending.is_err(), "the renewed session is waiting to be written back");
+
+    shared.faults(|f| *f = Default::default());
+    api.flush(Duration::from_secs(30)).await.expect("written back");
+    assert!(
+        server.refresh_token_is_current(&stored_refresh_token(&shared)),
+        "the store holds the renewed session"
+    );
+    // Another process, once the claim would have lapsed, renews from the store without presenting
+    // a spent refresh token.
+    let other = client(&server, &clock).resume(shared.handle()).await.unwrap();
+    clock.advance(HOUR);
+    other.get_me().await.expect("renewed from the written-back session");
+    assert_no_reuse(&server);
+}
