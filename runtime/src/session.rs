@@ -652,12 +652,33 @@ impl Session {
     /// Release the lock, and pass `outcome` on.
     async fn release(&self, lease: Lease, outcome: Result<Arc<Token>, AuthError>) -> Result<Arc<Token>, AuthError> {
         if let Some(lock) = lease.lock
-            && let Err(error) = self.within(self.store.unlock(lock)).await
+            && let Err(error) = self.within(self.store.unlock(lock.clone())).await
         {
-            tracing::warn!(%error, "could not release the renewal lock; it expires by itself");
+            tracing::warn!(%error, "could not release the renewal lock; trying again while the store fails");
+            self.release_later(lock);
         }
         outcome
     }
+
+    /// Try to release `lock` again (with backoff) until the store answers or the lock has expired by
+    /// itself. Left to its TTL, a lock that a store outage kept would hold up every renewal of the
+    /// session, in every process, long after the store is back; an unlock only removes this owner's
+    /// lock, so a late one is harmless.
+    fn release_later(&self, lock: LockToken) {
+        let (store, timeout) = (self.store.clone(), self.config.store_timeout);
+        let expired = Instant::now() + self.config.lock_ttl();
+        tokio::spawn(async move {
+            let mut waits = Backoff::new(WRITE_BACK_FIRST_DELAY, WRITE_BACK_MAX_DELAY);
+            while Instant::now() < expired {
+                tokio::time::sleep(waits.next_delay()).await;
+                if let Ok(Ok(())) = tokio::time::timeout(timeout, store.unlock(lock.clone())).await {
+                    tracing::debug!("renewal lock released after the store came back");
+                    return;
+                }
+            }
+        });
+    }
+
 
     /// A compare-and-set write, bounded by the store timeout.
     async fn write(&self, expect: Expect, tokens: &TokenSet) -> Result<Swap, StoreError> {

@@ -812,3 +812,37 @@ async fn a_write_back_begun_before_the_renewal_ends_is_not_dropped() {
     other.get_me().await.expect("renewed from the written-back session");
     assert_no_reuse(&server);
 }
+
+/// A renewal lock the store could not release (found read-only, or gone) is released once the store
+/// answers again, not left to its TTL: until then every renewal of the session, in every process,
+/// would wait for it, and calls past the token's expiry would fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_a_store_outage_kept_is_released_once_the_store_is_back() {
+    let server = reference(Config::default()).await;
+    let clock = ManualClock::new(t0());
+    let shared = SimShared::new(31);
+    // A refresh budget of ten minutes gives the lock a TTL of more than that: waiting it out would
+    // fail the test.
+    let patient = builder(&server, &clock)
+        .refresh_timeout(Duration::from_secs(600))
+        .build()
+        .unwrap();
+    let api = login(&patient, shared.handle()).await;
+
+    // The claim lands; the renewed session's write does not, nor does the unlock.
+    shared.faults(|f| f.writes_left = Some(1));
+    clock.advance(HOUR);
+    api.get_me().await.expect("renewed, kept in memory");
+    shared.faults(|f| *f = Default::default());
+    api.flush(Duration::from_secs(30)).await.expect("written back");
+
+    // Another process renews next: it finds the lock free, not held for the TTL.
+    let other = patient.resume(shared.handle()).await.unwrap();
+    clock.advance(HOUR);
+    tokio::time::timeout(Duration::from_secs(60), other.get_me())
+        .await
+        .expect("the lock was left to its TTL")
+        .expect("renewed");
+    assert_eq!(server.counters().refreshes_accepted, 2);
+    assert_no_reuse(&server);
+}
