@@ -478,6 +478,11 @@ impl Session {
             return self.adopt_from_store(seen).await;
         }
         let give_up = Instant::now() + self.config.lock_ttl() + LOCK_POLL;
+        // The versions stored from now on, each waking the wait below once.
+        let mut versions = self.versions.clone();
+        if let Some(versions) = &mut versions {
+            versions.borrow_and_update();
+        }
         loop {
             if let Some((lease, stored)) = self.lock().await?
                 && let Some(outcome) = self.renew_holding(seen, lease, stored).await
@@ -492,7 +497,7 @@ impl Session {
                 );
                 return Err(error.into());
             }
-            self.wait_for_store().await;
+            wait_for_store(versions.as_mut()).await;
             match self.newest(seen, self.load().await?)? {
                 Newest::Stored(token) if !token.is_due(self.config.clock().now()) => {
                     Counters::bump(&self.counters.adopted_from_store);
@@ -678,7 +683,6 @@ impl Session {
             }
         });
     }
-
 
     /// A compare-and-set write, bounded by the store timeout.
     async fn write(&self, expect: Expect, tokens: &TokenSet) -> Result<Swap, StoreError> {
@@ -1058,16 +1062,6 @@ impl Session {
             })
     }
 
-    /// Wait until the store pushes a new version, or for one poll interval.
-    async fn wait_for_store(&self) {
-        match self.versions.clone() {
-            Some(mut versions) => {
-                let _ = tokio::time::timeout(LOCK_POLL, versions.changed()).await;
-            }
-            None => tokio::time::sleep(LOCK_POLL).await,
-        }
-    }
-
     /// Redeem the refresh token, or re-acquire a client-credentials token.
     async fn request_renewal(&self, previous: &TokenSet, deadline: Option<Instant>) -> Result<TokenSet, AuthError> {
         let flow = self.config.flow(previous.grant())?;
@@ -1148,6 +1142,21 @@ impl Session {
 
     pub(crate) fn config(&self) -> &Config {
         &self.config
+    }
+}
+
+/// Wait until the store pushes a version `versions` has not seen yet, or for one poll interval. (A
+/// receiver cloned afresh for each wait would take every version since the session began as new,
+/// and not wait at all.)
+async fn wait_for_store(versions: Option<&mut watch::Receiver<Version>>) {
+    match versions {
+        Some(versions) => match tokio::time::timeout(LOCK_POLL, versions.changed()).await {
+            // A new version, or a poll interval gone by.
+            Ok(Ok(())) | Err(_) => {}
+            // The store stopped pushing: poll.
+            Ok(Err(_)) => tokio::time::sleep(LOCK_POLL).await,
+        },
+        None => tokio::time::sleep(LOCK_POLL).await,
     }
 }
 

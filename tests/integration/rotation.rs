@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use httpmock::Method::{GET, POST};
 use oauth_sdk::{
-    Authenticated, Client, Error, Expect, ExposeSecret, FileStore, Grant, ManualClock, MemoryStore, SessionEnd,
-    SessionState, StoreOutage, TokenSet, TokenStore,
+    Authenticated, Client, Error, Expect, ExposeSecret, FileStore, Grant, LockAttempt, ManualClock, MemoryStore,
+    SessionEnd, SessionState, StoreOutage, TokenSet, TokenStore,
 };
 use taskboard_server::{Config, DEMO_CLIENT, DEMO_USER, Server};
 
@@ -844,5 +844,36 @@ async fn a_lock_a_store_outage_kept_is_released_once_the_store_is_back() {
         .expect("the lock was left to its TTL")
         .expect("renewed");
     assert_eq!(server.counters().refreshes_accepted, 2);
+    assert_no_reuse(&server);
+}
+
+/// A process waiting for another's renewal looks at the store when it pushes a new version, or once
+/// per poll interval (50 ms): found with the fault simulation, the wait took every version pushed
+/// since the session began as new, and so did not wait at all, but read the store in a loop for as
+/// long as the other held the lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_waiting_for_another_s_renewal_does_not_spin_on_the_store() {
+    let server = reference(Config::default()).await;
+    let clock = ManualClock::new(t0());
+    let shared = SimShared::new(32);
+    let api = login(&client(&server, &clock), shared.handle()).await;
+    // A version pushed after the session began.
+    shared.notify_only();
+    // Another process holds the renewal lock, and renews nothing, for two seconds.
+    let LockAttempt::Acquired(lock) = shared.handle().try_lock(HOUR).await.unwrap() else {
+        panic!("the lock is free")
+    };
+    let holder = shared.handle();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        holder.unlock(lock).await.unwrap();
+    });
+    let before = shared.calls();
+    clock.advance(HOUR);
+    api.get_me().await.expect("renewed once the lock is free");
+    let calls = shared.calls() - before;
+    // About two calls (the lock and a read) per 50 ms for two seconds: some eighty. A spinning wait
+    // makes tens of thousands.
+    assert!(calls < 400, "{calls} store calls while waiting two seconds");
     assert_no_reuse(&server);
 }
