@@ -93,9 +93,7 @@ impl RedisCluster {
     /// Fail the master serving `key` over to its replica (`CLUSTER FAILOVER`: the replica takes over
     /// once it has caught up, so no write is lost), and wait until the cluster agrees.
     pub fn fail_over(&self, key: &str) {
-        let slot = cli(self.nodes[0].port(), &["CLUSTER", "KEYSLOT", key])
-            .trim()
-            .to_owned();
+        let slot = self.slot_of(key);
         let master = self.master_of(&slot);
         let replica = self
             .nodes
@@ -112,10 +110,46 @@ impl RedisCluster {
         self.until_ok();
     }
 
+    /// Crash the master serving `key` (SIGKILL: no handover, no last sync with its replica), and
+    /// wait until its replica, elected once the others have marked the master failed (after the
+    /// `cluster-node-timeout` of 3 s), serves the slot and every live node sees the cluster as `ok`.
+    pub fn crash_master_of(&self, key: &str) {
+        let slot = self.slot_of(key);
+        let master = self.master_of(&slot);
+        let crashed = self
+            .nodes
+            .iter()
+            .find(|n| n.port() == master)
+            .expect("the master is a node of the cluster");
+        crashed.crash();
+        let witness = self.nodes.iter().find(|n| n.port() != master).expect("a live node");
+        until("the replica's takeover", || {
+            let now = self.master_of_as_seen_by(witness.port(), &slot);
+            now != 0 && now != master
+        });
+        for node in self.nodes.iter().filter(|n| n.port() != master) {
+            until("the cluster's state ok", || {
+                cli(node.port(), &["CLUSTER", "INFO"]).contains("cluster_state:ok")
+            });
+        }
+    }
+
+    fn slot_of(&self, key: &str) -> String {
+        cli(self.nodes[0].port(), &["CLUSTER", "KEYSLOT", key])
+            .trim()
+            .to_owned()
+    }
+
     /// The port of the master serving `slot`, as the first node sees it.
     fn master_of(&self, slot: &str) -> u16 {
+        self.master_of_as_seen_by(self.nodes[0].port(), slot)
+    }
+
+    /// The port of the master serving `slot` that is not marked failed, as node `port` sees it; 0
+    /// if none.
+    fn master_of_as_seen_by(&self, port: u16, slot: &str) -> u16 {
         let slot: u16 = slot.parse().expect("a slot number");
-        let nodes = cli(self.nodes[0].port(), &["CLUSTER", "NODES"]);
+        let nodes = cli(port, &["CLUSTER", "NODES"]);
         for line in nodes.lines() {
             let fields: Vec<&str> = line.split_whitespace().collect();
             if fields.len() < 9 || !fields[2].contains("master") || fields[2].contains("fail") {
@@ -236,11 +270,28 @@ impl RedisSentinel {
         let before = self.master_port();
         let answer = cli(self.sentinel_port, &["SENTINEL", "FAILOVER", SENTINEL_MASTER]);
         assert!(answer.contains("OK"), "SENTINEL FAILOVER: {answer}");
-        until("the Sentinel's failover", || {
-            let now = self.master_port();
-            now != before && now != 0 && cli_as(self.password.as_deref(), now, &["ROLE"]).starts_with("master")
+        until("the Sentinel's failover", || self.promoted_other_than(before));
+    }
+
+    /// Crash the master (SIGKILL: no handover, no last sync with the replica), and wait until the
+    /// Sentinel, once it has found the master down (after `down-after-milliseconds`, 2 s), names the
+    /// replica as master and it takes writes.
+    pub fn crash_master(&self) {
+        let before = self.master_port();
+        [&self.master, &self.replica]
+            .into_iter()
+            .find(|n| n.port() == before)
+            .expect("the Sentinel names one of the two as master")
+            .crash();
+        until("the Sentinel's failover after the crash", || {
+            self.promoted_other_than(before)
         });
-        let _ = (&self.master, &self.replica);
+    }
+
+    /// Whether the Sentinel names a master other than `before`, and it says it is one.
+    fn promoted_other_than(&self, before: u16) -> bool {
+        let now = self.master_port();
+        now != before && now != 0 && cli_as(self.password.as_deref(), now, &["ROLE"]).starts_with("master")
     }
 }
 

@@ -205,6 +205,15 @@ impl RedisServer {
         }
     }
 
+    /// Kill it (SIGKILL, by pid) through a shared reference, as a crash would: a node of a topology
+    /// that tests hold behind an `Arc`. Reaped when dropped.
+    pub fn crash(&self) {
+        if let Some(pid) = self.pid() {
+            let killed = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            assert!(killed.is_ok_and(|s| s.success()), "kill -KILL {pid} failed");
+        }
+    }
+
     /// Start it again on the same port (and, if persistent, with the same data).
     pub fn restart(&mut self) {
         assert!(self.tls.is_none(), "restart is for plain servers");
