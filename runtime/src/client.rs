@@ -457,6 +457,9 @@ impl<A: Api, S: TokenStore> Authenticated<A, S> {
             .flatten()
             .and_then(|s| s.tokens);
         let cleared = TokenStore::clear(&*self.0.store).await.map_err(Error::Store);
+        if cleared.is_ok() {
+            self.0.session.tombstone_stored();
+        }
         let config = self.0.session.config();
         let mut revoked = Ok(());
         if let Some(url) = &config.revocation {

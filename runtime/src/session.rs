@@ -162,7 +162,13 @@ impl Drop for Finish<'_> {
         let mut state = self.session.state();
         state.renewal = None;
         if state.ended.is_some() {
-            // Logged out meanwhile: nothing a renewal brings back revives the session.
+            // Logged out meanwhile: nothing a renewal brings back revives the session. But the token
+            // it renewed is spent: its own write-back, if one is pending, gives way to the renewal's.
+            if let Some(Ok(token)) = &self.outcome
+                && !Arc::ptr_eq(&state.current, token)
+            {
+                state.current.replaced.store(true, Relaxed);
+            }
             return;
         }
         if self.reason == Reason::AheadOfExpiry {
@@ -227,6 +233,9 @@ pub(crate) struct Session {
     /// The session's state, for the application to watch: made when first asked for (most
     /// sessions of a service are never watched, and each costs a copy of its tokens).
     changes: std::sync::OnceLock<watch::Sender<SessionState>>,
+    /// Set once this process's logout wrote its tombstone: no write-back goes on after that (were the
+    /// store to lose the tombstone, a write-back would bring the session back).
+    tombstoned: AtomicBool,
     /// How many write-backs of renewed sessions are pending, and the signal that one finished.
     unsaved: std::sync::atomic::AtomicUsize,
     saved: tokio::sync::Notify,
@@ -261,6 +270,7 @@ impl Session {
             versions,
             acknowledged: AtomicU64::new(version),
             changes: std::sync::OnceLock::new(),
+            tombstoned: AtomicBool::new(false),
             unsaved: std::sync::atomic::AtomicUsize::new(0),
             saved: tokio::sync::Notify::new(),
             counters: Counters::default(),
@@ -957,14 +967,16 @@ impl Session {
 
     /// One attempt at the write-back: true once there is nothing left to write.
     async fn write_back_once(&self, token: &Arc<Token>, expect: Expect) -> bool {
-        if token.replaced.load(Relaxed) {
-            // Replaced: by a session adopted from the store, or by its own renewal.
+        if token.replaced.load(Relaxed) || self.tombstoned.load(Relaxed) {
+            // Replaced (by a session adopted from the store, or by its own renewal), or logged out
+            // here with the tombstone stored.
             return true;
         }
-        // A session ended here (a logout whose tombstone the store did not take, say) still writes
-        // its renewal back: the store holds a claim on the refresh token it spent, and the other
-        // processes go on from the renewal, not from that token once the claim lapses. A tombstone
-        // in the store stops it (`Saved::LoggedOut`).
+        // A session ended here otherwise (a logout whose tombstone the store did not take, say) still
+        // writes its renewal back: the store holds a claim on the refresh token it spent, and the
+        // other processes go on from the renewal, not from that token once the claim lapses. A
+        // tombstone in the store stops it (`Saved::LoggedOut`), and so does a store that refuses the
+        // write for good, once the session has ended.
         match self.save(expect, &token.tokens, None).await {
             Ok(Saved::Stored(version)) => {
                 token.version.store(version, Relaxed);
@@ -973,11 +985,22 @@ impl Session {
             }
             Ok(Saved::Superseded(_)) => true,
             Ok(Saved::LoggedOut) => {
-                self.end(SessionEnd::LoggedOut);
+                // The renewed tokens must not outlive the logout.
+                self.revoke_quietly(&token.tokens).await;
+                let mut state = self.state();
+                if state.ended.is_none() {
+                    state.ended = Some(SessionEnd::LoggedOut);
+                    drop(state);
+                    self.publish(SessionState::Ended(SessionEnd::LoggedOut));
+                }
                 true
             }
             Ok(Saved::Refused(error)) => {
                 tracing::error!(%error, "renewed token kept in memory only: the store holds a session this client refuses");
+                true
+            }
+            Err(error) if !error.is_unavailable() && self.state().ended.is_some() => {
+                tracing::warn!(%error, "the store refuses the renewed token of an ended session; not writing it back");
                 true
             }
             Err(error) => {
@@ -1101,6 +1124,11 @@ impl Session {
                 TokenFailure::Invalid(e) => AuthError::InvalidTokenResponse(e),
                 TokenFailure::Config(e) => AuthError::Config(e),
             })
+    }
+
+    /// This process's logout stored its tombstone.
+    pub(crate) fn tombstone_stored(&self) {
+        self.tombstoned.store(true, Relaxed);
     }
 
     /// End the session here: every later call, on any clone, fails with `end`.
