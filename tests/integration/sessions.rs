@@ -475,8 +475,19 @@ fn assert_one_refresh_per_token(server: &Server, failures: &[oauth_sdk::Error<oa
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cluster_keeps_one_refresh_per_token_through_a_failover() {
+fn topology_options() -> RedisOptions {
+    RedisOptions::default()
+        .with_connect_timeout(Duration::from_secs(10))
+        .with_command_timeout(Duration::from_secs(10))
+}
+
+/// A Cluster of the test's own, and two processes' handles on it (each given other nodes to start
+/// from).
+async fn cluster_and_two_processes() -> (
+    std::sync::Arc<taskboard_server::RedisCluster>,
+    RedisSessions,
+    RedisSessions,
+) {
     let cluster = std::sync::Arc::new(
         tokio::task::spawn_blocking(taskboard_server::RedisCluster::start)
             .await
@@ -484,13 +495,44 @@ async fn a_cluster_keeps_one_refresh_per_token_through_a_failover() {
     );
     let urls = cluster.urls();
     let nodes: Vec<&str> = urls.iter().map(String::as_str).collect();
-    let options = RedisOptions::default()
-        .with_connect_timeout(Duration::from_secs(10))
-        .with_command_timeout(Duration::from_secs(10));
-    let first = RedisSessions::connect_cluster(&nodes, "test", options).await.unwrap();
-    let second = RedisSessions::connect_cluster(&nodes[3..], "test", options)
+    let first = RedisSessions::connect_cluster(&nodes, "test", topology_options())
         .await
         .unwrap();
+    let second = RedisSessions::connect_cluster(&nodes[3..], "test", topology_options())
+        .await
+        .unwrap();
+    (cluster, first, second)
+}
+
+/// A master, its replica and a Sentinel of the test's own, and two processes' handles on them.
+async fn sentinel_and_two_processes() -> (
+    std::sync::Arc<taskboard_server::RedisSentinel>,
+    RedisSessions,
+    RedisSessions,
+) {
+    let topology = std::sync::Arc::new(
+        tokio::task::spawn_blocking(taskboard_server::RedisSentinel::start)
+            .await
+            .unwrap(),
+    );
+    let sentinel = topology.sentinel_url();
+    let sentinels = [sentinel.as_str()];
+    let connect = || {
+        RedisSessions::connect_sentinel(
+            &sentinels,
+            taskboard_server::SENTINEL_MASTER,
+            "test",
+            topology_options(),
+        )
+    };
+    let (first, second) = (connect().await.unwrap(), connect().await.unwrap());
+    (topology, first, second)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_keeps_one_refresh_per_token_through_a_failover() {
+    let (cluster, first, second) = cluster_and_two_processes().await;
+    // Kept alive here: the topology stops when its last handle goes.
     let failing = cluster.clone();
     let (server, failures) = through_a_failover(first, second, 6, Duration::from_secs(8), move || {
         failing.fail_over("test:{user-0}:session")
@@ -501,18 +543,7 @@ async fn a_cluster_keeps_one_refresh_per_token_through_a_failover() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sentinel_s_failover_keeps_one_refresh_per_token() {
-    let topology = std::sync::Arc::new(
-        tokio::task::spawn_blocking(taskboard_server::RedisSentinel::start)
-            .await
-            .unwrap(),
-    );
-    let sentinel = topology.sentinel_url();
-    let options = RedisOptions::default()
-        .with_connect_timeout(Duration::from_secs(10))
-        .with_command_timeout(Duration::from_secs(10));
-    let sentinels = [sentinel.as_str()];
-    let connect = || RedisSessions::connect_sentinel(&sentinels, taskboard_server::SENTINEL_MASTER, "test", options);
-    let (first, second) = (connect().await.unwrap(), connect().await.unwrap());
+    let (topology, first, second) = sentinel_and_two_processes().await;
     let before = topology.master_port();
     let failing = topology.clone();
     let (server, failures) =
@@ -528,20 +559,7 @@ async fn a_sentinel_s_failover_keeps_one_refresh_per_token() {
 /// client saw acknowledged; see the README's limits for a replica that lags.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_keeps_one_refresh_per_token_through_a_master_s_crash() {
-    let cluster = std::sync::Arc::new(
-        tokio::task::spawn_blocking(taskboard_server::RedisCluster::start)
-            .await
-            .unwrap(),
-    );
-    let urls = cluster.urls();
-    let nodes: Vec<&str> = urls.iter().map(String::as_str).collect();
-    let options = RedisOptions::default()
-        .with_connect_timeout(Duration::from_secs(10))
-        .with_command_timeout(Duration::from_secs(10));
-    let first = RedisSessions::connect_cluster(&nodes, "test", options).await.unwrap();
-    let second = RedisSessions::connect_cluster(&nodes[3..], "test", options)
-        .await
-        .unwrap();
+    let (cluster, first, second) = cluster_and_two_processes().await;
     let crashing = cluster.clone();
     let (server, failures) = through_a_failover(first, second, 6, Duration::from_secs(14), move || {
         crashing.crash_master_of("test:{user-0}:session")
@@ -554,18 +572,7 @@ async fn a_cluster_keeps_one_refresh_per_token_through_a_master_s_crash() {
 /// has found the master down (2 s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sentinel_keeps_one_refresh_per_token_through_a_master_s_crash() {
-    let topology = std::sync::Arc::new(
-        tokio::task::spawn_blocking(taskboard_server::RedisSentinel::start)
-            .await
-            .unwrap(),
-    );
-    let sentinel = topology.sentinel_url();
-    let options = RedisOptions::default()
-        .with_connect_timeout(Duration::from_secs(10))
-        .with_command_timeout(Duration::from_secs(10));
-    let sentinels = [sentinel.as_str()];
-    let connect = || RedisSessions::connect_sentinel(&sentinels, taskboard_server::SENTINEL_MASTER, "test", options);
-    let (first, second) = (connect().await.unwrap(), connect().await.unwrap());
+    let (topology, first, second) = sentinel_and_two_processes().await;
     let before = topology.master_port();
     let crashing = topology.clone();
     let (server, failures) = through_a_failover(first, second, 4, Duration::from_secs(14), move || {
