@@ -987,11 +987,9 @@ impl Session {
             Ok(Saved::LoggedOut) => {
                 // The renewed tokens must not outlive the logout.
                 self.revoke_quietly(&token.tokens).await;
-                let mut state = self.state();
-                if state.ended.is_none() {
-                    state.ended = Some(SessionEnd::LoggedOut);
-                    drop(state);
-                    self.publish(SessionState::Ended(SessionEnd::LoggedOut));
+                // An earlier end (a refused session, which a new login may revive) stays as it was.
+                if self.state().ended.is_none() {
+                    self.end(SessionEnd::LoggedOut);
                 }
                 true
             }
