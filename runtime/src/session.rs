@@ -46,6 +46,10 @@ use crate::protocol::{GrantRequest, TokenFailure};
 use crate::store::{DynStore, Expect, LockToken, Locked, StoreError, Swap, Version, Versioned};
 use crate::token::{Grant, TokenSet};
 
+mod strays;
+
+use strays::Strays;
+
 /// How often a process waiting for another one's renewal looks at the store, when the store pushes
 /// no change notifications (or one is missed).
 const LOCK_POLL: Duration = Duration::from_millis(50);
@@ -236,6 +240,9 @@ pub(crate) struct Session {
     /// Set once this process's logout wrote its tombstone: no write-back goes on after that (were the
     /// store to lose the tombstone, a write-back would bring the session back).
     tombstoned: AtomicBool,
+    /// Renewal locks the store may hold for this session without it knowing (an answer lost), or
+    /// that it could not release.
+    strays: Strays,
     /// How many write-backs of renewed sessions are pending, and the signal that one finished.
     unsaved: std::sync::atomic::AtomicUsize,
     saved: tokio::sync::Notify,
@@ -271,6 +278,7 @@ impl Session {
             acknowledged: AtomicU64::new(version),
             changes: std::sync::OnceLock::new(),
             tombstoned: AtomicBool::new(false),
+            strays: Strays::default(),
             unsaved: std::sync::atomic::AtomicUsize::new(0),
             saved: tokio::sync::Notify::new(),
             counters: Counters::default(),
@@ -648,26 +656,36 @@ impl Session {
     /// Take the renewal lock, and read the store under it (one step, where the store can): `None`
     /// if another process holds it. A store that cannot be reached is a store error, unless
     /// [`StoreOutage::RefreshAlone`].
-    async fn lock(&self) -> Result<Option<(Lease, Result<Option<Versioned>, StoreError>)>, AuthError> {
+    async fn lock(self: &Arc<Self>) -> Result<Option<(Lease, Result<Option<Versioned>, StoreError>)>, AuthError> {
+        let owner = self.strays.owner();
         match self
-            .within_steps(2, self.store.try_lock_and_load(self.config.lock_ttl()))
+            .within_steps(2, self.store.try_lock_and_load(&owner, self.config.lock_ttl()))
             .await
         {
-            Ok(Locked::Taken(lock, stored)) => Ok(Some((Lease { lock }, stored))),
+            Ok(Locked::Taken(stored)) => Ok(Some((Lease { lock: Some(owner) }, stored))),
+            Ok(Locked::NotShared(stored)) => Ok(Some((Lease { lock: None }, stored))),
             Ok(Locked::Busy) => Ok(None),
-            Err(error) if self.config.store_outage == StoreOutage::RefreshAlone => {
+            Err(error) => {
+                // The store may have taken the lock all the same, its answer lost.
+                self.release_later(owner);
+                if self.config.store_outage != StoreOutage::RefreshAlone {
+                    return Err(error.into());
+                }
                 tracing::warn!(%error, "no renewal lock: the token store failed; renewing alone, as configured");
                 // Read all the same: the store may be back, with another process's renewal.
                 Ok(Some((Lease { lock: None }, self.load().await)))
             }
-            Err(error) => Err(error.into()),
         }
     }
 
     /// Release the lock, and pass `outcome` on.
-    async fn release(&self, lease: Lease, outcome: Result<Arc<Token>, AuthError>) -> Result<Arc<Token>, AuthError> {
+    async fn release(
+        self: &Arc<Self>,
+        lease: Lease,
+        outcome: Result<Arc<Token>, AuthError>,
+    ) -> Result<Arc<Token>, AuthError> {
         if let Some(lock) = lease.lock
-            && let Err(error) = self.within(self.store.unlock(lock.clone())).await
+            && let Err(error) = self.within(self.store.unlock(&lock)).await
         {
             tracing::warn!(%error, "could not release the renewal lock; trying again while the store fails");
             self.release_later(lock);
@@ -675,20 +693,26 @@ impl Session {
         outcome
     }
 
-    /// Try to release `lock` again (with backoff) until the store answers or the lock has expired by
-    /// itself. Left to its TTL, a lock that a store outage kept would hold up every renewal of the
-    /// session, in every process, long after the store is back; an unlock only removes this owner's
-    /// lock, so a late one is harmless.
-    fn release_later(&self, lock: LockToken) {
-        let (store, timeout) = (self.store.clone(), self.config.store_timeout);
-        let expired = Instant::now() + self.config.lock_ttl();
+    /// Release `lock`, which the store may hold, in the background (with backoff) until the store
+    /// answers or the lock has expired by itself, unless the session's next renewal takes it up
+    /// first ([`Strays`]). An unlock only removes this owner's lock, so a late one is harmless.
+    fn release_later(self: &Arc<Self>, lock: LockToken) {
+        if !self.strays.keep(lock, Instant::now() + self.config.lock_ttl()) {
+            return;
+        }
+        let session = self.clone();
         tokio::spawn(async move {
             let mut waits = Backoff::new(WRITE_BACK_FIRST_DELAY, WRITE_BACK_MAX_DELAY);
-            while Instant::now() < expired {
+            loop {
                 tokio::time::sleep(waits.next_delay()).await;
-                if let Ok(Ok(())) = tokio::time::timeout(timeout, store.unlock(lock.clone())).await {
-                    tracing::debug!("renewal lock released after the store came back");
+                let Some(strays) = session.strays.take() else {
                     return;
+                };
+                for (lock, expires) in strays {
+                    match session.within(session.store.unlock(&lock)).await {
+                        Ok(()) => tracing::debug!("renewal lock released after the store came back"),
+                        Err(_) => session.strays.put_back(lock, expires),
+                    }
                 }
             }
         });

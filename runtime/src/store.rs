@@ -103,11 +103,12 @@ pub enum Swap {
 }
 
 /// The answer to a request for a session's renewal lock.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockAttempt {
-    /// Taken: renew, store the result, then [`unlock`](TokenStore::unlock).
-    Acquired(LockToken),
-    /// Another process holds it and is renewing: wait for its result to reach the store.
+    /// Taken under the owner asked for: renew, store the result, then
+    /// [`unlock`](TokenStore::unlock).
+    Acquired,
+    /// Another owner holds it and is renewing: wait for its result to reach the store.
     Busy,
     /// The store is not shared between processes: the session's in-process single flight suffices.
     NotShared,
@@ -120,14 +121,20 @@ pub enum LockAttempt {
     reason = "one per renewal, as Swap: boxing would cost every store an allocation for nothing"
 )]
 pub enum Locked {
-    /// Another process holds the lock and is renewing; nothing was read.
+    /// Another owner holds the lock and is renewing; nothing was read.
     Busy,
-    /// The lock is this caller's (`None`: the store is not shared, [`LockAttempt::NotShared`]), and
-    /// the session as read under it. A read that failed leaves the lock taken, to be released.
-    Taken(Option<LockToken>, Result<Option<Versioned>, StoreError>),
+    /// The lock is taken under the owner asked for, and the session as read under it. A read that
+    /// failed leaves the lock taken, to be released.
+    Taken(Result<Option<Versioned>, StoreError>),
+    /// The store is not shared ([`LockAttempt::NotShared`]): no lock, and the session as read.
+    NotShared(Result<Option<Versioned>, StoreError>),
 }
 
-/// Proof of holding a renewal lock: the owner token the store checks when it is released.
+/// A renewal lock's owner: the value the store keeps in the lock, and checks when it is released.
+///
+/// The session chooses it (at random, for each attempt to take the lock) and gives it to the store,
+/// so that it knows the owner of a lock whose answer it never got (a call that timed out after the
+/// store ran it) and can release that lock, rather than leave every process waiting out its TTL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockToken(String);
 
@@ -135,6 +142,11 @@ impl LockToken {
     /// A lock token with this owner value.
     pub fn new(owner: impl Into<String>) -> Self {
         Self(owner.into())
+    }
+
+    /// A new owner, random.
+    pub fn random() -> Self {
+        Self(uuid::Uuid::new_v4().simple().to_string())
     }
 
     /// The owner value.
@@ -230,17 +242,23 @@ pub trait TokenStore: Send + Sync + 'static {
     /// ([`Versioned::tokens`] `None`), which [`load`](TokenStore::load) returns until a new login.
     fn clear(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Take the session's renewal lock for `ttl`, so that one process renews while the others wait
-    /// for its result. The lock must expire by itself after `ttl`, so a holder that dies delays the
-    /// others by at most that. Default: [`LockAttempt::NotShared`].
-    fn try_lock(&self, ttl: Duration) -> impl Future<Output = Result<LockAttempt, StoreError>> + Send {
-        let _ = ttl;
+    /// Take the session's renewal lock for `ttl` under `lock`'s owner, so that one process renews
+    /// while the others wait for its result. The lock must expire by itself after `ttl`, so a holder
+    /// that dies delays the others by at most that. A lock this owner holds already is taken again
+    /// (its TTL starting over): the session may ask again under the owner of a call whose answer it
+    /// lost. Default: [`LockAttempt::NotShared`].
+    fn try_lock(
+        &self,
+        lock: &LockToken,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<LockAttempt, StoreError>> + Send {
+        let _ = (lock, ttl);
         async { Ok(LockAttempt::NotShared) }
     }
 
-    /// Release a lock taken with [`try_lock`](TokenStore::try_lock), if it is still this owner's.
-    fn unlock(&self, lock: LockToken) -> impl Future<Output = Result<(), StoreError>> + Send {
-        drop(lock);
+    /// Release the lock if `lock`'s owner holds it; otherwise change nothing.
+    fn unlock(&self, lock: &LockToken) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = lock;
         async { Ok(()) }
     }
 
@@ -249,16 +267,19 @@ pub trait TokenStore: Send + Sync + 'static {
     /// trip), as a renewal starts with both. Default: the two calls one after the other.
     ///
     /// The SDK bounds the whole call with two store timeouts (one per call) and drops it if it takes
-    /// longer; a lock taken by a call it dropped is held until it expires. A store whose lock does
-    /// not expire by itself (a file lock) overrides this, so that a dropped call leaves no lock.
-    fn try_lock_and_load(&self, ttl: Duration) -> impl Future<Output = Result<Locked, StoreError>> + Send {
+    /// longer. After a call that failed or was dropped, it releases the lock under the owner it gave,
+    /// in the background until the store answers, in case the store took it.
+    fn try_lock_and_load(
+        &self,
+        lock: &LockToken,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Locked, StoreError>> + Send {
         async move {
-            let lock = match self.try_lock(ttl).await? {
-                LockAttempt::Busy => return Ok(Locked::Busy),
-                LockAttempt::Acquired(lock) => Some(lock),
-                LockAttempt::NotShared => None,
-            };
-            Ok(Locked::Taken(lock, self.load().await))
+            match self.try_lock(lock, ttl).await? {
+                LockAttempt::Busy => Ok(Locked::Busy),
+                LockAttempt::Acquired => Ok(Locked::Taken(self.load().await)),
+                LockAttempt::NotShared => Ok(Locked::NotShared(self.load().await)),
+            }
         }
     }
 
@@ -266,8 +287,9 @@ pub trait TokenStore: Send + Sync + 'static {
     /// `lock`, in one step where the store can (Redis: one script), as a renewal ends with both. A
     /// conflict leaves the lock as it was; so does an error, unless the write was stored after all
     /// (its answer lost), when the lock may be released too. Default: the two calls one after the
-    /// other; an unlock that fails is only logged, since the lock expires by itself. Bounded by two
-    /// store timeouts, as [`try_lock_and_load`](TokenStore::try_lock_and_load).
+    /// other; an unlock that fails after the write was stored is this call's error, so that the
+    /// session releases the lock later (and, not knowing whether its write was stored, writes it
+    /// back). Bounded by two store timeouts, as [`try_lock_and_load`](TokenStore::try_lock_and_load).
     fn store_and_unlock(
         &self,
         expect: Expect,
@@ -276,10 +298,8 @@ pub trait TokenStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Swap, StoreError>> + Send {
         async move {
             let swap = self.store(expect, tokens).await?;
-            if let Swap::Stored(_) = swap
-                && let Err(error) = self.unlock(lock.clone()).await
-            {
-                tracing::warn!(%error, "could not release the renewal lock; it expires by itself");
+            if let Swap::Stored(_) = swap {
+                self.unlock(lock).await?;
             }
             Ok(swap)
         }
@@ -306,16 +326,24 @@ impl<S: TokenStore> TokenStore for Arc<S> {
         (**self).clear()
     }
 
-    fn try_lock(&self, ttl: Duration) -> impl Future<Output = Result<LockAttempt, StoreError>> + Send {
-        (**self).try_lock(ttl)
+    fn try_lock(
+        &self,
+        lock: &LockToken,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<LockAttempt, StoreError>> + Send {
+        (**self).try_lock(lock, ttl)
     }
 
-    fn unlock(&self, lock: LockToken) -> impl Future<Output = Result<(), StoreError>> + Send {
+    fn unlock(&self, lock: &LockToken) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).unlock(lock)
     }
 
-    fn try_lock_and_load(&self, ttl: Duration) -> impl Future<Output = Result<Locked, StoreError>> + Send {
-        (**self).try_lock_and_load(ttl)
+    fn try_lock_and_load(
+        &self,
+        lock: &LockToken,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Locked, StoreError>> + Send {
+        (**self).try_lock_and_load(lock, ttl)
     }
 
     fn store_and_unlock(
@@ -405,8 +433,9 @@ pub(crate) trait DynStore: Send + Sync {
     fn load(&self) -> BoxFuture<'_, Result<Option<Versioned>, StoreError>>;
     fn store<'a>(&'a self, expect: Expect, tokens: &'a TokenSet) -> BoxFuture<'a, Result<Swap, StoreError>>;
     fn clear(&self) -> BoxFuture<'_, Result<(), StoreError>>;
-    fn unlock(&self, lock: LockToken) -> BoxFuture<'_, Result<(), StoreError>>;
-    fn try_lock_and_load(&self, ttl: Duration) -> BoxFuture<'_, Result<Locked, StoreError>>;
+    fn unlock<'a>(&'a self, lock: &'a LockToken) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn try_lock_and_load<'a>(&'a self, lock: &'a LockToken, ttl: Duration)
+    -> BoxFuture<'a, Result<Locked, StoreError>>;
     fn store_and_unlock<'a>(
         &'a self,
         expect: Expect,
@@ -430,12 +459,16 @@ impl<S: TokenStore> DynStore for S {
         Box::pin(TokenStore::clear(self))
     }
 
-    fn unlock(&self, lock: LockToken) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn unlock<'a>(&'a self, lock: &'a LockToken) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(TokenStore::unlock(self, lock))
     }
 
-    fn try_lock_and_load(&self, ttl: Duration) -> BoxFuture<'_, Result<Locked, StoreError>> {
-        Box::pin(TokenStore::try_lock_and_load(self, ttl))
+    fn try_lock_and_load<'a>(
+        &'a self,
+        lock: &'a LockToken,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Locked, StoreError>> {
+        Box::pin(TokenStore::try_lock_and_load(self, lock, ttl))
     }
 
     fn store_and_unlock<'a>(

@@ -73,18 +73,28 @@ pub async fn the_tombstone_holds(
 }
 
 /// `ada` and `bob`, two handles on one empty session of a store with a renewal lock: the lock is
-/// taken with the read, kept by a write in conflict and released by a write that stores. Returns
-/// the lock `ada` held, now released, and the one `bob` then took.
+/// taken with the read under the owner given, taken again by that owner (whose answer may have been
+/// lost), kept by a write in conflict and released by a write that stores. Returns the lock `ada`
+/// held, now released, and the one `bob` then took.
 pub async fn the_lock_comes_with_the_read_and_goes_with_the_write(
     ada: &impl TokenStore,
     bob: &impl TokenStore,
 ) -> (LockToken, LockToken) {
     let ttl = Duration::from_secs(30);
-    let Locked::Taken(Some(lock), Ok(None)) = ada.try_lock_and_load(ttl).await.unwrap() else {
+    let (lock, bobs) = (LockToken::random(), LockToken::random());
+    let Locked::Taken(Ok(None)) = ada.try_lock_and_load(&lock, ttl).await.unwrap() else {
         panic!("the lock, and nothing in the store")
     };
-    // Busy for another process, which reads nothing.
-    assert!(matches!(bob.try_lock_and_load(ttl).await.unwrap(), Locked::Busy));
+    // Busy for another owner, which reads nothing; taken again by its own.
+    assert!(matches!(bob.try_lock_and_load(&bobs, ttl).await.unwrap(), Locked::Busy));
+    assert!(matches!(
+        ada.try_lock_and_load(&lock, ttl).await.unwrap(),
+        Locked::Taken(Ok(None))
+    ));
+    assert_eq!(ada.try_lock(&lock, ttl).await.unwrap(), LockAttempt::Acquired);
+    // An unlock in another owner's name leaves it.
+    bob.unlock(&bobs).await.unwrap();
+    assert_eq!(bob.try_lock(&bobs, ttl).await.unwrap(), LockAttempt::Busy);
 
     let Swap::Conflict(None) = ada
         .store_and_unlock(Expect::Version(version_floor()), &tokens("one"), &lock)
@@ -93,7 +103,7 @@ pub async fn the_lock_comes_with_the_read_and_goes_with_the_write(
     else {
         panic!("a conflict with the empty store")
     };
-    assert!(matches!(bob.try_lock(ttl).await.unwrap(), LockAttempt::Busy));
+    assert_eq!(bob.try_lock(&bobs, ttl).await.unwrap(), LockAttempt::Busy);
     let Swap::Stored(version) = ada
         .store_and_unlock(Expect::Empty, &tokens("one"), &lock)
         .await
@@ -101,7 +111,7 @@ pub async fn the_lock_comes_with_the_read_and_goes_with_the_write(
     else {
         panic!("stored")
     };
-    let Locked::Taken(Some(bobs), Ok(Some(stored))) = bob.try_lock_and_load(ttl).await.unwrap() else {
+    let Locked::Taken(Ok(Some(stored))) = bob.try_lock_and_load(&bobs, ttl).await.unwrap() else {
         panic!("the lock, released by the write, and the session read under it")
     };
     assert_eq!(stored.version, version);

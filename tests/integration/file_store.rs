@@ -324,10 +324,10 @@ async fn the_lock_files_are_owner_only_and_never_followed() {
     let dir = scratch();
     let store = FileStore::new(dir.join("session.json"));
     store.store(Expect::Empty, &tokens("one")).await.unwrap();
-    let oauth_sdk::LockAttempt::Acquired(lock) = store.try_lock(Duration::from_secs(5)).await.unwrap() else {
-        panic!("the renewal lock is free")
-    };
-    store.unlock(lock).await.unwrap();
+    let lock = oauth_sdk::LockToken::random();
+    let taken = store.try_lock(&lock, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(taken, oauth_sdk::LockAttempt::Acquired, "the renewal lock is free");
+    store.unlock(&lock).await.unwrap();
     for name in ["session.json.lock", "session.json.renew"] {
         let mode = std::fs::metadata(dir.join(name)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{name} is readable by its owner only");
@@ -344,7 +344,10 @@ async fn the_lock_files_are_owner_only_and_never_followed() {
         error.to_string().contains("session.json.lock") && error.to_string().contains("symbolic link"),
         "{error}"
     );
-    let error = store.try_lock(Duration::from_secs(5)).await.unwrap_err();
+    let error = store
+        .try_lock(&oauth_sdk::LockToken::random(), Duration::from_secs(5))
+        .await
+        .unwrap_err();
     assert!(!error.is_unavailable(), "{error}");
     assert!(
         error.to_string().contains("session.json.renew") && error.to_string().contains("symbolic link"),

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use oauth_sdk::redis::AsyncCommands;
 use oauth_sdk::{
-    Client, Expect, ExposeSecret, LockAttempt, Locked, RedisOptions, RedisStore, Swap, TokenStore, Versioned,
-    version_floor,
+    Client, Expect, ExposeSecret, LockAttempt, LockToken, Locked, RedisOptions, RedisStore, Swap, TokenStore,
+    Versioned, version_floor,
 };
 use taskboard_server::{Config, DEMO_CLIENT, DEMO_USER, RedisServer, Server};
 
@@ -146,13 +146,15 @@ async fn sessions_in_one_redis_stay_isolated() {
     bob.clear().await.unwrap();
     let ada_now = ada.load().await.unwrap().expect("ada's session is untouched");
     assert_eq!(live(&ada_now).access_token().expose_secret(), "ada-token");
-    let LockAttempt::Acquired(_) = ada.try_lock(Duration::from_secs(5)).await.unwrap() else {
-        panic!("ada's lock")
-    };
-    assert!(matches!(
-        bob.try_lock(Duration::from_secs(5)).await.unwrap(),
-        LockAttempt::Acquired(_)
-    ));
+    let ttl = Duration::from_secs(5);
+    assert_eq!(
+        ada.try_lock(&LockToken::random(), ttl).await.unwrap(),
+        LockAttempt::Acquired
+    );
+    assert_eq!(
+        bob.try_lock(&LockToken::random(), ttl).await.unwrap(),
+        LockAttempt::Acquired
+    );
 }
 
 #[tokio::test]
@@ -166,12 +168,12 @@ async fn the_lock_is_taken_with_the_read_and_released_with_the_write_that_stores
     let Swap::Stored(_) = ada.store_and_unlock(Expect::Any, &tokens("two"), &lock).await.unwrap() else {
         panic!("stored")
     };
-    assert!(matches!(ada.try_lock(ttl).await.unwrap(), LockAttempt::Busy));
+    assert_eq!(ada.try_lock(&lock, ttl).await.unwrap(), LockAttempt::Busy);
 
     // A tombstone is read as one.
-    bob.unlock(bobs).await.unwrap();
+    bob.unlock(&bobs).await.unwrap();
     ada.clear().await.unwrap();
-    let Locked::Taken(Some(_), Ok(Some(tombstone))) = ada.try_lock_and_load(ttl).await.unwrap() else {
+    let Locked::Taken(Ok(Some(tombstone))) = ada.try_lock_and_load(&lock, ttl).await.unwrap() else {
         panic!("the lock and the tombstone")
     };
     assert!(tombstone.is_logged_out());
@@ -190,18 +192,19 @@ async fn a_session_unreadable_under_the_lock_is_an_invalid_error_with_the_lock_t
         )
         .await
         .unwrap();
-    let Locked::Taken(Some(lock), Err(error)) = ada.try_lock_and_load(ttl).await.unwrap() else {
+    let (lock, bobs) = (LockToken::random(), LockToken::random());
+    let Locked::Taken(Err(error)) = ada.try_lock_and_load(&lock, ttl).await.unwrap() else {
         panic!("the lock, and the read's error")
     };
     assert!(!error.is_unavailable(), "{error}");
-    assert!(matches!(bob.try_lock(ttl).await.unwrap(), LockAttempt::Busy));
-    ada.unlock(lock).await.unwrap();
+    assert_eq!(bob.try_lock(&bobs, ttl).await.unwrap(), LockAttempt::Busy);
+    ada.unlock(&lock).await.unwrap();
 
     // A key of another type fails the read before the lock is taken.
     let _: () = connection.del("test:{s}:session").await.unwrap();
     let _: () = connection.set("test:{s}:session", "not a hash").await.unwrap();
-    ada.try_lock_and_load(ttl).await.unwrap_err();
-    assert!(matches!(bob.try_lock(ttl).await.unwrap(), LockAttempt::Acquired(_)));
+    ada.try_lock_and_load(&lock, ttl).await.unwrap_err();
+    assert_eq!(bob.try_lock(&bobs, ttl).await.unwrap(), LockAttempt::Acquired);
 }
 
 /// Have Redis log every command from now on in its slow log.
@@ -288,9 +291,12 @@ async fn a_lock_whose_owner_died_is_overtaken_after_its_ttl() {
 
     // A process took the lock (TTL: 300 ms timeout + 1 s margin) and died without releasing it.
     let ttl = Duration::from_millis(1300);
-    let LockAttempt::Acquired(_dead) = store(&redis, "s").await.try_lock(ttl).await.unwrap() else {
-        panic!()
-    };
+    let dead = store(&redis, "s")
+        .await
+        .try_lock(&LockToken::random(), ttl)
+        .await
+        .unwrap();
+    assert_eq!(dead, LockAttempt::Acquired);
     let started = Instant::now();
     api.get_me().await.expect("renewed once the dead owner's lock expired");
     let waited = started.elapsed();
@@ -475,10 +481,12 @@ async fn a_caller_that_gives_up_mid_renewal_leaves_no_lock_and_a_whole_session()
     // ...and releases the lock just after its write: well within the lock's TTL (the 10 s refresh
     // timeout and more), so a lock left behind cannot pass by expiring.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !matches!(
-        shared.try_lock(Duration::from_secs(1)).await.unwrap(),
-        LockAttempt::Acquired(_)
-    ) {
+    while shared
+        .try_lock(&LockToken::random(), Duration::from_secs(1))
+        .await
+        .unwrap()
+        != LockAttempt::Acquired
+    {
         assert!(Instant::now() < deadline, "the renewal lock is still held");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

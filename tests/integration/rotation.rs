@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use httpmock::Method::{GET, POST};
 use oauth_sdk::{
-    Authenticated, Client, Error, Expect, ExposeSecret, FileStore, Grant, LockAttempt, ManualClock, MemoryStore,
-    SessionEnd, SessionState, StoreOutage, TokenSet, TokenStore,
+    Authenticated, Client, Error, Expect, ExposeSecret, FileStore, Grant, LockAttempt, LockToken, ManualClock,
+    MemoryStore, SessionEnd, SessionState, StoreOutage, TokenSet, TokenStore,
 };
 use taskboard_server::{Config, DEMO_CLIENT, DEMO_USER, Server};
 
@@ -821,13 +821,8 @@ async fn a_lock_a_store_outage_kept_is_released_once_the_store_is_back() {
     let server = reference(Config::default()).await;
     let clock = ManualClock::new(t0());
     let shared = SimShared::new(31);
-    // A refresh budget of ten minutes gives the lock a TTL of more than that: waiting it out would
-    // fail the test.
-    let patient = builder(&server, &clock)
-        .refresh_timeout(Duration::from_secs(600))
-        .build()
-        .unwrap();
-    let api = login(&patient, shared.handle()).await;
+    let client = patient(&server, &clock);
+    let api = login(&client, shared.handle()).await;
 
     // The claim lands; the renewed session's write does not, nor does the unlock.
     shared.faults(|f| f.writes_left = Some(1));
@@ -837,12 +832,66 @@ async fn a_lock_a_store_outage_kept_is_released_once_the_store_is_back() {
     api.flush(Duration::from_secs(30)).await.expect("written back");
 
     // Another process renews next: it finds the lock free, not held for the TTL.
-    let other = patient.resume(shared.handle()).await.unwrap();
+    another_renews_at_once(&client, &shared, &clock).await;
+    assert_eq!(server.counters().refreshes_accepted, 2);
+    assert_no_reuse(&server);
+}
+
+/// A client whose renewal lock has a TTL of more than ten minutes: a test that waits one out fails.
+fn patient(server: &Server, clock: &ManualClock) -> Client {
+    builder(server, clock)
+        .refresh_timeout(Duration::from_secs(600))
+        .build()
+        .unwrap()
+}
+
+/// Another process, resumed on `shared`, renews at once (within a minute, not the lock's TTL).
+async fn another_renews_at_once(client: &Client, shared: &SimShared, clock: &ManualClock) {
+    let other = client.clone().resume(shared.handle()).await.unwrap();
     clock.advance(HOUR);
     tokio::time::timeout(Duration::from_secs(60), other.get_me())
         .await
         .expect("the lock was left to its TTL")
         .expect("renewed");
+}
+
+/// A lock the store took while its answer was lost is released by the session that asked for it,
+/// which named its owner: before, nobody knew the owner, and every process waited out its TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_whose_answer_was_lost_is_released_not_left_to_its_ttl() {
+    let server = reference(Config::default()).await;
+    let clock = ManualClock::new(t0());
+    let shared = SimShared::new(33);
+    let client = patient(&server, &clock);
+    let api = login(&client, shared.handle()).await;
+
+    shared.faults(|f| f.lose_next_lock_reply = true);
+    clock.advance(HOUR);
+    let error = api.get_me().await.expect_err("no lock, no renewal past expiry");
+    assert!(error.is_transient(), "{error}");
+
+    another_renews_at_once(&client, &shared, &clock).await;
+    assert_eq!(server.counters().refreshes_accepted, 1);
+    assert_no_reuse(&server);
+}
+
+/// A store on the trait's default `store_and_unlock` whose unlock fails after the write was stored:
+/// the lock is released later, as after any failed unlock, rather than only logged and left to its
+/// TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_default_write_with_unlock_whose_unlock_fails_still_releases_the_lock() {
+    let server = reference(Config::default()).await;
+    let clock = ManualClock::new(t0());
+    let shared = SimShared::new(35);
+    let client = patient(&server, &clock);
+    let api = login(&client, shared.handle()).await;
+
+    shared.faults(|f| f.fail_next_unlock = true);
+    clock.advance(HOUR);
+    api.get_me().await.expect("renewed");
+    api.flush(Duration::from_secs(30)).await.expect("written");
+
+    another_renews_at_once(&client, &shared, &clock).await;
     assert_eq!(server.counters().refreshes_accepted, 2);
     assert_no_reuse(&server);
 }
@@ -860,13 +909,15 @@ async fn a_process_waiting_for_another_s_renewal_does_not_spin_on_the_store() {
     // A version pushed after the session began.
     shared.notify_only();
     // Another process holds the renewal lock, and renews nothing, for two seconds.
-    let LockAttempt::Acquired(lock) = shared.handle().try_lock(HOUR).await.unwrap() else {
-        panic!("the lock is free")
-    };
+    let lock = LockToken::random();
+    assert_eq!(
+        shared.handle().try_lock(&lock, HOUR).await.unwrap(),
+        LockAttempt::Acquired
+    );
     let holder = shared.handle();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(2)).await;
-        holder.unlock(lock).await.unwrap();
+        holder.unlock(&lock).await.unwrap();
     });
     let before = shared.calls();
     clock.advance(HOUR);

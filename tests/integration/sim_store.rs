@@ -64,6 +64,11 @@ pub struct Faults {
     /// Percent of writes that land but report a failure (a timeout after the server applied it):
     /// the session's writes, and taking or releasing the lock.
     pub lost_write_replies: u64,
+    /// The next lock taken, and the next write stored, land but report a failure (once each).
+    pub lose_next_lock_reply: bool,
+    pub lose_next_write_reply: bool,
+    /// The next unlock fails without releasing the lock.
+    pub fail_next_unlock: bool,
     /// The next lock taken is lost at once (a failover to a replica that never saw it).
     pub lose_next_lock: bool,
     /// The next lock owner stalls this long on its next call after taking it (a GC pause), and
@@ -281,12 +286,17 @@ impl SimStore {
 
     /// Take the lock unless another owner holds it (the data's lock held), with the faults about
     /// locks; whether the owner is to stall once it has read.
-    fn take_lock(&self, data: &mut Data, ttl: Duration) -> Option<(LockToken, Option<Duration>)> {
+    fn take_lock(&self, data: &mut Data, lock: &LockToken, ttl: Duration) -> Option<Option<Duration>> {
         let now = Instant::now();
-        if data.lock.as_ref().is_some_and(|(_, expires)| *expires > now) {
+        let owner = lock.as_str().to_owned();
+        // Another owner's lock that has not expired; this owner's is taken again.
+        if data
+            .lock
+            .as_ref()
+            .is_some_and(|(held, expires)| *held != owner && *expires > now)
+        {
             return None;
         }
-        let owner = uuid::Uuid::new_v4().simple().to_string();
         let mut stall = None;
         if std::mem::take(&mut data.faults.lose_next_lock) {
             // Granted, but the key is gone at once: the next process gets it too.
@@ -296,16 +306,21 @@ impl SimStore {
             data.lock = None;
             stall = Some(stalled);
         } else {
-            data.lock = Some((owner.clone(), now + ttl));
+            data.lock = Some((owner, now + ttl));
         }
-        Some((LockToken::new(owner), stall))
+        Some(stall)
     }
 
-    /// Whether the reply to a write that landed is lost.
-    fn reply_lost(&self) -> bool {
+    /// Whether the reply to a write (or, `lock`, a lock) that landed is lost.
+    fn reply_lost(&self, lock: bool) -> bool {
         let mut data = self.shared.data();
         let percent = data.faults.lost_write_replies;
-        let lost = percent > 0 && data.rng.as_mut().is_some_and(|rng| rng.chance(percent));
+        let next = if lock {
+            &mut data.faults.lose_next_lock_reply
+        } else {
+            &mut data.faults.lose_next_write_reply
+        };
+        let lost = std::mem::take(next) || (percent > 0 && data.rng.as_mut().is_some_and(|rng| rng.chance(percent)));
         if lost {
             data.failed_calls += 1;
         }
@@ -349,7 +364,7 @@ impl TokenStore for SimStore {
             let mut data = self.shared.data();
             write(&mut data, expect, tokens)
         };
-        if matches!(swap, Swap::Stored(_)) && self.reply_lost() {
+        if matches!(swap, Swap::Stored(_)) && self.reply_lost(false) {
             return Err(unavailable("the reply to a write was lost"));
         }
         Ok(swap)
@@ -364,35 +379,39 @@ impl TokenStore for SimStore {
         Ok(())
     }
 
-    async fn try_lock(&self, ttl: Duration) -> Result<LockAttempt, StoreError> {
+    async fn try_lock(&self, lock: &LockToken, ttl: Duration) -> Result<LockAttempt, StoreError> {
         if self.shared.data().faults.lock_hangs {
             std::future::pending::<()>().await;
         }
         self.enter(Call::Lock).await?;
-        let taken = self.take_lock(&mut self.shared.data(), ttl);
-        let Some((lock, stall)) = taken else {
+        let taken = self.take_lock(&mut self.shared.data(), lock, ttl);
+        let Some(stall) = taken else {
             return Ok(LockAttempt::Busy);
         };
-        if self.reply_lost() {
-            // Taken all the same, by an owner nobody knows: it expires by itself.
+        if self.reply_lost(true) {
+            // Taken all the same: the session releases it in the background.
             return Err(unavailable("the reply to a lock was lost"));
         }
         if let Some(stall) = stall {
             // On its next call, the read.
             self.shared.data().stalled = Some((self.index, stall));
         }
-        Ok(LockAttempt::Acquired(lock))
+        Ok(LockAttempt::Acquired)
     }
 
-    async fn unlock(&self, lock: LockToken) -> Result<(), StoreError> {
+    async fn unlock(&self, lock: &LockToken) -> Result<(), StoreError> {
         self.enter(Call::Lock).await?;
         {
             let mut data = self.shared.data();
+            if std::mem::take(&mut data.faults.fail_next_unlock) {
+                data.failed_calls += 1;
+                return Err(unavailable("the unlock failed"));
+            }
             if data.lock.as_ref().is_some_and(|(owner, _)| owner == lock.as_str()) {
                 data.lock = None;
             }
         }
-        if self.reply_lost() {
+        if self.reply_lost(true) {
             return Err(unavailable("the reply to an unlock was lost"));
         }
         Ok(())
@@ -421,15 +440,15 @@ impl TokenStore for OneStep {
         self.0.clear().await
     }
 
-    async fn try_lock(&self, ttl: Duration) -> Result<LockAttempt, StoreError> {
-        self.0.try_lock(ttl).await
+    async fn try_lock(&self, lock: &LockToken, ttl: Duration) -> Result<LockAttempt, StoreError> {
+        self.0.try_lock(lock, ttl).await
     }
 
-    async fn unlock(&self, lock: LockToken) -> Result<(), StoreError> {
+    async fn unlock(&self, lock: &LockToken) -> Result<(), StoreError> {
         self.0.unlock(lock).await
     }
 
-    async fn try_lock_and_load(&self, ttl: Duration) -> Result<Locked, StoreError> {
+    async fn try_lock_and_load(&self, lock: &LockToken, ttl: Duration) -> Result<Locked, StoreError> {
         let store = &self.0;
         if store.shared.data().faults.lock_hangs {
             std::future::pending::<()>().await;
@@ -437,20 +456,20 @@ impl TokenStore for OneStep {
         store.enter(Call::Lock).await?;
         let (taken, record) = {
             let mut data = store.shared.data();
-            (store.take_lock(&mut data, ttl), data.record.clone())
+            (store.take_lock(&mut data, lock, ttl), data.record.clone())
         };
-        let Some((lock, stall)) = taken else {
+        let Some(stall) = taken else {
             return Ok(Locked::Busy);
         };
-        if store.reply_lost() {
-            // Taken all the same, by an owner nobody knows: it expires by itself.
+        if store.reply_lost(true) {
+            // Taken all the same: the session releases it in the background.
             return Err(unavailable("the reply to a lock was lost"));
         }
         if let Some(stall) = stall {
             // Read, then stalled: the process goes on with what it read, now old.
             tokio::time::sleep(stall).await;
         }
-        Ok(Locked::Taken(Some(lock), Ok(record)))
+        Ok(Locked::Taken(Ok(record)))
     }
 
     async fn store_and_unlock(&self, expect: Expect, tokens: &TokenSet, lock: &LockToken) -> Result<Swap, StoreError> {
@@ -464,7 +483,7 @@ impl TokenStore for OneStep {
             }
             swap
         };
-        if matches!(swap, Swap::Stored(_)) && store.reply_lost() {
+        if matches!(swap, Swap::Stored(_)) && store.reply_lost(false) {
             return Err(unavailable("the reply to a write was lost"));
         }
         Ok(swap)

@@ -158,14 +158,17 @@ impl FileStore {
     }
 
     /// Keep the locked renewal file until [`unlock`](TokenStore::unlock) names its owner.
-    fn hold(&self, file: File) -> LockToken {
-        let owner = uuid::Uuid::new_v4().simple().to_string();
-        self.inner
-            .held
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(owner.clone(), file);
-        LockToken::new(owner)
+    fn hold(&self, lock: &LockToken, file: File) {
+        self.held().insert(lock.as_str().to_owned(), file);
+    }
+
+    /// Whether `lock`'s owner holds the renewal lock already (taken again, as the trait asks).
+    fn holds(&self, lock: &LockToken) -> bool {
+        self.held().contains_key(lock.as_str())
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, File>> {
+        self.inner.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -480,43 +483,53 @@ impl TokenStore for FileStore {
         .await
     }
 
-    async fn try_lock(&self, ttl: Duration) -> Result<LockAttempt, StoreError> {
+    async fn try_lock(&self, lock: &LockToken, ttl: Duration) -> Result<LockAttempt, StoreError> {
         // The operating system releases the lock of a process that dies: no TTL is needed.
         let _ = ttl;
-        let taken = self.blocking(take_renewal_lock).await?;
-        Ok(match taken {
-            Some(file) => LockAttempt::Acquired(self.hold(file)),
+        if self.holds(lock) {
+            return Ok(LockAttempt::Acquired);
+        }
+        Ok(match self.blocking(take_renewal_lock).await? {
+            Some(file) => {
+                self.hold(lock, file);
+                LockAttempt::Acquired
+            }
             None => LockAttempt::Busy,
         })
     }
 
     /// One blocking task for both: a call dropped before it ends (timed out) leaves no lock held, as
     /// this lock has no TTL to end it.
-    async fn try_lock_and_load(&self, ttl: Duration) -> Result<Locked, StoreError> {
+    async fn try_lock_and_load(&self, lock: &LockToken, ttl: Duration) -> Result<Locked, StoreError> {
         let _ = ttl;
         let keys = self.sealing.clone();
+        let held = self.holds(lock);
         let taken = self
             .blocking(move |path| {
-                let Some(file) = take_renewal_lock(path)? else {
-                    return Ok(None);
+                let file = if held {
+                    None
+                } else {
+                    match take_renewal_lock(path)? {
+                        Some(file) => Some(file),
+                        None => return Ok(None),
+                    }
                 };
-                let stored = read_session(path, keys.as_ref());
-                Ok(Some((file, stored)))
+                Ok(Some((file, read_session(path, keys.as_ref()))))
             })
             .await?;
         Ok(match taken {
-            Some((file, stored)) => Locked::Taken(Some(self.hold(file)), stored),
+            Some((file, stored)) => {
+                if let Some(file) = file {
+                    self.hold(lock, file);
+                }
+                Locked::Taken(stored)
+            }
             None => Locked::Busy,
         })
     }
 
-    async fn unlock(&self, lock: LockToken) -> Result<(), StoreError> {
-        let released = self
-            .inner
-            .held
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(lock.as_str());
+    async fn unlock(&self, lock: &LockToken) -> Result<(), StoreError> {
+        let released = self.held().remove(lock.as_str());
         // Closing the file releases the lock, and closing may block (on a network file system).
         if let Some(file) = released {
             let _ = tokio::task::spawn_blocking(move || drop(file)).await;

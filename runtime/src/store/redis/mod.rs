@@ -93,17 +93,27 @@ return version
 /// what the session holds: nothing, or its version and format, and its tokens unless it is a
 /// tombstone (no `false` in the reply, which a RESP3 connection would get as a boolean). Read first,
 /// so that a read that fails takes no lock; a lock this owner holds already (the script sent again
-/// by the cluster client's retry after a lost reply) is taken.
+/// by the cluster client's retry after a lost reply, or by the session after it lost the answer) is
+/// taken again, for a new TTL.
 const LOCK_AND_LOAD_SCRIPT: &str = r"
 local fields = redis.call('HMGET', KEYS[2], 'version', 'format', 'tokens')
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
-  and redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return {'busy'}
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'busy'} end
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 if not (fields[1] or fields[2] or fields[3]) then return {'taken'} end
 local reply = {'taken', fields[1] or '', fields[2] or ''}
 if fields[3] then reply[4] = fields[3] end
 return reply
+";
+
+/// KEYS: the lock. ARGV: the owner, the TTL in milliseconds. 1 if taken (again, for a new TTL, if
+/// this owner holds it already), 0 if another owner holds it.
+const LOCK_SCRIPT: &str = r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
 ";
 
 const UNLOCK_SCRIPT: &str = r"
@@ -195,6 +205,7 @@ struct Hub {
     prefix: String,
     store_script: Script,
     clear_script: Script,
+    lock_script: Script,
     unlock_script: Script,
     lock_and_load_script: Script,
     watchers: Arc<Watchers>,
@@ -373,6 +384,7 @@ impl RedisSessions {
                 prefix: prefix.to_owned(),
                 store_script: script(STORE_SCRIPT),
                 clear_script: script(CLEAR_SCRIPT),
+                lock_script: Script::new(LOCK_SCRIPT),
                 unlock_script: Script::new(UNLOCK_SCRIPT),
                 lock_and_load_script: Script::new(LOCK_AND_LOAD_SCRIPT),
                 watchers,
@@ -568,11 +580,6 @@ impl RedisStore {
 /// A session's fields as read: version, format, tokens.
 type Fields = (Option<String>, Option<String>, Option<String>);
 
-/// A new lock owner: random.
-fn new_owner() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
-
 fn ttl_millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)
 }
@@ -693,8 +700,7 @@ impl TokenStore for RedisStore {
         self.store_script(expect, tokens, None).await
     }
 
-    async fn try_lock_and_load(&self, ttl: Duration) -> Result<Locked, StoreError> {
-        let owner = new_owner();
+    async fn try_lock_and_load(&self, lock: &LockToken, ttl: Duration) -> Result<Locked, StoreError> {
         // As bytes, so that fields that are no text are the read's error, with the lock taken.
         let reply: Vec<Vec<u8>> = self
             .inner
@@ -702,7 +708,7 @@ impl TokenStore for RedisStore {
             .lock_and_load_script
             .key(key(&self.inner.base, "lock"))
             .key(key(&self.inner.base, "session"))
-            .arg(&owner)
+            .arg(lock.as_str())
             .arg(ttl_millis(ttl))
             .invoke_async(&mut self.connection())
             .await
@@ -721,7 +727,7 @@ impl TokenStore for RedisStore {
                     let version = field()?.filter(|version| !version.is_empty());
                     self.inner.read((version, field()?, field()?))
                 })();
-                Ok(Locked::Taken(Some(LockToken::new(owner)), stored))
+                Ok(Locked::Taken(stored))
             }
             _ => Err(invalid("unexpected reply from the lock script")),
         }
@@ -745,23 +751,25 @@ impl TokenStore for RedisStore {
             .map_err(redis_error)
     }
 
-    async fn try_lock(&self, ttl: Duration) -> Result<LockAttempt, StoreError> {
-        let owner = new_owner();
-        let options = redis::SetOptions::default()
-            .conditional_set(redis::ExistenceCheck::NX)
-            .with_expiration(redis::SetExpiry::PX(ttl_millis(ttl)));
-        let taken: Option<String> = self
-            .connection()
-            .set_options(key(&self.inner.base, "lock"), &owner, options)
+    async fn try_lock(&self, lock: &LockToken, ttl: Duration) -> Result<LockAttempt, StoreError> {
+        let taken: i64 = self
+            .inner
+            .hub
+            .lock_script
+            .key(key(&self.inner.base, "lock"))
+            .arg(lock.as_str())
+            .arg(ttl_millis(ttl))
+            .invoke_async(&mut self.connection())
             .await
             .map_err(redis_error)?;
-        Ok(match taken {
-            Some(_) => LockAttempt::Acquired(LockToken::new(owner)),
-            None => LockAttempt::Busy,
+        Ok(if taken == 1 {
+            LockAttempt::Acquired
+        } else {
+            LockAttempt::Busy
         })
     }
 
-    async fn unlock(&self, lock: LockToken) -> Result<(), StoreError> {
+    async fn unlock(&self, lock: &LockToken) -> Result<(), StoreError> {
         self.inner
             .hub
             .unlock_script
