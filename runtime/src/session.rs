@@ -623,7 +623,12 @@ impl Session {
                 tracing::warn!(%error, "the token store failed; renewing alone, as configured");
                 None
             }
-            Err(error) => return Some(Err(error.into())),
+            // The claim may have been stored, its answer lost: then it is this process's all the
+            // same, and other processes would wait for it to lapse.
+            Err(error) => match self.landed(&claimed).await {
+                Some(version) => Some(Expect::Version(version)),
+                None => return Some(Err(error.into())),
+            },
         };
         // A process paused past the claim's margin may no longer be the only one renewing: it must
         // not send. Every attempt must end before the claim lapses, leaving time to store the result.
@@ -643,6 +648,22 @@ impl Session {
             self.refresh_and_store(&claimed.unclaimed(), claim.unwrap_or(expect), deadline, lease)
                 .await,
         )
+    }
+
+    /// The version under which the store holds `claimed`, this process's claim, if a write of it
+    /// whose answer was lost was stored after all.
+    async fn landed(&self, claimed: &TokenSet) -> Option<Version> {
+        match self.load().await {
+            Ok(Some(Versioned {
+                version,
+                tokens: Some(stored),
+            })) if stored.is_claim(claimed) => {
+                tracing::debug!("the renewal's claim was stored, its answer lost");
+                self.acknowledge_if_held(version, &stored);
+                Some(version)
+            }
+            _ => None,
+        }
     }
 
     /// Hold `newer`, a later session read from the store, in place of `seen`, without renewing it.

@@ -242,6 +242,24 @@ impl TokenSet {
         unclaimed
     }
 
+    /// Whether these are `claimed` as it was written: the same tokens under the same claim (its
+    /// owner, and when it lapses, to the millisecond a store keeps).
+    pub(crate) fn is_claim(&self, claimed: &TokenSet) -> bool {
+        fn millis(claim: &Claim) -> u128 {
+            claim
+                .until
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis()
+        }
+        match (&self.renewing, &claimed.renewing) {
+            (Some(ours), Some(theirs)) => {
+                ours.owner == theirs.owner && millis(ours) == millis(theirs) && self.is_same(claimed)
+            }
+            _ => false,
+        }
+    }
+
     /// Whether a process other than `owner` has a claim on these tokens that has not lapsed.
     pub(crate) fn claimed_by_other(&self, owner: &str, now: SystemTime) -> bool {
         self.renewing

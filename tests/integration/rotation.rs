@@ -875,6 +875,31 @@ async fn a_lock_whose_answer_was_lost_is_released_not_left_to_its_ttl() {
     assert_no_reuse(&server);
 }
 
+/// A claim stored while its answer was lost is found in the store, and the renewal goes on under it:
+/// before, the call failed and every other process waited for the claim to lapse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_whose_answer_was_lost_is_taken_up_not_left_to_lapse() {
+    let server = reference(Config::default()).await;
+    let clock = ManualClock::new(t0());
+    let shared = SimShared::new(34);
+    let client = patient(&server, &clock);
+    let api = login(&client, shared.handle()).await;
+
+    shared.faults(|f| f.lose_next_write_reply = true);
+    clock.advance(HOUR);
+    api.get_me().await.expect("renewed under the claim that landed");
+    assert_eq!(shared.failed_calls(), 1, "the claim's answer was lost");
+    let stored = shared.peek().and_then(|stored| stored.tokens).expect("a live session");
+    assert!(
+        stored.expires_at().unwrap() > oauth_sdk::Clock::now(&clock),
+        "the renewal was stored"
+    );
+
+    another_renews_at_once(&client, &shared, &clock).await;
+    assert_eq!(server.counters().refreshes_accepted, 2);
+    assert_no_reuse(&server);
+}
+
 /// A store on the trait's default `store_and_unlock` whose unlock fails after the write was stored:
 /// the lock is released later, as after any failed unlock, rather than only logged and left to its
 /// TTL.
