@@ -13,7 +13,7 @@ use oauth_sdk::{
 };
 use taskboard_server::{Config, DEMO_CLIENT, DEMO_USER, Server};
 
-use crate::sim_store::SimShared;
+use crate::sim_store::{SimShared, SimStore};
 use crate::support::{Harness, LIFETIME, Traces, t0, token_body};
 
 /// The reference server's token lifetime; the clients' clock decides when a token is due.
@@ -919,6 +919,65 @@ async fn a_default_write_with_unlock_whose_unlock_fails_still_releases_the_lock(
     another_renews_at_once(&client, &shared, &clock).await;
     assert_eq!(server.counters().refreshes_accepted, 2);
     assert_no_reuse(&server);
+}
+
+/// A renewal whose result the store did not take: the claim lands, the result's write does not, and
+/// the renewed session waits in memory to be written back.
+async fn renewed_in_memory_only(api: &Authenticated<SimStore>, shared: &SimShared, clock: &ManualClock) {
+    shared.faults(|f| f.writes_left = Some(1));
+    clock.advance(HOUR);
+    api.get_me().await.expect("renewed, kept in memory");
+}
+
+/// A logout whose tombstone was stored stops this process's write-back of a renewal, even if the
+/// store then loses the tombstone (an unplanned failover to a replica that never saw it): the
+/// write-back would otherwise bring the logged-out session back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_logout_is_not_undone_by_its_own_write_back_when_the_store_loses_it() {
+    let server = reference(Config::default()).await;
+    let clock = ManualClock::new(t0());
+    let shared = SimShared::new(36);
+    let api = login(&client(&server, &clock), shared.handle()).await;
+    renewed_in_memory_only(&api, &shared, &clock).await;
+
+    let handle = api.clone();
+    shared.faults(|f| f.clears_pass = true);
+    api.logout().await.expect("logged out, the tombstone stored");
+    shared.wipe();
+    shared.faults(|f| *f = Default::default());
+    handle
+        .flush(Duration::from_secs(30))
+        .await
+        .expect("the write-back ended");
+    assert!(shared.peek().is_none(), "the write-back brought the session back");
+    assert_no_reuse(&server);
+}
+
+/// A write-back that meets another process's logout revokes the tokens its renewal obtained, as a
+/// renewal that meets one does: they must not outlive the logout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_back_that_meets_a_logout_revokes_its_renewed_tokens() {
+    let server = reference(Config::default()).await;
+    let clock = ManualClock::new(t0());
+    let shared = SimShared::new(37);
+    let client = builder(&server, &clock)
+        .revocation_url("/oauth/revoke")
+        .build()
+        .unwrap();
+    let api = login(&client, shared.handle()).await;
+    let other = client.clone().resume(shared.handle()).await.unwrap();
+    renewed_in_memory_only(&api, &shared, &clock).await;
+
+    shared.faults(|f| f.clears_pass = true);
+    other.logout().await.expect("logged out");
+    assert_eq!(server.counters().revocations, 1, "the other process's tokens");
+    shared.faults(|f| *f = Default::default());
+    api.flush(Duration::from_secs(30)).await.expect("the write-back ended");
+    assert_eq!(server.counters().revocations, 2, "the renewed tokens were not revoked");
+    assert!(matches!(
+        api.get_me().await,
+        Err(Error::SessionEnded(SessionEnd::LoggedOut))
+    ));
 }
 
 /// A process waiting for another's renewal looks at the store when it pushes a new version, or once

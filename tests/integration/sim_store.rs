@@ -67,6 +67,8 @@ pub struct Faults {
     /// The next lock taken, and the next write stored, land but report a failure (once each).
     pub lose_next_lock_reply: bool,
     pub lose_next_write_reply: bool,
+    /// A logout's tombstone is stored even while writes fail.
+    pub clears_pass: bool,
     /// The next unlock fails without releasing the lock.
     pub fail_next_unlock: bool,
     /// The next lock taken is lost at once (a failover to a replica that never saw it).
@@ -245,6 +247,8 @@ enum Call {
     Read,
     /// Writes the session.
     Write,
+    /// Writes a logout's tombstone.
+    Clear,
     /// Takes or releases the lock.
     Lock,
 }
@@ -266,14 +270,15 @@ impl SimStore {
             tokio::time::sleep(latency).await;
         }
         let mut data = self.shared.data();
-        let writes = call != Call::Read;
-        if call == Call::Write
+        let writes = call != Call::Read && !(call == Call::Clear && data.faults.clears_pass);
+        if matches!(call, Call::Write | Call::Clear)
             && let Some(left) = data.faults.writes_left
         {
             data.faults.writes_left = left.checked_sub(1);
             data.faults.writes_fail |= left == 0;
         }
-        if call == Call::Write && data.faults.writes_fail && data.faults.writes_invalid {
+        if matches!(call, Call::Write | Call::Clear) && writes && data.faults.writes_fail && data.faults.writes_invalid
+        {
             data.failed_calls += 1;
             return Err(StoreError::invalid("sim", "the simulated store refuses the write"));
         }
@@ -371,7 +376,7 @@ impl TokenStore for SimStore {
     }
 
     async fn clear(&self) -> Result<(), StoreError> {
-        self.enter(Call::Write).await?;
+        self.enter(Call::Clear).await?;
         let mut data = self.shared.data();
         let version = data.next_version();
         data.record = Some(Versioned { version, tokens: None });
