@@ -624,7 +624,8 @@ impl Session {
                 None
             }
             // The claim may have been stored, its answer lost: then it is this process's all the
-            // same, and other processes would wait for it to lapse.
+            // same, and the others would wait for it to lapse. Go on under it (the check below
+            // withdraws it if the wait for the answer used up its margin).
             Err(error) => match self.landed(&claimed).await {
                 Some(version) => Some(Expect::Version(version)),
                 None => return Some(Err(error.into())),
@@ -721,12 +722,29 @@ impl Session {
         if !self.strays.keep(lock, Instant::now() + self.config.lock_ttl()) {
             return;
         }
-        let session = self.clone();
+        // Should the runtime drop the task before it is done (a shutdown), the next stray starts
+        // another one.
+        struct Releasing(Arc<Session>, bool);
+        impl Releasing {
+            fn done(&mut self) {
+                self.1 = true;
+            }
+        }
+        impl Drop for Releasing {
+            fn drop(&mut self) {
+                if !self.1 {
+                    self.0.strays.ended();
+                }
+            }
+        }
+        let mut releasing = Releasing(self.clone(), false);
         tokio::spawn(async move {
             let mut waits = Backoff::new(WRITE_BACK_FIRST_DELAY, WRITE_BACK_MAX_DELAY);
             loop {
                 tokio::time::sleep(waits.next_delay()).await;
+                let session = &releasing.0;
                 let Some(strays) = session.strays.take() else {
+                    releasing.done();
                     return;
                 };
                 for (lock, expires) in strays {

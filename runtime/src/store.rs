@@ -288,8 +288,9 @@ pub trait TokenStore: Send + Sync + 'static {
     /// conflict leaves the lock as it was; so does an error, unless the write was stored after all
     /// (its answer lost), when the lock may be released too. Default: the two calls one after the
     /// other; an unlock that fails after the write was stored is this call's error, so that the
-    /// session releases the lock later (and, not knowing whether its write was stored, writes it
-    /// back). Bounded by two store timeouts, as [`try_lock_and_load`](TokenStore::try_lock_and_load).
+    /// session releases the lock later rather than leave it to its TTL (it then takes the write for
+    /// one whose answer was lost, and finds it stored when it writes it back). Bounded by two store
+    /// timeouts, as [`try_lock_and_load`](TokenStore::try_lock_and_load).
     fn store_and_unlock(
         &self,
         expect: Expect,

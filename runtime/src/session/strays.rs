@@ -5,8 +5,12 @@
 //! takes again a lock its owner holds) or released in the background, by one task per session, until
 //! the store answers or the lock has expired by itself.
 //!
-//! A stray is in one hand at a time: the list's, the next attempt's, or the releasing task's. So the
-//! task never releases a lock a renewal has just taken again under the same owner.
+//! In this process a stray is in one hand at a time: the list's, the next attempt's, or the releasing
+//! task's, so the task does not release a lock a renewal has just taken again under the same owner.
+//! An unlock already sent and delivered late (a cluster client retrying it after the session gave
+//! up) can still release it while that renewal goes on. That costs no safety, only work: the lock
+//! only keeps processes from racing, while the claim on the refresh token, a compare-and-set, keeps
+//! any second process from presenting it.
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -60,6 +64,12 @@ impl Strays {
             return None;
         }
         Some(std::mem::take(&mut inner.locks))
+    }
+
+    /// The releasing task was dropped before it was done (a runtime shut down): the next stray
+    /// starts another.
+    pub(super) fn ended(&self) {
+        self.inner().releasing = false;
     }
 
     /// For the releasing task: `lock` could not be released yet.
