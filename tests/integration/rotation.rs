@@ -980,6 +980,27 @@ async fn a_write_back_that_meets_a_logout_revokes_its_renewed_tokens() {
     ));
 }
 
+/// The write-back of a session that has ended here (a logout whose tombstone the store did not take)
+/// stops at a store that refuses the write for good, an invalid error rather than an outage, instead
+/// of trying again for the life of the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_session_s_write_back_stops_at_a_store_that_refuses_it_for_good() {
+    let server = reference(Config::default()).await;
+    let clock = ManualClock::new(t0());
+    let shared = SimShared::new(38);
+    let api = login(&client(&server, &clock), shared.handle()).await;
+    renewed_in_memory_only(&api, &shared, &clock).await;
+
+    let handle = api.clone();
+    api.logout().await.expect_err("the store did not take the tombstone");
+    shared.faults(|f| f.writes_invalid = true);
+    handle
+        .flush(Duration::from_secs(30))
+        .await
+        .expect("the write-back gave up at a store that refuses it");
+    assert_no_reuse(&server);
+}
+
 /// A process waiting for another's renewal looks at the store when it pushes a new version, or once
 /// per poll interval (50 ms): found with the fault simulation, the wait took every version pushed
 /// since the session began as new, and so did not wait at all, but read the store in a loop for as
