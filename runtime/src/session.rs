@@ -689,7 +689,7 @@ impl Session {
             Ok(Locked::Busy) => Ok(None),
             Err(error) => {
                 // The store may have taken the lock all the same, its answer lost.
-                self.release_later(owner);
+                self.release_later(owner, false);
                 if self.config.store_outage != StoreOutage::RefreshAlone {
                     return Err(error.into());
                 }
@@ -710,16 +710,20 @@ impl Session {
             && let Err(error) = self.within(self.store.unlock(&lock)).await
         {
             tracing::warn!(%error, "could not release the renewal lock; trying again while the store fails");
-            self.release_later(lock);
+            self.release_later(lock, true);
         }
         outcome
     }
 
     /// Release `lock`, which the store may hold, in the background (with backoff) until the store
     /// answers or the lock has expired by itself, unless the session's next renewal takes it up
-    /// first ([`Strays`]). An unlock only removes this owner's lock, so a late one is harmless.
-    fn release_later(self: &Arc<Self>, lock: LockToken) {
-        if !self.strays.keep(lock, Instant::now() + self.config.lock_ttl()) {
+    /// first ([`Strays`]): only if no unlock was sent for it (`unlock_sent`), which might still be
+    /// carried out after the renewal took it again.
+    fn release_later(self: &Arc<Self>, lock: LockToken, unlock_sent: bool) {
+        if !self
+            .strays
+            .keep(lock, Instant::now() + self.config.lock_ttl(), unlock_sent)
+        {
             return;
         }
         // Should the runtime drop the task before it is done (a shutdown), the next stray starts

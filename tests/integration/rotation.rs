@@ -921,6 +921,44 @@ async fn a_default_write_with_unlock_whose_unlock_fails_still_releases_the_lock(
     assert_no_reuse(&server);
 }
 
+/// A lock whose release was sent but not answered is not taken again under its owner: the unlock may
+/// still be carried out (late), and would then release the lock of the renewal that took it again.
+/// The next renewal takes a lock of its own once the old one is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_unlock_does_not_release_the_next_renewal_s_lock() {
+    let server = reference(Config {
+        token_latency: Some(Duration::from_secs(4)),
+        ..Config::default()
+    })
+    .await;
+    let clock = ManualClock::new(t0());
+    let shared = SimShared::new(39);
+    let api = login(&client(&server, &clock), shared.handle()).await;
+
+    // Every unlock fails at once and is carried out a second later.
+    shared.faults(|f| f.late_unlocks = Some(Duration::from_secs(1)));
+    clock.advance(HOUR);
+    api.get_me().await.expect("renewed; the lock's release unanswered");
+    let renewed = shared.peek().expect("stored").version;
+    let next = tokio::spawn({
+        let api = api.clone();
+        async move { api.refresh().await }
+    });
+    // Once the next renewal has claimed the refresh token (it then waits 4 s for the server), and
+    // the first renewal's unlocks have been carried out:
+    while shared.peek().expect("stored").version == renewed || shared.late_unlocks() < 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        shared.lock_owner().is_some(),
+        "a late unlock released the lock of the renewal under way"
+    );
+    shared.faults(|f| *f = Default::default());
+    next.await.unwrap().expect("renewed again");
+    assert_eq!(server.counters().refreshes_accepted, 2);
+    assert_no_reuse(&server);
+}
+
 /// A renewal whose result the store did not take: the claim lands, the result's write does not, and
 /// the renewed session waits in memory to be written back.
 async fn renewed_in_memory_only(api: &Authenticated<SimStore>, shared: &SimShared, clock: &ManualClock) {

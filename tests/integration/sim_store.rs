@@ -71,6 +71,9 @@ pub struct Faults {
     pub clears_pass: bool,
     /// The next unlock fails without releasing the lock.
     pub fail_next_unlock: bool,
+    /// Every unlock fails at once, and releases the lock this much later (an unlock the store
+    /// carries out after its caller gave up on it).
+    pub late_unlocks: Option<Duration>,
     /// The next lock taken is lost at once (a failover to a replica that never saw it).
     pub lose_next_lock: bool,
     /// The next lock owner stalls this long on its next call after taking it (a GC pause), and
@@ -95,6 +98,8 @@ struct Data {
     pub failed_calls: u64,
     /// Calls begun, faulty or not.
     calls: u64,
+    /// Late unlocks carried out.
+    late_unlocks: u64,
 }
 
 impl Data {
@@ -218,6 +223,20 @@ impl SimShared {
     /// How many calls have failed by a fault.
     pub fn failed_calls(&self) -> u64 {
         self.data().failed_calls
+    }
+
+    /// How many late unlocks ([`Faults::late_unlocks`]) have been carried out.
+    pub fn late_unlocks(&self) -> u64 {
+        self.data().late_unlocks
+    }
+
+    /// Who holds the lock, if anyone does and it has not expired.
+    pub fn lock_owner(&self) -> Option<String> {
+        let data = self.data();
+        data.lock
+            .as_ref()
+            .filter(|(_, expires)| *expires > Instant::now())
+            .map(|(owner, _)| owner.clone())
     }
 }
 
@@ -411,6 +430,19 @@ impl TokenStore for SimStore {
             if std::mem::take(&mut data.faults.fail_next_unlock) {
                 data.failed_calls += 1;
                 return Err(unavailable("the unlock failed"));
+            }
+            if let Some(delay) = data.faults.late_unlocks {
+                data.failed_calls += 1;
+                let (shared, owner) = (self.shared.clone(), lock.as_str().to_owned());
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let mut data = shared.data();
+                    if data.lock.as_ref().is_some_and(|(held, _)| *held == owner) {
+                        data.lock = None;
+                    }
+                    data.late_unlocks += 1;
+                });
+                return Err(unavailable("the unlock timed out"));
             }
             if data.lock.as_ref().is_some_and(|(owner, _)| owner == lock.as_str()) {
                 data.lock = None;

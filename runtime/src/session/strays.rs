@@ -7,10 +7,10 @@
 //!
 //! In this process a stray is in one hand at a time: the list's, the next attempt's, or the releasing
 //! task's, so the task does not release a lock a renewal has just taken again under the same owner.
-//! An unlock already sent and delivered late (a cluster client retrying it after the session gave
-//! up) can still release it while that renewal goes on. That costs no safety, only work: the lock
-//! only keeps processes from racing, while the claim on the refresh token, a compare-and-set, keeps
-//! any second process from presenting it.
+//! Only a lock no unlock was sent for is taken up: an unlock sent but unanswered may still be carried
+//! out, late (a cluster client retrying it after the session gave up), and would then release the
+//! lock of the renewal that took it again. Such a lock is left to the task; the next renewal waits
+//! for it like any other process's, and takes a lock of its own.
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -25,6 +25,8 @@ pub(super) struct Strays(Mutex<Inner>);
 struct Inner {
     /// Each stray lock, and when it expires by itself at the latest.
     locks: Vec<(LockToken, Instant)>,
+    /// How many of `locks`, from the first, had an unlock sent for them: left to the task.
+    unlocked: usize,
     /// Whether a task is releasing them.
     releasing: bool,
 }
@@ -35,21 +37,35 @@ impl Strays {
         self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The owner under which to take the lock next: the newest stray's, so that a lock the store
-    /// took without the session knowing is taken again rather than waited out, or a new one.
+    /// The owner under which to take the lock next: the newest stray's that no unlock was sent
+    /// for, so that a lock the store took without the session knowing is taken again rather than
+    /// waited out, or a new one.
     pub(super) fn owner(&self) -> LockToken {
         let mut inner = self.inner();
         let now = Instant::now();
-        inner.locks.retain(|(_, expires)| *expires > now);
-        inner.locks.pop().map_or_else(LockToken::random, |(lock, _)| lock)
+        while inner.locks.len() > inner.unlocked {
+            // One that expired is no longer held: dropped.
+            if let Some((lock, expires)) = inner.locks.pop()
+                && expires > now
+            {
+                return lock;
+            }
+        }
+        LockToken::random()
     }
 
-    /// Keep `lock`, which the store may hold until `expires`. True if no task is releasing the
-    /// strays: the caller starts one.
+    /// Keep `lock`, which the store may hold until `expires`; `unlock_sent` if an unlock for it went
+    /// unanswered. True if no task is releasing the strays: the caller starts one.
     #[must_use]
-    pub(super) fn keep(&self, lock: LockToken, expires: Instant) -> bool {
+    pub(super) fn keep(&self, lock: LockToken, expires: Instant, unlock_sent: bool) -> bool {
         let mut inner = self.inner();
-        inner.locks.push((lock, expires));
+        if unlock_sent {
+            let at = inner.unlocked;
+            inner.locks.insert(at, (lock, expires));
+            inner.unlocked += 1;
+        } else {
+            inner.locks.push((lock, expires));
+        }
         !std::mem::replace(&mut inner.releasing, true)
     }
 
@@ -57,6 +73,7 @@ impl Strays {
     /// there is none left, and the task is to end (the next [`keep`](Strays::keep) starts another).
     pub(super) fn take(&self) -> Option<Vec<(LockToken, Instant)>> {
         let mut inner = self.inner();
+        inner.unlocked = 0;
         let now = Instant::now();
         inner.locks.retain(|(_, expires)| *expires > now);
         if inner.locks.is_empty() {
@@ -72,9 +89,9 @@ impl Strays {
         self.inner().releasing = false;
     }
 
-    /// For the releasing task: `lock` could not be released yet.
+    /// For the releasing task: `lock` could not be released yet (its unlock went unanswered).
     pub(super) fn put_back(&self, lock: LockToken, expires: Instant) {
-        self.inner().locks.push((lock, expires));
+        let _ = self.keep(lock, expires, true);
     }
 }
 
@@ -88,8 +105,14 @@ mod tests {
         let strays = Strays::default();
         let later = Instant::now() + Duration::from_secs(60);
         let lost = LockToken::new("lost");
-        assert!(strays.keep(lost.clone(), later), "the first stray starts the task");
-        assert!(!strays.keep(LockToken::new("other"), later), "one task per session");
+        assert!(
+            strays.keep(lost.clone(), later, false),
+            "the first stray starts the task"
+        );
+        assert!(
+            !strays.keep(LockToken::new("other"), later, false),
+            "one task per session"
+        );
         assert_eq!(strays.owner(), LockToken::new("other"), "the newest is taken up");
         let left = strays.take().expect("one left for the task");
         assert_eq!(left, vec![(lost.clone(), later)]);
@@ -97,13 +120,35 @@ mod tests {
         strays.put_back(lost.clone(), later);
         assert_eq!(strays.take().unwrap().len(), 1);
         assert!(strays.take().is_none(), "none left: the task ends");
-        assert!(strays.keep(lost, later), "the next stray starts a task again");
+        assert!(strays.keep(lost, later, false), "the next stray starts a task again");
+    }
+
+    #[tokio::test]
+    async fn a_lock_whose_unlock_went_unanswered_is_left_to_the_task() {
+        let strays = Strays::default();
+        let later = Instant::now() + Duration::from_secs(60);
+        let _ = strays.keep(LockToken::new("lost"), later, false);
+        let _ = strays.keep(LockToken::new("unlocked"), later, true);
+        let _ = strays.keep(LockToken::new("unlocked too"), later, true);
+        assert_eq!(strays.owner(), LockToken::new("lost"), "no unlock sent: taken up");
+        let fresh = strays.owner();
+        assert!(
+            ![LockToken::new("unlocked"), LockToken::new("unlocked too")].contains(&fresh),
+            "an unlock sent may still be carried out: not taken up"
+        );
+        assert_eq!(strays.take().unwrap().len(), 2, "both left to the task");
+        strays.put_back(LockToken::new("unlocked"), later);
+        assert_ne!(
+            strays.owner(),
+            LockToken::new("unlocked"),
+            "put back by the task: its unlock was sent"
+        );
     }
 
     #[tokio::test]
     async fn an_expired_stray_is_neither_taken_up_nor_released() {
         let strays = Strays::default();
-        let _ = strays.keep(LockToken::new("old"), Instant::now());
+        let _ = strays.keep(LockToken::new("old"), Instant::now(), false);
         assert_ne!(strays.owner(), LockToken::new("old"));
         assert!(strays.take().is_none());
     }
