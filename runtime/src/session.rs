@@ -679,7 +679,10 @@ impl Session {
     /// if another process holds it. A store that cannot be reached is a store error, unless
     /// [`StoreOutage::RefreshAlone`].
     async fn lock(self: &Arc<Self>) -> Result<Option<(Lease, Result<Option<Versioned>, StoreError>)>, AuthError> {
-        let owner = self.strays.owner();
+        let (owner, orphaned) = self.strays.owner();
+        if orphaned {
+            self.release_strays();
+        }
         match self
             .within_steps(2, self.store.try_lock_and_load(&owner, self.config.lock_ttl()))
             .await
@@ -720,14 +723,17 @@ impl Session {
     /// first ([`Strays`]): only if no unlock was sent for it (`unlock_sent`), which might still be
     /// carried out after the renewal took it again.
     fn release_later(self: &Arc<Self>, lock: LockToken, unlock_sent: bool) {
-        if !self
+        if self
             .strays
             .keep(lock, Instant::now() + self.config.lock_ttl(), unlock_sent)
         {
-            return;
+            self.release_strays();
         }
-        // Should the runtime drop the task before it is done (a shutdown), the next stray starts
-        // another one.
+    }
+
+    /// The task that releases the strays, one per session. Should the runtime drop it before it is
+    /// done (a shutdown), the next stray, or the next attempt to lock, starts another one.
+    fn release_strays(self: &Arc<Self>) {
         struct Releasing(Arc<Session>, bool);
         impl Releasing {
             fn done(&mut self) {

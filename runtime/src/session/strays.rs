@@ -1,9 +1,9 @@
 //! Renewal locks a session may hold without having them in hand: one whose answer was lost (a call
 //! that failed or timed out after the store took the lock) and one whose release failed. Left to its
 //! TTL, such a lock would hold up every renewal of the session, in every process, long after the
-//! store is back. So each is either taken up again by the session's next attempt to lock (a store
-//! takes again a lock its owner holds) or released in the background, by one task per session, until
-//! the store answers or the lock has expired by itself.
+//! store is back. So each is released in the background, by one task per session, until the store
+//! answers or the lock has expired by itself; a lock whose answer was lost may instead be taken up
+//! again by the session's next attempt to lock (a store takes again a lock its owner holds).
 //!
 //! In this process a stray is in one hand at a time: the list's, the next attempt's, or the releasing
 //! task's, so the task does not release a lock a renewal has just taken again under the same owner.
@@ -33,25 +33,27 @@ struct Inner {
 
 impl Strays {
     fn inner(&self) -> MutexGuard<'_, Inner> {
-        // Every change under this lock is one push, pop or assignment: a panic leaves it whole.
+        // Every change under this lock is a push, pop or insert, and assignments: none can panic
+        // half-way.
         self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The owner under which to take the lock next: the newest stray's that no unlock was sent
     /// for, so that a lock the store took without the session knowing is taken again rather than
-    /// waited out, or a new one.
-    pub(super) fn owner(&self) -> LockToken {
+    /// waited out, or a new one. True with it if strays are left with no task releasing them (the
+    /// last one was dropped, by a runtime shutting down): the caller starts one, or the attempt
+    /// would wait for them until they expire.
+    pub(super) fn owner(&self) -> (LockToken, bool) {
         let mut inner = self.inner();
         let now = Instant::now();
-        while inner.locks.len() > inner.unlocked {
+        let mut owner = None;
+        while owner.is_none() && inner.locks.len() > inner.unlocked {
             // One that expired is no longer held: dropped.
-            if let Some((lock, expires)) = inner.locks.pop()
-                && expires > now
-            {
-                return lock;
-            }
+            owner = inner.locks.pop().filter(|(_, expires)| *expires > now);
         }
-        LockToken::random()
+        let orphaned = !inner.locks.is_empty() && !std::mem::replace(&mut inner.releasing, true);
+        let owner = owner.map_or_else(LockToken::random, |(lock, _)| lock);
+        (owner, orphaned)
     }
 
     /// Keep `lock`, which the store may hold until `expires`; `unlock_sent` if an unlock for it went
@@ -113,10 +115,10 @@ mod tests {
             !strays.keep(LockToken::new("other"), later, false),
             "one task per session"
         );
-        assert_eq!(strays.owner(), LockToken::new("other"), "the newest is taken up");
+        assert_eq!(strays.owner().0, LockToken::new("other"), "the newest is taken up");
         let left = strays.take().expect("one left for the task");
         assert_eq!(left, vec![(lost.clone(), later)]);
-        assert_ne!(strays.owner(), lost, "in the task's hand, not the next attempt's");
+        assert_ne!(strays.owner().0, lost, "in the task's hand, not the next attempt's");
         strays.put_back(lost.clone(), later);
         assert_eq!(strays.take().unwrap().len(), 1);
         assert!(strays.take().is_none(), "none left: the task ends");
@@ -130,8 +132,9 @@ mod tests {
         let _ = strays.keep(LockToken::new("lost"), later, false);
         let _ = strays.keep(LockToken::new("unlocked"), later, true);
         let _ = strays.keep(LockToken::new("unlocked too"), later, true);
-        assert_eq!(strays.owner(), LockToken::new("lost"), "no unlock sent: taken up");
-        let fresh = strays.owner();
+        assert_eq!(strays.owner().0, LockToken::new("lost"), "no unlock sent: taken up");
+        let (fresh, orphaned) = strays.owner();
+        assert!(!orphaned, "a task is releasing them");
         assert!(
             ![LockToken::new("unlocked"), LockToken::new("unlocked too")].contains(&fresh),
             "an unlock sent may still be carried out: not taken up"
@@ -139,17 +142,23 @@ mod tests {
         assert_eq!(strays.take().unwrap().len(), 2, "both left to the task");
         strays.put_back(LockToken::new("unlocked"), later);
         assert_ne!(
-            strays.owner(),
+            strays.owner().0,
             LockToken::new("unlocked"),
             "put back by the task: its unlock was sent"
         );
+        strays.ended();
+        assert!(
+            strays.owner().1,
+            "the task was dropped: the next attempt starts another"
+        );
+        assert!(!strays.owner().1, "one task at a time");
     }
 
     #[tokio::test]
     async fn an_expired_stray_is_neither_taken_up_nor_released() {
         let strays = Strays::default();
         let _ = strays.keep(LockToken::new("old"), Instant::now(), false);
-        assert_ne!(strays.owner(), LockToken::new("old"));
+        assert_ne!(strays.owner().0, LockToken::new("old"));
         assert!(strays.take().is_none());
     }
 }
