@@ -4,9 +4,9 @@
 //! Each seed decides a schedule: a few simulated processes (each its own `Client` and session, on one
 //! shared store and one clock), calls alone and in bursts, idle gaps, forced refreshes, restarts,
 //! logins and logouts, and store faults (outages, latency past the timeout, a read-only store that
-//! refuses the session's writes and the lock, writes and locks that land but report failure, lost and
-//! stalled lock owners, held-back notifications, loss of every key) and a token endpoint that
-//! redirects. The reference server rotates refresh tokens and revokes a token's whole family when one
+//! refuses the session's writes and the lock, writes and locks that land but report failure, unlocks
+//! that fail and are carried out later, lost and stalled lock owners, held-back notifications, loss
+//! of every key) and a token endpoint that redirects. The reference server rotates refresh tokens and revokes a token's whole family when one
 //! is presented twice. Even seeds run on a store that takes the lock with the read, and releases it
 //! with the write, in one step each (as Redis does); odd seeds on one that leaves both to the trait's
 //! defaults.
@@ -300,6 +300,7 @@ impl<S: SimHandle> World<S> {
             || faults.lost_write_replies > 0
             || faults.lose_next_lock
             || faults.stall_next_owner.is_some()
+            || faults.late_unlocks.is_some()
             || self.shared.failed_calls() > self.store_failures;
         self.store_failures = self.shared.failed_calls();
         if store_faulty {
@@ -311,7 +312,7 @@ impl<S: SimHandle> World<S> {
     }
 
     async fn fault(&mut self) {
-        let which = self.rng.below(10);
+        let which = self.rng.below(11);
         let percent = 10 + self.rng.below(40);
         let stall = Duration::from_millis(100 + self.rng.below(120));
         let mut said = String::new();
@@ -358,6 +359,13 @@ impl<S: SimHandle> World<S> {
                 self.wipe_step = Some(self.step);
                 said = "the store loses every key".into();
             }
+            8 => self.shared.faults(|f| {
+                f.late_unlocks = match f.late_unlocks {
+                    None => Some(stall),
+                    Some(_) => None,
+                };
+                said = format!("unlocks fail, and are carried out later: {:?}", f.late_unlocks);
+            }),
             _ => {
                 self.server_redirects = !self.server_redirects;
                 self.server.redirect_token_requests(self.server_redirects);
