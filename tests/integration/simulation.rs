@@ -6,10 +6,10 @@
 //! logins and logouts, and store faults (outages, latency past the timeout, a read-only store that
 //! refuses the session's writes and the lock, writes and locks that land but report failure, unlocks
 //! that fail and are carried out later, lost and stalled lock owners, held-back notifications, loss
-//! of every key) and a token endpoint that redirects. The reference server rotates refresh tokens and revokes a token's whole family when one
-//! is presented twice. Even seeds run on a store that takes the lock with the read, and releases it
-//! with the write, in one step each (as Redis does); odd seeds on one that leaves both to the trait's
-//! defaults.
+//! of every key) and a token endpoint that redirects. The reference server rotates refresh tokens
+//! and revokes a token's whole family when one is presented twice. Even seeds run on a store that
+//! takes the lock with the read, and releases it with the write, in one step each (as Redis does);
+//! odd seeds on one that leaves both to the trait's defaults.
 //!
 //! After every schedule, from the server's point of view: no refresh token was presented twice, no
 //! family was revoked, no credential followed a redirect; the store holds the newest session (or the
