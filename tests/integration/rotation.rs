@@ -946,9 +946,14 @@ async fn a_late_unlock_does_not_release_the_next_renewal_s_lock() {
     });
     // Once the next renewal has claimed the refresh token (it then waits 4 s for the server), and
     // the first renewal's unlocks have been carried out:
-    while shared.peek().expect("stored").version == renewed || shared.late_unlocks() < 2 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let claimed_and_unlocked = async {
+        while shared.peek().expect("stored").version == renewed || shared.late_unlocks() < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), claimed_and_unlocked)
+        .await
+        .expect("the next renewal never claimed the refresh token: it waited for the old lock");
     assert!(
         shared.lock_owner().is_some(),
         "a late unlock released the lock of the renewal under way"
