@@ -18,17 +18,9 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{ServerProcess, arg, is_server, serve};
+use common::{ServerProcess, arg, is_server, serve, ticks};
 use oauth_sdk::{Client, RedisSessions};
 use taskboard_server::{DEMO_CLIENT, DEMO_USER, RedisServer};
-
-/// The CPU time `pid` has used, in ticks of 10 ms.
-fn ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
-    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-    field(11) + field(12)
-}
 
 /// The machine's idle ticks.
 fn idle_ticks() -> u64 {

@@ -15,9 +15,22 @@ pub fn arg(name: &str, default: u64) -> Result<u64, Box<dyn std::error::Error>> 
     Ok(value.map(|v| v.parse()).transpose()?.unwrap_or(default))
 }
 
+/// Whether `name` is among the arguments.
+pub fn flag(name: &str) -> bool {
+    std::env::args().any(|a| a == name)
+}
+
+/// The CPU time `pid` has used (user and system), in ticks of 10 ms; 0 if it cannot be read.
+pub fn ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    field(11) + field(12)
+}
+
 /// Whether this process is the server's child.
 pub fn is_server() -> bool {
-    std::env::args().any(|a| a == "--serve")
+    flag("--serve")
 }
 
 /// The reference server, in a child process; killed when dropped.
