@@ -408,15 +408,18 @@ impl<A> ClientBuilder<A> {
     }
 
     /// Whether a token due for renewal is renewed in the background. Default: yes. In the first
-    /// half of the renewal window (the skew before expiry) the call that finds the token due starts
-    /// the renewal and is sent with the token, still good, and so are the calls that follow until
-    /// the renewal ends: no call waits for a renewal in the steady state. In the second half, and
-    /// once expired, calls wait for it. With `false`, every call from the start of the window waits.
+    /// half of the renewal window (the skew before expiry) the call that finds the token due is sent
+    /// with the token, still good, and the renewal starts as soon as a call of the session has its
+    /// answer (with calls one at a time, that call's own); the calls that follow are sent with the
+    /// token too until the renewal ends: no call waits for a renewal in the steady state. In the second half, and once expired, calls wait for it. With `false`, every
+    /// call from the start of the window waits.
     ///
     /// Against a server that revokes the old access token when it renews (few do), a call sent with
     /// it that arrives after the renewal is rejected once and sent again with the new token,
-    /// without another refresh: `false` spares those calls the round trip, and makes every call at
-    /// the start of the window wait for the renewal instead.
+    /// without another refresh. With calls one at a time, the call that found the token due is not
+    /// among them (the renewal waits for its answer); with calls in flight side by side, any of them
+    /// can be: `false` spares those calls the round trip, and makes every call at the start of the
+    /// window wait for the renewal instead.
     pub fn background_renewal(mut self, background: bool) -> Self {
         self.background_renewal = background;
         self

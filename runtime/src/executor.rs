@@ -129,9 +129,9 @@ pub async fn pre<E>(
     }
 }
 
-/// progenitor's `ClientHooks::exec`: send; if the API rejects the token, renew it (once for all
-/// requests that saw the same token) and put on the answer whether [`run`] should send the call once
-/// more. Each attempt runs in a `call` span (DEBUG) with the operation id, the attempt and the status;
+/// progenitor's `ClientHooks::exec`: send; once answered, start the renewal `pre` found due (if any:
+/// `Session::call_answered`); if the API rejects the token, renew it (once for all requests that
+/// saw the same token) and put on the answer whether [`run`] should send the call once more. Each attempt runs in a `call` span (DEBUG) with the operation id, the attempt and the status;
 /// a renewal it starts runs in its `renewal` span inside it.
 ///
 /// The request goes into reqwest's (small, boxed) future before this one is made, so every call's
@@ -154,7 +154,11 @@ pub fn exec(
     let sent = session.and_then(|_| request.headers().get(AUTHORIZATION).cloned());
     let sending = http.execute(request);
     async move {
-        let response = sending.await?;
+        let response = sending.await;
+        if let Some(session) = session {
+            session.call_answered();
+        }
+        let response = response?;
         tracing::Span::current().record("status", response.status().as_u16());
         match session {
             Some(session) if attempt != Attempt::Resend && rejects_token(&session.config().triggers, &response) => {

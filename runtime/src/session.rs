@@ -240,6 +240,9 @@ pub(crate) struct Session {
     /// Set once this process's logout wrote its tombstone: no write-back goes on after that (were the
     /// store to lose the tombstone, a write-back would bring the session back).
     tombstoned: AtomicBool,
+    /// A call found its token due, and the renewal it calls for starts once a call has its answer
+    /// ([`Session::call_answered`]).
+    renewal_wanted: AtomicBool,
     /// Renewal locks the store may hold for this session without it knowing (an answer lost), or
     /// that it could not release.
     strays: Strays,
@@ -278,6 +281,7 @@ impl Session {
             acknowledged: AtomicU64::new(version),
             changes: std::sync::OnceLock::new(),
             tombstoned: AtomicBool::new(false),
+            renewal_wanted: AtomicBool::new(false),
             strays: Strays::default(),
             unsaved: std::sync::atomic::AtomicUsize::new(0),
             saved: tokio::sync::Notify::new(),
@@ -339,9 +343,10 @@ impl Session {
             .is_some_and(|versions| *versions.borrow() > self.acknowledged.load(Relaxed))
     }
 
-    /// A token to send now. In the first half of the renewal window the renewal is started in the
-    /// background and the token used; in the second half (and once expired) it is renewed first, and
-    /// if that fails for a passing reason while the token is still valid, the token is used anyway.
+    /// A token to send now. In the first half of the renewal window the token is used, and renewed in
+    /// the background once a call has its answer ([`Session::call_answered`]); in the second half
+    /// (and once expired) it is renewed first, and if that fails for a passing reason while the token
+    /// is still valid, the token is used anyway.
     pub(crate) async fn token(self: &Arc<Self>) -> Result<Arc<Token>, AuthError> {
         let current = match self.current() {
             Err(AuthError::SessionEnded(SessionEnd::Refused(_))) => self.revive().await?,
@@ -353,7 +358,7 @@ impl Session {
             // Unless another process stored something since (most likely the renewal, to adopt
             // before sending rather than after).
             (true, false) if self.config.background_renewal && !current.is_pressing(now) => {
-                self.renew_in_background(&current, now);
+                self.renewal_wanted.store(true, Relaxed);
                 return Ok(current);
             }
             (true, _) => Reason::AheadOfExpiry,
@@ -426,6 +431,24 @@ impl Session {
                 }
                 _ => return outcome,
             }
+        }
+    }
+
+    /// A call of this session has its answer (or failed): start the renewal a call found due, if one
+    /// did. Not before: a server that revokes the previous access token when it renews would reject
+    /// the call that found its token due, outrun by its own renewal (against a fast store, most
+    /// times), and the call would have to be sent again. With calls one at a time, the answer is that
+    /// call's own; with several in flight, the first to come. One atomic load on every call that
+    /// finds nothing wanted.
+    pub(crate) fn call_answered(self: &Arc<Self>) {
+        if !(self.renewal_wanted.load(Relaxed) && self.renewal_wanted.swap(false, Relaxed)) {
+            return;
+        }
+        let now = self.config.clock().now();
+        if let Ok(current) = self.current()
+            && current.is_due(now)
+        {
+            self.renew_in_background(&current, now);
         }
     }
 
