@@ -404,18 +404,19 @@ impl<A: Api, S: TokenStore> Authenticated<A, S> {
         self.0.session.force_renewal().await.map(drop).map_err(Error::from)
     }
 
-    /// Wait, for at most `timeout`, until a renewed session that the store could not take at the
-    /// time has been written to it. Call it before a process exits: a renewed session that never
-    /// reaches a shared store leaves there a refresh token the server has already rotated, which the
-    /// next process to resume would present. Fails with a (transient) store error if the write is
-    /// still pending at the timeout.
+    /// Wait, for at most `timeout`, until a renewal under way (a call may have started one in the
+    /// background) has ended, and a renewed session that the store could not take at the time has
+    /// been written to it. Call it before a process exits: a renewed session that never reaches a
+    /// shared store leaves there a refresh token the server has already rotated, which the next
+    /// process to resume would present. Fails with a (transient) store error if the renewal or the
+    /// write is still pending at the timeout.
     pub async fn flush(&self, timeout: Duration) -> Result<(), Error> {
         if self.0.session.flush(timeout).await {
             Ok(())
         } else {
             Err(Error::Store(crate::StoreError::new(
                 crate::store::short_type_name::<S>(),
-                "a renewed session is still waiting to be written to the store",
+                "a renewal is under way, or a renewed session is still waiting to be written to the store",
             )))
         }
     }

@@ -410,9 +410,10 @@ impl<A> ClientBuilder<A> {
     /// Whether a token due for renewal is renewed in the background. Default: yes. In the first
     /// half of the renewal window (the skew before expiry) the call that finds the token due is sent
     /// with the token, still good, and the renewal starts as soon as a call of the session has its
-    /// answer (with calls one at a time, that call's own); the calls that follow are sent with the
-    /// token too until the renewal ends: no call waits for a renewal in the steady state. In the second half, and once expired, calls wait for it. With `false`, every
-    /// call from the start of the window waits.
+    /// answer or is dropped (with calls one at a time, that call's own); the calls that follow are
+    /// sent with the token too until the renewal ends: no call waits for a renewal in the steady
+    /// state. In the second half, and once expired, calls wait for it. With `false`, every call from
+    /// the start of the window waits.
     ///
     /// Against a server that revokes the old access token when it renews (few do), a call sent with
     /// it that arrives after the renewal is rejected once and sent again with the new token,

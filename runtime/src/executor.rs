@@ -129,10 +129,11 @@ pub async fn pre<E>(
     }
 }
 
-/// progenitor's `ClientHooks::exec`: send; once answered, start the renewal `pre` found due (if any:
-/// `Session::call_answered`); if the API rejects the token, renew it (once for all requests that
-/// saw the same token) and put on the answer whether [`run`] should send the call once more. Each attempt runs in a `call` span (DEBUG) with the operation id, the attempt and the status;
-/// a renewal it starts runs in its `renewal` span inside it.
+/// progenitor's `ClientHooks::exec`: send; once answered (or dropped), start the renewal `pre` found
+/// due, if any; if the API rejects the token, renew it (once for all requests that saw the same
+/// token) and put on the answer whether [`run`] should send the call once more. Each attempt runs
+/// in a `call` span (DEBUG) with the operation id, the attempt and the status; a renewal it starts
+/// runs in its `renewal` span inside it.
 ///
 /// The request goes into reqwest's (small, boxed) future before this one is made, so every call's
 /// future need not hold the request too.
@@ -153,11 +154,11 @@ pub fn exec(
     );
     let sent = session.and_then(|_| request.headers().get(AUTHORIZATION).cloned());
     let sending = http.execute(request);
+    // Made before the future, so that a call dropped even before it is polled lets a renewal start.
+    let answered = Answered(session);
     async move {
         let response = sending.await;
-        if let Some(session) = session {
-            session.call_answered();
-        }
+        drop(answered);
         let response = response?;
         tracing::Span::current().record("status", response.status().as_u16());
         match session {
@@ -169,6 +170,18 @@ pub fn exec(
         }
     }
     .instrument(span)
+}
+
+/// Tells the session that a call has its answer, or never will, when dropped: the renewal the call
+/// found due, if any, starts then (`Session::call_answered`).
+struct Answered<'a>(Option<&'a Arc<Session>>);
+
+impl Drop for Answered<'_> {
+    fn drop(&mut self) {
+        if let Some(session) = self.0 {
+            session.call_answered();
+        }
+    }
 }
 
 /// progenitor's `ClientHooks::post`, which runs before the generated code reads the status: an

@@ -22,9 +22,10 @@
 //! reads as the end of the session.
 //!
 //! A token is renewed ahead of its expiry, in two halves of the renewal window (the skew): in the
-//! first, the call that finds the token due starts the renewal and goes on with the token, which is
-//! still good, so that no call waits for a renewal in the steady state; in the second, calls wait for
-//! it, as they do once the token has expired.
+//! first, the call that finds the token due goes on with the token, which is still good, and the
+//! renewal starts once a call has its answer (or is dropped), so that no call waits for a renewal in
+//! the steady state and a server that revokes the old access token at renewal does not reject the
+//! call that found it due; in the second, calls wait for it, as they do once the token has expired.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -165,6 +166,9 @@ impl Drop for Finish<'_> {
     fn drop(&mut self) {
         let mut state = self.session.state();
         state.renewal = None;
+        // Whatever it ends in, `flush` may be waiting for it (a write-back it starts is counted
+        // before this).
+        self.session.saved.notify_waiters();
         if state.ended.is_some() {
             // Logged out meanwhile: nothing a renewal brings back revives the session. But the token
             // it renewed is spent: its own write-back, if one is pending, gives way to the renewal's.
@@ -358,7 +362,9 @@ impl Session {
             // Unless another process stored something since (most likely the renewal, to adopt
             // before sending rather than after).
             (true, false) if self.config.background_renewal && !current.is_pressing(now) => {
-                self.renewal_wanted.store(true, Relaxed);
+                if !self.renewal_wanted.load(Relaxed) {
+                    self.renewal_wanted.store(true, Relaxed);
+                }
                 return Ok(current);
             }
             (true, _) => Reason::AheadOfExpiry,
@@ -434,28 +440,31 @@ impl Session {
         }
     }
 
-    /// A call of this session has its answer (or failed): start the renewal a call found due, if one
-    /// did. Not before: a server that revokes the previous access token when it renews would reject
-    /// the call that found its token due, outrun by its own renewal (against a fast store, most
-    /// times), and the call would have to be sent again. With calls one at a time, the answer is that
-    /// call's own; with several in flight, the first to come. One atomic load on every call that
-    /// finds nothing wanted.
+    /// A call of this session has its answer, failed, or was dropped: start the renewal a call found
+    /// due, if one did. Not before: a server that revokes the previous access token when it renews
+    /// would reject the call that found its token due, outrun by its own renewal (against a fast
+    /// store, most times), and the call would have to be sent again. With calls one at a time, the
+    /// answer is that call's own; with several in flight, the first to come. One atomic load on every
+    /// call that finds nothing wanted. Outside a Tokio runtime (a call dropped there) the renewal is
+    /// left to the next call.
     pub(crate) fn call_answered(self: &Arc<Self>) {
-        if !(self.renewal_wanted.load(Relaxed) && self.renewal_wanted.swap(false, Relaxed)) {
+        if !self.renewal_wanted.load(Relaxed) || tokio::runtime::Handle::try_current().is_err() {
             return;
         }
         let now = self.config.clock().now();
-        if let Ok(current) = self.current()
-            && current.is_due(now)
-        {
-            self.renew_in_background(&current, now);
+        let mut state = self.state();
+        // Cleared under the state's lock, as the renewal's slot is filled: to the registry, the
+        // session is renewing all along (`is_renewing`).
+        self.renewal_wanted.store(false, Relaxed);
+        let current = state.current.clone();
+        if current.is_due(now) {
+            self.start_in_background(&mut state, &current, now);
         }
     }
 
     /// Start renewing `seen` without waiting for it, unless a renewal is under way already or one
-    /// failed a moment ago.
-    fn renew_in_background(self: &Arc<Self>, seen: &Arc<Token>, now: SystemTime) {
-        let mut state = self.state();
+    /// failed a moment ago (the state's lock held).
+    fn start_in_background(self: &Arc<Self>, state: &mut State, seen: &Arc<Token>, now: SystemTime) {
         let quiet = state.quiet_until.is_some_and(|until| now < until);
         if state.ended.is_none() && state.renewal.is_none() && !quiet && Arc::ptr_eq(&state.current, seen) {
             state.renewal = Some((self.start_renewal(seen, Reason::AheadOfExpiry), Reason::AheadOfExpiry));
@@ -1106,7 +1115,8 @@ impl Session {
 
     /// Whether a renewal is under way.
     pub(crate) fn is_renewing(&self) -> bool {
-        self.state().renewal.is_some()
+        let state = self.state();
+        state.renewal.is_some() || self.renewal_wanted.load(Relaxed)
     }
 
     /// Whether a renewed session kept in memory waits to be written to the store.
@@ -1114,16 +1124,17 @@ impl Session {
         self.unsaved.load(std::sync::atomic::Ordering::SeqCst) > 0
     }
 
-    /// Wait until a renewed session kept in memory has been written to the store, for at most
-    /// `timeout`. Returns whether nothing is left unsaved.
+    /// Wait until a renewal under way has ended and a renewed session kept in memory has been written
+    /// to the store, for at most `timeout`. Returns whether nothing is left unsaved.
     pub(crate) async fn flush(&self, timeout: Duration) -> bool {
         let all_saved = async {
             loop {
                 let saved = self.saved.notified();
                 tokio::pin!(saved);
-                // Registered before looking, so that a write-back finishing in between is not missed.
+                // Registered before looking, so that a renewal or write-back finishing in between is
+                // not missed.
                 saved.as_mut().enable();
-                if !self.has_unsaved() {
+                if !self.has_unsaved() && self.state().renewal.is_none() {
                     return;
                 }
                 saved.await;

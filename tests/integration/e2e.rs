@@ -211,6 +211,28 @@ async fn the_call_that_finds_its_token_due_is_not_rejected_by_the_renewal_it_sta
     assert_eq!(api.metrics().renewals_ahead_of_expiry, 1);
 }
 
+/// `flush` waits for a renewal a call started in the background, not only for a write-back: a process
+/// that exits right after its last call keeps the rotated pair.
+#[tokio::test]
+async fn flush_waits_for_the_renewal_a_call_started() {
+    // The token endpoint answers 800 ms after a request; the client's clock says when tokens are due.
+    let clock = oauth_sdk::ManualClock::new(std::time::SystemTime::now());
+    let (server, client) = crate::support::reference_with(
+        Config {
+            token_latency: Some(Duration::from_millis(800)),
+            ..Config::default()
+        },
+        |builder| builder.clock(clock.clone()),
+    )
+    .await;
+    let api = login(client, MemoryStore::new()).await;
+    clock.advance(Duration::from_secs(3600) - oauth_sdk::DEFAULT_REFRESH_SKEW * 3 / 4);
+    api.get_me().await.expect("sent with the token, still good");
+    api.flush(Duration::from_secs(60)).await.expect("the renewal ended");
+    assert_eq!(api.metrics().refreshes, 1, "{:?}", api.metrics());
+    assert_eq!(server.counters().refreshes_accepted, 1);
+}
+
 #[tokio::test]
 async fn a_thousand_requests_on_an_expired_token_cost_one_refresh() {
     // Tokens must outlive the queue of 1,000 requests at the server, or the renewed token expires too.

@@ -208,6 +208,45 @@ async fn eviction_never_lets_go_of_a_session_renewing_in_the_background() {
     assert!(metrics.evictions_deferred >= 1, "{metrics:?}");
 }
 
+/// A session whose call found its token due is not let go while that call is in flight: the renewal
+/// starts once the call has its answer, and until then the session counts as renewing.
+#[tokio::test]
+async fn eviction_never_lets_go_of_a_session_whose_call_found_its_token_due() {
+    // Requests reach the handler 800 ms after they are sent; the client's clock says when tokens
+    // are due.
+    let clock = oauth_sdk::ManualClock::new(std::time::SystemTime::now());
+    let (_server, client) = crate::support::reference_with(
+        Config {
+            api_latency: Some(Duration::from_millis(800)),
+            ..Config::default()
+        },
+        |builder| builder.clock(clock.clone()),
+    )
+    .await;
+    let registry = SessionRegistry::new(client, |_: &str| MemoryStore::new()).max_sessions(1);
+    let login = async |user: &str| {
+        registry
+            .login(user, |client, store| {
+                client.login_password(store, DEMO_USER.0, DEMO_USER.1.into())
+            })
+            .await
+            .expect("logged in")
+    };
+    login("ada").await;
+    // A quarter into the renewal window: the call finds the token due, and goes on with it.
+    clock.advance(Duration::from_secs(3600) - oauth_sdk::DEFAULT_REFRESH_SKEW * 3 / 4);
+    let ada = registry.get("ada").await.unwrap();
+    let call = ada.get_me();
+    tokio::pin!(call);
+    // Polled once: the token attached and the request on its way, the renewal not started yet.
+    assert!(futures::poll!(call.as_mut()).is_pending());
+    login("bob").await;
+    let metrics = registry.metrics();
+    assert_eq!((metrics.live, metrics.evictions), (2, 0), "{metrics:?}");
+    assert!(metrics.evictions_deferred >= 1, "{metrics:?}");
+    call.await.expect("sent with the token, still good");
+}
+
 /// Eviction follows each session's last use, also uses recorded on the read path only (a held
 /// session's `get`, which takes no write lock and does not reorder the eviction index).
 #[tokio::test]
