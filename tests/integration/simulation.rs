@@ -498,7 +498,9 @@ impl<S: SimHandle> World<S> {
         if let Some(api) = &self.processes[p].api
             && api.flush(Duration::from_millis(500)).await.is_err()
         {
-            self.say(format!("p{p} postpones its restart: a write-back is pending"));
+            self.say(format!(
+                "p{p} postpones its restart: a renewal or a write-back is pending"
+            ));
             return Ok(());
         }
         self.say(format!("p{p} restarts"));
