@@ -181,20 +181,15 @@ async fn a_request_in_flight_when_a_refresh_revokes_its_token_is_sent_again_with
 /// used to outrun).
 #[tokio::test]
 async fn the_call_that_finds_its_token_due_is_not_rejected_by_the_renewal_it_starts() {
-    // Requests reach the handler 800 ms after they are sent; tokens live an hour, and the client's
-    // clock says when they are due.
-    let clock = oauth_sdk::ManualClock::new(std::time::SystemTime::now());
-    let (server, client) = crate::support::reference_with(
-        Config {
-            api_latency: Some(Duration::from_millis(800)),
-            ..Config::default()
-        },
-        |builder| builder.clock(clock.clone()),
-    )
+    // Requests reach the handler 800 ms after they are sent; the client's clock says when tokens
+    // are due.
+    let (server, client, clock) = crate::support::reference_on_clock(Config {
+        api_latency: Some(Duration::from_millis(800)),
+        ..Config::default()
+    })
     .await;
     let api = login(client, MemoryStore::new()).await;
-    // A quarter into the renewal window: due, and not close enough to expiry for the call to wait.
-    clock.advance(Duration::from_secs(3600) - oauth_sdk::DEFAULT_REFRESH_SKEW * 3 / 4);
+    crate::support::into_renewal_window(&clock);
     let mut changes = api.session_changes();
     changes.borrow_and_update();
 
@@ -216,17 +211,13 @@ async fn the_call_that_finds_its_token_due_is_not_rejected_by_the_renewal_it_sta
 #[tokio::test]
 async fn flush_waits_for_the_renewal_a_call_started() {
     // The token endpoint answers 800 ms after a request; the client's clock says when tokens are due.
-    let clock = oauth_sdk::ManualClock::new(std::time::SystemTime::now());
-    let (server, client) = crate::support::reference_with(
-        Config {
-            token_latency: Some(Duration::from_millis(800)),
-            ..Config::default()
-        },
-        |builder| builder.clock(clock.clone()),
-    )
+    let (server, client, clock) = crate::support::reference_on_clock(Config {
+        token_latency: Some(Duration::from_millis(800)),
+        ..Config::default()
+    })
     .await;
     let api = login(client, MemoryStore::new()).await;
-    clock.advance(Duration::from_secs(3600) - oauth_sdk::DEFAULT_REFRESH_SKEW * 3 / 4);
+    crate::support::into_renewal_window(&clock);
     api.get_me().await.expect("sent with the token, still good");
     api.flush(Duration::from_secs(60)).await.expect("the renewal ended");
     assert_eq!(api.metrics().refreshes, 1, "{:?}", api.metrics());

@@ -214,14 +214,10 @@ async fn eviction_never_lets_go_of_a_session_renewing_in_the_background() {
 async fn eviction_never_lets_go_of_a_session_whose_call_found_its_token_due() {
     // Requests reach the handler 800 ms after they are sent; the client's clock says when tokens
     // are due.
-    let clock = oauth_sdk::ManualClock::new(std::time::SystemTime::now());
-    let (_server, client) = crate::support::reference_with(
-        Config {
-            api_latency: Some(Duration::from_millis(800)),
-            ..Config::default()
-        },
-        |builder| builder.clock(clock.clone()),
-    )
+    let (_server, client, clock) = crate::support::reference_on_clock(Config {
+        api_latency: Some(Duration::from_millis(800)),
+        ..Config::default()
+    })
     .await;
     let registry = SessionRegistry::new(client, |_: &str| MemoryStore::new()).max_sessions(1);
     let login = async |user: &str| {
@@ -233,8 +229,8 @@ async fn eviction_never_lets_go_of_a_session_whose_call_found_its_token_due() {
             .expect("logged in")
     };
     login("ada").await;
-    // A quarter into the renewal window: the call finds the token due, and goes on with it.
-    clock.advance(Duration::from_secs(3600) - oauth_sdk::DEFAULT_REFRESH_SKEW * 3 / 4);
+    // The call finds the token due, and goes on with it.
+    crate::support::into_renewal_window(&clock);
     let ada = registry.get("ada").await.unwrap();
     let call = ada.get_me();
     tokio::pin!(call);

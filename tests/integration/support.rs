@@ -210,6 +210,21 @@ pub async fn reference_with(
     (server, client)
 }
 
+/// [`reference_with`] (tokens living the default hour), the client on a clock the test moves, from
+/// now: [`into_renewal_window`] makes its token due.
+pub async fn reference_on_clock(config: taskboard_server::Config) -> (taskboard_server::Server, Client, ManualClock) {
+    let clock = ManualClock::new(SystemTime::now());
+    let (server, client) = reference_with(config, |builder| builder.clock(clock.clone())).await;
+    (server, client, clock)
+}
+
+/// Move the clock of [`reference_on_clock`] a quarter into the renewal window of a token it issued:
+/// due, and not close enough to expiry for a call to wait for the renewal.
+pub fn into_renewal_window(clock: &ManualClock) {
+    let lifetime = taskboard_server::Config::default().access_token_lifetime;
+    clock.advance(lifetime - oauth_sdk::DEFAULT_REFRESH_SKEW * 3 / 4);
+}
+
 /// [`reference_with`], the client as it is.
 pub async fn reference(config: taskboard_server::Config) -> (taskboard_server::Server, Client) {
     reference_with(config, |builder| builder).await
