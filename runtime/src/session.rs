@@ -445,10 +445,9 @@ impl Session {
     /// would reject the call that found its token due, outrun by its own renewal (against a fast
     /// store, most times), and the call would have to be sent again. With calls one at a time, the
     /// answer is that call's own; with several in flight, the first to come. One atomic load on every
-    /// call that finds nothing wanted. Outside a Tokio runtime (a call dropped there) the renewal is
-    /// left to the next call.
+    /// call that finds nothing wanted.
     pub(crate) fn call_answered(self: &Arc<Self>) {
-        if !self.renewal_wanted.load(Relaxed) || tokio::runtime::Handle::try_current().is_err() {
+        if !self.renewal_wanted.load(Relaxed) {
             return;
         }
         let now = self.config.clock().now();
@@ -456,6 +455,11 @@ impl Session {
         // Cleared under the state's lock, as the renewal's slot is filled: to the registry, the
         // session is renewing all along (`is_renewing`).
         self.renewal_wanted.store(false, Relaxed);
+        // Outside a Tokio runtime (a call dropped there) nothing can be spawned: the next call that
+        // finds the token due asks again.
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
         let current = state.current.clone();
         if current.is_due(now) {
             self.start_in_background(&mut state, &current, now);
