@@ -315,18 +315,19 @@ impl Run {
                 raw_one.cpu_per_call()
             );
         }
-        let (mut ahead, mut rejected, mut refreshes, mut adopted, mut resent) = (0, 0, 0, 0, 0);
+        let (mut ahead, mut late, mut rejected, mut refreshes, mut adopted, mut resent) = (0, 0, 0, 0, 0, 0);
         for i in 0..sessions {
             let m = registry.get(&format!("user-{i}")).await?.metrics();
             ahead += m.renewals_ahead_of_expiry;
+            late += m.renewals_after_expiry;
             rejected += m.renewals_after_rejection;
             refreshes += m.refreshes;
             adopted += m.adopted_from_store;
             resent += m.resent;
         }
         println!(
-            "over all sessions: {ahead} renewals ahead of expiry, {rejected} after a rejection; {refreshes} refreshes, \
-         {adopted} adopted from the store, {resent} requests resent"
+            "over all sessions: {ahead} renewals ahead of expiry, {late} after expiry, {rejected} after a rejection; \
+             {refreshes} refreshes, {adopted} adopted from the store, {resent} requests resent"
         );
         println!(
             "sessions={sessions} redis_connections={redis_connections} kib_per_session={kib_per_session:.2} throughput_ratio={ratio:.3}"

@@ -24,8 +24,11 @@ pub struct Metrics {
     pub requests: u64,
     /// Requests sent again after their token was rejected and renewed.
     pub resent: u64,
-    /// Renewals started because the token was within the skew of its expiry.
+    /// Renewals started because the token was within the skew of its expiry, and not yet expired.
     pub renewals_ahead_of_expiry: u64,
+    /// Renewals started because the token had expired: a process idle across the expiry, or a call
+    /// that took longer than the rest of the renewal window. In a busy steady state, 0.
+    pub renewals_after_expiry: u64,
     /// Renewals started because the API rejected the token.
     pub renewals_after_rejection: u64,
     /// Renewals the application asked for ([`Authenticated::refresh`](crate::Authenticated::refresh)).
@@ -51,6 +54,7 @@ pub(crate) struct Counters {
     pub requests: AtomicU64,
     pub resent: AtomicU64,
     pub renewals_ahead_of_expiry: AtomicU64,
+    pub renewals_after_expiry: AtomicU64,
     pub renewals_after_rejection: AtomicU64,
     pub renewals_forced: AtomicU64,
     pub adopted_from_store: AtomicU64,
@@ -71,6 +75,7 @@ impl Counters {
             requests: self.requests.load(Relaxed),
             resent: self.resent.load(Relaxed),
             renewals_ahead_of_expiry: self.renewals_ahead_of_expiry.load(Relaxed),
+            renewals_after_expiry: self.renewals_after_expiry.load(Relaxed),
             renewals_after_rejection: self.renewals_after_rejection.load(Relaxed),
             renewals_forced: self.renewals_forced.load(Relaxed),
             adopted_from_store: self.adopted_from_store.load(Relaxed),

@@ -132,8 +132,8 @@ impl Token {
 /// Why a renewal was started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reason {
-    /// The token is within the skew of its expiry.
-    AheadOfExpiry,
+    /// The token is within the skew of its expiry, or past it.
+    Due,
     /// The API rejected it.
     Rejected,
     /// The store says another process stored something: look, adopt it, refresh nothing.
@@ -179,7 +179,7 @@ impl Drop for Finish<'_> {
             }
             return;
         }
-        if self.reason == Reason::AheadOfExpiry {
+        if self.reason == Reason::Due {
             state.quiet_until = match &self.outcome {
                 Some(Ok(_)) => None,
                 _ => Some(self.session.config.clock().now() + BACKGROUND_RETRY),
@@ -367,7 +367,7 @@ impl Session {
                 }
                 return Ok(current);
             }
-            (true, _) => Reason::AheadOfExpiry,
+            (true, _) => Reason::Due,
             (false, true) => Reason::StoreChanged,
         };
         match self.renew(&current, reason).await {
@@ -471,13 +471,16 @@ impl Session {
     fn start_in_background(self: &Arc<Self>, state: &mut State, seen: &Arc<Token>, now: SystemTime) {
         let quiet = state.quiet_until.is_some_and(|until| now < until);
         if state.ended.is_none() && state.renewal.is_none() && !quiet && Arc::ptr_eq(&state.current, seen) {
-            state.renewal = Some((self.start_renewal(seen, Reason::AheadOfExpiry), Reason::AheadOfExpiry));
+            state.renewal = Some((self.start_renewal(seen, Reason::Due), Reason::Due));
         }
     }
 
     fn start_renewal(self: &Arc<Self>, seen: &Arc<Token>, reason: Reason) -> Renewal {
         match reason {
-            Reason::AheadOfExpiry => Counters::bump(&self.counters.renewals_ahead_of_expiry),
+            Reason::Due if seen.is_expired(self.config.clock().now()) => {
+                Counters::bump(&self.counters.renewals_after_expiry)
+            }
+            Reason::Due => Counters::bump(&self.counters.renewals_ahead_of_expiry),
             Reason::Rejected => Counters::bump(&self.counters.renewals_after_rejection),
             Reason::Forced => Counters::bump(&self.counters.renewals_forced),
             Reason::StoreChanged => {}

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use httpmock::Method::POST;
+use httpmock::Method::{GET, POST};
 use oauth_sdk::{ExposeSecret, SessionEnd, SessionState};
 use serde_json::json;
 
@@ -36,12 +36,62 @@ async fn counters_follow_requests_resends_and_renewals() {
     assert_eq!(
         (
             after_expiry.renewals_ahead_of_expiry,
+            after_expiry.renewals_after_expiry,
             after_expiry.refreshes,
             after_expiry.requests
         ),
-        (1, 2, 3)
+        (0, 1, 2, 3)
     );
     assert_eq!(after_expiry.refresh_refused, 0);
+}
+
+/// A call that finds its token due in the first half of the renewal window starts the renewal when
+/// it has its answer. If the token expired meanwhile (the call took longer than the rest of the
+/// window), that renewal counts as one after expiry, not ahead of it.
+#[tokio::test]
+async fn a_renewal_that_starts_after_expiry_is_not_counted_as_ahead_of_it() {
+    let h = Harness::start().await;
+    let api = h.logged_in().await;
+    let slow = h
+        .server
+        .mock_async(|when, then| {
+            when.method(GET).path("/v1/me").header("authorization", "Bearer at-1");
+            then.status(200)
+                .header("content-type", "application/json")
+                .json_body(crate::support::user())
+                .delay(Duration::from_secs(2));
+        })
+        .await;
+    let refresh = h.mock_refresh("rt-1", "at-2", "rt-2").await;
+    let skew = oauth_sdk::DEFAULT_REFRESH_SKEW.as_secs();
+    h.clock.advance(Duration::from_secs(LIFETIME - skew + 1));
+    let call = tokio::spawn({
+        let api = api.clone();
+        async move { api.get_me().await.map(drop) }
+    });
+    // Sent with the old token; the clock passes its expiry before the answer comes.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while slow.calls_async().await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the call never reached the server"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    h.clock.advance(Duration::from_secs(skew));
+    call.await.unwrap().expect("answered");
+    api.flush(Duration::from_secs(30)).await.expect("the renewal ends");
+    refresh.assert_calls_async(1).await;
+    let counted = api.metrics();
+    assert_eq!(
+        (
+            counted.renewals_ahead_of_expiry,
+            counted.renewals_after_expiry,
+            counted.requests
+        ),
+        (0, 1, 1),
+        "{counted:?}"
+    );
 }
 
 #[tokio::test]
