@@ -554,7 +554,7 @@ impl Session {
                 );
                 return Err(error.into());
             }
-            wait_for_store(versions.as_mut()).await;
+            wait_for_store(versions.as_mut(), LOCK_POLL).await;
             match self.newest(seen, self.load().await?)? {
                 Newest::Stored(token) if !token.is_due(self.config.clock().now()) => {
                     Counters::bump(&self.counters.adopted_from_store);
@@ -1063,13 +1063,21 @@ impl Session {
     /// (it becomes current only once its renewal has ended, after this starts). The task holds the
     /// session, so it goes on after the application drops its last handle (for as long as the
     /// runtime runs); [`Session::flush`] waits for it.
+    ///
+    /// A change the store pushes ends a wait at once: the store is back, and another process may be
+    /// putting an older copy of the session back (after the store lost its data), which it holds
+    /// under a short claim for a process with a newer renewal, such as this one, to write over.
     fn write_back(self: &Arc<Self>, token: Arc<Token>, expect: Expect) {
         self.unsaved.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let session = self.clone();
         tokio::spawn(async move {
             let mut waits = Backoff::new(WRITE_BACK_FIRST_DELAY, WRITE_BACK_MAX_DELAY);
+            let mut versions = session.versions.clone();
+            if let Some(versions) = &mut versions {
+                versions.borrow_and_update();
+            }
             while !session.write_back_once(&token, expect).await {
-                tokio::time::sleep(waits.next_delay()).await;
+                wait_for_store(versions.as_mut(), waits.next_delay()).await;
             }
             if session.unsaved.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
                 session.saved.notify_waiters();
@@ -1285,18 +1293,18 @@ impl Session {
     }
 }
 
-/// Wait until the store pushes a version `versions` has not seen yet, or for one poll interval. (A
-/// receiver cloned afresh for each wait would take every version since the session began as new,
-/// and not wait at all.)
-async fn wait_for_store(versions: Option<&mut watch::Receiver<Version>>) {
+/// Wait until the store pushes a version `versions` has not seen yet, or for `at_most`. (A receiver
+/// cloned afresh for each wait would take every version since the session began as new, and not
+/// wait at all.)
+async fn wait_for_store(versions: Option<&mut watch::Receiver<Version>>, at_most: Duration) {
     match versions {
-        Some(versions) => match tokio::time::timeout(LOCK_POLL, versions.changed()).await {
-            // A new version, or a poll interval gone by.
+        Some(versions) => match tokio::time::timeout(at_most, versions.changed()).await {
+            // A new version, or the time gone by.
             Ok(Ok(())) | Err(_) => {}
-            // The store stopped pushing: poll.
-            Ok(Err(_)) => tokio::time::sleep(LOCK_POLL).await,
+            // The store stopped pushing: wait the time out.
+            Ok(Err(_)) => tokio::time::sleep(at_most).await,
         },
-        None => tokio::time::sleep(LOCK_POLL).await,
+        None => tokio::time::sleep(at_most).await,
     }
 }
 

@@ -972,6 +972,57 @@ async fn renewed_in_memory_only(api: &Authenticated<SimStore>, shared: &SimShare
     api.get_me().await.expect("renewed, kept in memory");
 }
 
+/// Found by the fault simulation (seed 318, an outage part-way through a renewal): a renewal kept in
+/// memory while the store was down, a logout that the store could not take (the session ends here,
+/// its write-back goes on), and the store losing its data meanwhile. Once the store is back, another
+/// process puts its older copy back under a short claim, for a process with a newer renewal to write
+/// over. The write-back must do that within the claim, not at its next backoff, seconds later: the
+/// other process would then renew from its copy, whose refresh token is spent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_write_back_writes_over_an_older_copy_put_back_after_the_store_lost_its_data() {
+    let server = reference(Config::default()).await;
+    let clock = ManualClock::new(t0());
+    let shared = SimShared::new(41);
+    let a = login(&client(&server, &clock), shared.handle()).await;
+    let b = builder(&server, &clock)
+        .store_timeout(Duration::from_millis(250))
+        .build()
+        .unwrap()
+        .resume(shared.handle())
+        .await
+        .unwrap();
+
+    // The claim lands and the token is rotated; the result's write does not land.
+    shared.faults(|f| f.writes_left = Some(1));
+    a.refresh().await.expect("renewed, kept in memory");
+    let writing_back = a.clone();
+    let error = a.logout().await.expect_err("the store cannot take the logout");
+    assert!(matches!(&error, Error::Store(e) if e.is_unavailable()), "{error:?}");
+    // b looks at the store and sees a's claim (its call is rejected: a's renewal revoked the access
+    // token b holds, and b cannot renew while the store refuses the lock).
+    let _ = b.get_me().await;
+    // a's write-back has failed long enough to wait its longest between attempts; right after one
+    // attempt, the store loses its data and comes back.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let failed = shared.failed_calls();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while shared.failed_calls() == failed {
+        assert!(tokio::time::Instant::now() < deadline, "the write-back stopped trying");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    shared.wipe();
+    shared.faults(|f| *f = Default::default());
+
+    clock.advance(HOUR);
+    b.get_me()
+        .await
+        .expect("b renews from a's renewal, not from its own copy");
+    writing_back.flush(Duration::from_secs(30)).await.expect("written back");
+    assert_no_reuse(&server);
+    assert_eq!(server.counters().refreshes_accepted, 2);
+    assert!(server.refresh_token_is_current(&stored_refresh_token(&shared)));
+}
+
 /// A logout whose tombstone was stored stops this process's write-back of a renewal, even if the
 /// store then loses the tombstone (an unplanned failover to a replica that never saw it): the
 /// write-back would otherwise bring the logged-out session back.
