@@ -1,7 +1,7 @@
 //! A shared token store that behaves like Redis (compare-and-set on a version, a lock with a TTL,
-//! change notifications) with faults the test switches on: an outage, latency, a write that lands
-//! but reports failure, a lock key lost, a lock owner that stalls, notifications held back, and the
-//! loss of every key (a restart without persistence).
+//! change notifications) with faults the test switches on: an outage (at once, or after a number of
+//! calls), latency, a write that lands but reports failure, a lock key lost, a lock owner that
+//! stalls, notifications held back, and the loss of every key (a restart without persistence).
 //!
 //! Each simulated process gets its own handle; the handles share the data. A [`SimStore`]
 //! ([`SimShared::handle`]) takes the lock with the read, and releases it with the write, in two calls
@@ -54,6 +54,9 @@ pub struct Faults {
     pub writes_fail: bool,
     /// This many more writes succeed, then every write fails (as `writes_fail`).
     pub writes_left: Option<u32>,
+    /// This many more calls of any kind go through, then the store is down (as `down`): an outage
+    /// that begins part-way through whatever the next caller is doing, a renewal most often.
+    pub calls_left: Option<u32>,
     /// A write that fails is refused as invalid (a sealing key missing, data it cannot read), not
     /// as the store being unavailable.
     pub writes_invalid: bool,
@@ -289,6 +292,10 @@ impl SimStore {
             tokio::time::sleep(latency).await;
         }
         let mut data = self.shared.data();
+        if let Some(left) = data.faults.calls_left {
+            data.faults.calls_left = left.checked_sub(1);
+            data.faults.down |= left == 0;
+        }
         let writes = call != Call::Read && !(call == Call::Clear && data.faults.clears_pass);
         if matches!(call, Call::Write | Call::Clear)
             && let Some(left) = data.faults.writes_left

@@ -3,10 +3,11 @@
 //!
 //! Each seed decides a schedule: a few simulated processes (each its own `Client` and session, on one
 //! shared store and one clock), calls alone and in bursts, idle gaps, forced refreshes, restarts,
-//! logins and logouts, and store faults (outages, latency past the timeout, a read-only store that
-//! refuses the session's writes and the lock, writes and locks that land but report failure, unlocks
-//! that fail and are carried out later, lost and stalled lock owners, held-back notifications, loss
-//! of every key) and a token endpoint that redirects. The reference server rotates refresh tokens
+//! logins and logouts, and store faults (outages, at once or part-way through what a process is
+//! doing, latency past the timeout, a read-only store that refuses the session's writes and the lock,
+//! at once or after a few more writes, writes and locks that land but report failure, unlocks that
+//! fail and are carried out later, lost and stalled lock owners, held-back notifications, loss of
+//! every key) and a token endpoint that redirects. The reference server rotates refresh tokens
 //! and revokes a token's whole family when one is presented twice. Even seeds run on a store that
 //! takes the lock with the read, and releases it with the write, in one step each (as Redis does);
 //! odd seeds on one that leaves both to the trait's defaults.
@@ -142,6 +143,9 @@ struct World<S: SimHandle> {
     clock: ManualClock,
     shared: SimShared,
     processes: Vec<Process<S>>,
+    /// Sessions the processes let go of (a failed logout, a session replaced or ended): a renewal of
+    /// theirs may still be writing back, as it would in a process that goes on running.
+    retired: Vec<Authenticated<S>>,
     rng: Rng,
     log: Vec<String>,
     step: usize,
@@ -223,6 +227,7 @@ impl<S: SimHandle> World<S> {
             clock,
             shared,
             processes,
+            retired: Vec::new(),
             rng,
             log: Vec::new(),
             step: 0,
@@ -283,7 +288,7 @@ impl<S: SimHandle> World<S> {
                 65..70 => self.restart(p).await?,
                 70..72 => self.logout(p).await?,
                 72..75 => self.login(p).await?,
-                _ => self.fault().await,
+                _ => self.fault().await?,
             }
             self.note_faults();
         }
@@ -311,8 +316,8 @@ impl<S: SimHandle> World<S> {
         }
     }
 
-    async fn fault(&mut self) {
-        let which = self.rng.below(11);
+    async fn fault(&mut self) -> Result<(), String> {
+        let which = self.rng.below(13);
         let percent = 10 + self.rng.below(40);
         let stall = Duration::from_millis(100 + self.rng.below(120));
         let mut said = String::new();
@@ -366,6 +371,22 @@ impl<S: SimHandle> World<S> {
                 };
                 said = format!("unlocks fail, and are carried out later: {:?}", f.late_unlocks);
             }),
+            9 => {
+                // Part-way through a renewal, which a process starts at once: the lock, the read, the
+                // claim, the result and the unlock are three calls to a store that takes the lock with
+                // the read and releases it with the write, five to one that does not.
+                let left = self.rng.below(5) as u32;
+                self.shared.faults(|f| f.calls_left = Some(left));
+                self.store_fault_at = Some(Instant::now());
+                self.say(format!("the store goes down after {left} more calls"));
+                let p = self.rng.below(self.processes.len() as u64) as usize;
+                return self.force(p).await;
+            }
+            10 => self.shared.faults(|f| {
+                let left = self.rng.below(3) as u32;
+                f.writes_left = Some(left);
+                said = format!("store writes (and locks) fail after {left} more writes");
+            }),
             _ => {
                 self.server_redirects = !self.server_redirects;
                 self.server.redirect_token_requests(self.server_redirects);
@@ -376,6 +397,7 @@ impl<S: SimHandle> World<S> {
             self.store_fault_at = Some(Instant::now());
         }
         self.say(said);
+        Ok(())
     }
 }
 
@@ -401,7 +423,7 @@ impl<S: SimHandle> World<S> {
         if self.explains(p, error) {
             self.say(format!("p{p} {what} failed, as the faults explain: {error}"));
             if matches!(error, Error::SessionEnded(_)) {
-                self.processes[p].api = None;
+                self.let_go(p);
             }
             Ok(())
         } else {
@@ -459,6 +481,7 @@ impl<S: SimHandle> World<S> {
         let store = self.processes[p].store.clone();
         match client.login_password(store, DEMO_USER.0, DEMO_USER.1.into()).await {
             Ok(api) => {
+                self.let_go(p);
                 self.processes[p].api = Some(api);
                 self.processes[p].since = self.step;
                 self.logged_in_since_logout = true;
@@ -474,11 +497,17 @@ impl<S: SimHandle> World<S> {
         }
     }
 
+    /// Process `p` lets go of its session.
+    fn let_go(&mut self, p: usize) {
+        self.retired.extend(self.processes[p].api.take());
+    }
+
     async fn resume(&mut self, p: usize) -> Result<(), String> {
         let client = self.processes[p].client.clone();
         let store = self.processes[p].store.clone();
         match client.resume(store).await {
             Ok(api) => {
+                self.let_go(p);
                 self.processes[p].api = Some(api);
                 self.processes[p].since = self.step;
                 Ok(())
@@ -486,7 +515,7 @@ impl<S: SimHandle> World<S> {
             // Nothing to resume after a logout, or after the store lost every key.
             Err(Error::NoSession) => {
                 self.say(format!("p{p} finds no session to resume"));
-                self.processes[p].api = None;
+                self.let_go(p);
                 Ok(())
             }
             Err(error) => self.failed(p, "a resume", &error),
@@ -504,14 +533,15 @@ impl<S: SimHandle> World<S> {
             return Ok(());
         }
         self.say(format!("p{p} restarts"));
-        self.processes[p].api = None;
+        self.let_go(p);
         self.resume(p).await
     }
 
     async fn logout(&mut self, p: usize) -> Result<(), String> {
-        let Some(api) = self.processes[p].api.take() else {
+        let Some(api) = self.processes[p].api.clone() else {
             return Ok(());
         };
+        self.let_go(p);
         self.say(format!("p{p} logs out"));
         match api.logout().await {
             Ok(()) => {
@@ -563,10 +593,9 @@ impl<S: SimHandle> World<S> {
             self.server_redirects = false;
             self.server.redirect_token_requests(false);
         }
-        for process in &self.processes {
-            if let Some(api) = &process.api {
-                let _ = api.flush(Duration::from_secs(10)).await;
-            }
+        let held = self.processes.iter().filter_map(|p| p.api.as_ref());
+        for api in held.chain(&self.retired) {
+            let _ = api.flush(Duration::from_secs(10)).await;
         }
         // Every live process renews once more: a spent refresh token anywhere shows now.
         self.clock.advance(LIFETIME);
