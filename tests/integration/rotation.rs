@@ -14,7 +14,7 @@ use oauth_sdk::{
 use taskboard_server::{Config, DEMO_CLIENT, DEMO_USER, Server};
 
 use crate::sim_store::{SimShared, SimStore};
-use crate::support::{Harness, LIFETIME, Traces, t0, token_body};
+use crate::support::{Harness, LIFETIME, Traces, eventually, t0, token_body};
 
 /// The reference server's token lifetime; the clients' clock decides when a token is due.
 const HOUR: Duration = Duration::from_secs(3600);
@@ -410,14 +410,10 @@ async fn a_pending_write_back_survives_the_last_handle_and_flush_waits_for_it() 
         if drop_handles {
             drop(api);
             shared.faults(|f| *f = Default::default());
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-            while !server.refresh_token_is_current(&stored_refresh_token(&shared)) {
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "the write-back was lost with the handle"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            eventually("the write-back was lost with the handle", async || {
+                server.refresh_token_is_current(&stored_refresh_token(&shared))
+            })
+            .await;
         } else {
             shared.faults(|f| *f = Default::default());
             api.flush(Duration::from_secs(30)).await.expect("written back");
@@ -1005,11 +1001,7 @@ async fn a_pending_write_back_writes_over_an_older_copy_put_back_after_the_store
     // attempt, the store loses its data and comes back.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let failed = shared.failed_calls();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while shared.failed_calls() == failed {
-        assert!(tokio::time::Instant::now() < deadline, "the write-back stopped trying");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    eventually("the write-back stopped trying", async || shared.failed_calls() > failed).await;
     shared.wipe();
     shared.faults(|f| *f = Default::default());
 

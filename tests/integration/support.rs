@@ -14,6 +14,15 @@ pub const PASSWORD: &str = "correct horse";
 /// Token lifetime the mock token endpoint gives, in seconds.
 pub const LIFETIME: u64 = 3600;
 
+/// Wait until `done` holds, looking every 5 ms; fail the test with `what` after 30 s.
+pub async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !done().await {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// When every test's clock starts.
 pub fn t0() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_700_000_000)
